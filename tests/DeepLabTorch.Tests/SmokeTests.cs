@@ -1,0 +1,14 @@
+using DeepLabTorch.Torch;
+using Xunit;
+
+namespace DeepLabTorch.Tests;
+
+public class SmokeTests
+{
+    [Fact]
+    public void FrameworkAssemblyReachesTheEngine()
+    {
+        using var t = torch.ones(2, 3);
+        Assert.Equal(6.0, t.sum().item<double>());
+    }
+}
