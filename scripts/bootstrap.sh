@@ -41,6 +41,13 @@ test -f build/native/libdeeplabtorch_native.so || { echo "bootstrap: native buil
 stamp=build/.dotnet-stamp
 if [ ! -f "$stamp" ] || [ -n "$(find src tests configs Directory.Build.props Directory.Packages.props build/native/libdeeplabtorch_native.so -newer "$stamp" -type f -print -quit 2>/dev/null)" ]; then
   say "building the .NET solution"
-  dotnet build DeepLabTorch.sln -c Release -nologo -v quiet -clp:ErrorsOnly >&2
+  log=$(mktemp)
+  if ! dotnet build DeepLabTorch.sln -c Release -nologo -v quiet >"$log" 2>&1; then
+    grep -E "error" "$log" | sort -u >&2 || cat "$log" >&2
+    rm -f "$log"
+    echo "bootstrap: the .NET build failed" >&2
+    exit 1
+  fi
+  rm -f "$log"
   touch "$stamp"
 fi

@@ -1,0 +1,62 @@
+using DeepLabTorch.Torch;
+
+namespace DeepLabTorch.Data;
+
+/// <summary>One decoded (image, mask) pair: RGB HWC bytes and class indices HW (255 = ignore).</summary>
+public sealed class SegmentationSample
+{
+    public required string Id { get; init; }
+    public required int Height { get; init; }
+    public required int Width { get; init; }
+    /// <summary>RGB, row-major HWC, Height*Width*3 bytes.</summary>
+    public required byte[] Image { get; init; }
+    /// <summary>Class index per pixel, Height*Width bytes; IgnoreIndex marks void.</summary>
+    public required byte[] Mask { get; init; }
+}
+
+/// <summary>A split of a segmentation data set: random access to decoded samples.</summary>
+public interface ISegmentationDataset
+{
+    string Name { get; }
+    int Count { get; }
+    IReadOnlyList<string> ClassNames { get; }
+    int NumClasses => ClassNames.Count;
+    int IgnoreIndex => 255;
+    /// <summary>Decodes sample i. Bad files throw DataException naming the file and the reason.</summary>
+    SegmentationSample Load(int index);
+}
+
+/// <summary>A collated batch: images NCHW float32 (normalized), masks NHW int64.</summary>
+public sealed class Batch : IDisposable
+{
+    public Batch(torch.Tensor images, torch.Tensor masks, IReadOnlyList<string> ids)
+    {
+        Images = images;
+        Masks = masks;
+        Ids = ids;
+    }
+
+    public torch.Tensor Images { get; }
+    public torch.Tensor Masks { get; }
+    public IReadOnlyList<string> Ids { get; }
+    public int Size => Ids.Count;
+
+    public void Dispose()
+    {
+        Images.Dispose();
+        Masks.Dispose();
+    }
+}
+
+/// <summary>Bad input data: the message names the file and the reason.</summary>
+public sealed class DataException : Exception
+{
+    public DataException(string path, string reason, Exception? inner = null) : base($"{path}: {reason}", inner)
+    {
+        Path = path;
+        Reason = reason;
+    }
+
+    public string Path { get; }
+    public string Reason { get; }
+}

@@ -1,0 +1,10 @@
+namespace DeepLabTorch;
+
+/// <summary>
+/// A problem the user can fix (bad flag, missing file, wrong config). The CLI prints its message
+/// on one line, without a stack trace, and exits with code 2.
+/// </summary>
+public class UserException : Exception
+{
+    public UserException(string message, Exception? inner = null) : base(message, inner) { }
+}
