@@ -51,6 +51,8 @@ public sealed class DataVerb : IVerb
     public int BaseSize { get; set; }
     [Option("batch-size", Default = 4, HelpText = "bench: batch size.")]
     public int BatchSize { get; set; }
+    [Option("blur", HelpText = "bench: include the random Gaussian blur of the reference recipe.")]
+    public bool Blur { get; set; }
     [Option("batches", Default = 10, HelpText = "bench: timed batches per worker count.")]
     public int Batches { get; set; }
 
@@ -83,6 +85,7 @@ public sealed class DataVerb : IVerb
         Seed = Seed,
         CropSize = CropSize,
         BaseSize = BaseSize,
+        GaussianBlur = Blur,
     };
 
     private static int[] ParseList(string text, string what)
