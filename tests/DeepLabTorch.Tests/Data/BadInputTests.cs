@@ -108,4 +108,25 @@ public class BadInputTests
         Assert.Equal(0, code2);
         Assert.Contains("clean", output2);
     }
+
+    [Fact]
+    public void CheckNamesUnreadableMatFilesInSbd()
+    {
+        var sbd = Path.Combine(DataTestUtil.TempDir("sbdbad"), "benchmark_RELEASE", "dataset");
+        Directory.CreateDirectory(Path.Combine(sbd, "img"));
+        Directory.CreateDirectory(Path.Combine(sbd, "cls"));
+        var (rgb, _) = DataTestUtil.TwoRegionSample(11, 7, 3);
+        foreach (var id in new[] { "ok", "broken" }) ImageCodec.WritePng(Path.Combine(sbd, "img", id + ".jpg"), rgb, 7, 11);
+        File.Copy(Path.Combine(DataTestUtil.MatFixtures, "u8_zlib.mat"), Path.Combine(sbd, "cls", "ok.mat"));
+        var bytes = File.ReadAllBytes(Path.Combine(DataTestUtil.MatFixtures, "u8_zlib.mat"));
+        for (int i = 200; i < bytes.Length; i++) bytes[i] ^= 0x5A; // corrupt the zlib stream
+        File.WriteAllBytes(Path.Combine(sbd, "cls", "broken.mat"), bytes);
+        File.WriteAllLines(Path.Combine(sbd, "train.txt"), new[] { "ok", "broken" });
+        File.WriteAllLines(Path.Combine(sbd, "val.txt"), new[] { "ok" });
+        var report = DataChecker.Run(new DataOptions { Dataset = "sbd", DataRoot = Path.GetDirectoryName(Path.GetDirectoryName(sbd))! });
+        Assert.Equal(2, report.Samples);
+        var problem = Assert.Single(report.Problems);
+        Assert.Contains("broken.mat", problem);
+        Assert.Contains("MAT", problem);
+    }
 }
