@@ -151,13 +151,23 @@ public sealed class DeepLabV3Plus : nn.Module<Tensor, Tensor>
     /// PyTorch versions, defaults to 0. With strict, other missing or unexpected keys are errors;
     /// shape mismatches always are (for example a classifier trained for another number of classes).
     /// </summary>
-    public void LoadReferenceStateDict(IReadOnlyDictionary<string, Tensor> sd, bool strict = true)
+    public void LoadReferenceStateDict(IReadOnlyDictionary<string, Tensor> sd, bool strict = true) =>
+        LoadReferenceStateDict(sd, strict, keepClassifier: false);
+
+    /// <summary>
+    /// As LoadReferenceStateDict(sd, strict), and with keepClassifier the weights under
+    /// ClassifierPrefix are ignored and this model's classifier is kept: fine-tuning from weights
+    /// trained for another number of classes.
+    /// </summary>
+    public void LoadReferenceStateDict(IReadOnlyDictionary<string, Tensor> sd, bool strict, bool keepClassifier)
     {
         var aliases = ReferenceAliases(Config.Backbone);
         var own = state_dict();
         var mapped = new Dictionary<string, Tensor>();
+        var classifier = ClassifierPrefix + ".";
         foreach (var (k, t) in sd)
         {
+            if (keepClassifier && k.StartsWith(classifier, StringComparison.Ordinal)) continue;
             if (aliases.TryGetValue(k, out var canonical))
             {
                 // The canonical key wins when both are present: in the reference they are one tensor.
@@ -168,6 +178,9 @@ public sealed class DeepLabV3Plus : nn.Module<Tensor, Tensor>
                 mapped[k] = t;
             }
         }
+        if (keepClassifier)
+            foreach (var (k, t) in own)
+                if (k.StartsWith(classifier, StringComparison.Ordinal)) mapped[k] = t;
         var defaults = new List<Tensor>();
         try
         {

@@ -170,6 +170,20 @@ public class ModelBehaviourTests
     }
 
     [Fact]
+    public void FineTuningKeepsTheClassifierOfTheNewClassCount()
+    {
+        using var source = Small(21);
+        using var target = Small(2);
+        using var before = target.Decoder.Classifier.weight.clone();
+        target.LoadReferenceStateDict(source.ReferenceStateDict(), strict: true, keepClassifier: true);
+        Assert.True(target.Decoder.Classifier.weight.equal(before));
+        var src = source.state_dict();
+        foreach (var (k, t) in target.state_dict())
+            if (!k.StartsWith(target.ClassifierPrefix + ".", StringComparison.Ordinal))
+                Assert.True(t.equal(src[k]), $"{k} was not loaded");
+    }
+
+    [Fact]
     public void BadConfigurationsAndInputsAreClearErrors()
     {
         Assert.Contains("backbone", Assert.Throws<UserException>(() => ModelFactory.Create(new ModelConfig("vgg"))).Message);
