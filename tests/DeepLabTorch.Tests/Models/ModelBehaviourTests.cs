@@ -232,6 +232,25 @@ public class ModelBehaviourTests
     }
 
     [Fact]
+    public void ChannelsLastGivesTheSameLogits()
+    {
+        using var model = Small();
+        model.eval();
+        using var scope = NewDisposeScope();
+        var x = randn(1, 3, 45, 61);
+        Tensor expected;
+        using (inference_mode()) expected = model.forward(x);
+        model.to_channels_last();
+        var w3 = model.named_parameters().First(p => p.name == "decoder.last_conv.4.weight").parameter;
+        Assert.True(w3.is_channels_last() && !w3.is_contiguous());
+        using (inference_mode())
+        {
+            var y = model.forward(x.contiguous_channels_last());
+            Assert.True(ParityTests.MaxAbsDiff(y, expected) <= 1e-4, "channels-last logits differ");
+        }
+    }
+
+    [Fact]
     public void AlignCornersIsAModelOption()
     {
         using var aligned = Small();
