@@ -45,7 +45,9 @@ public sealed class ConfusionMatrix : IDisposable
         if (pv.numel() == 0) return;
         if (pv.lt(0).logical_or(pv.ge(NumClasses)).any().item<bool>())
             throw new ArgumentException($"prediction holds a class index outside [0, {NumClasses})");
-        var idx = t.masked_select(valid).mul(NumClasses).add(pv);
+        // The binding's scalar overloads take doubles, which would promote int64 to float: multiply by an int64 tensor.
+        var c = torch.tensor(new long[] { NumClasses }).to(t.device);
+        var idx = t.masked_select(valid).mul(c).add(pv);
         var counts = idx.bincount(null, (long)NumClasses * NumClasses);
         if (_counts is null)
         {
