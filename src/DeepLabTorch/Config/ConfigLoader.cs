@@ -55,7 +55,7 @@ public static class ConfigLoader
         }
         catch (JsonException e)
         {
-            var key = e.Path is { Length: > 2 } p ? p.TrimStart('$', '.') : "?";
+            var key = e.Path is { Length: > 2 } p ? p.TrimStart('$', '.').Split('[')[0] : "?";
             throw new UserException($"{path}: key '{key}' has a value of the wrong type ({e.Message.Split(" Path:")[0]})");
         }
     }
@@ -91,7 +91,7 @@ public static class ConfigLoader
             var kind = n?.GetValueKind() ?? JsonValueKind.Null;
             var ok = kind switch
             {
-                JsonValueKind.Null => !prop.PropertyType.IsValueType || Nullable.GetUnderlyingType(prop.PropertyType) != null,
+                JsonValueKind.Null => IsNullable(prop),
                 JsonValueKind.True or JsonValueKind.False => t == typeof(bool),
                 JsonValueKind.String => t == typeof(string),
                 JsonValueKind.Number => t == typeof(int) ? IsInt(n!, int.MinValue, int.MaxValue)
@@ -100,19 +100,22 @@ public static class ConfigLoader
                 JsonValueKind.Array => t.IsArray,
                 _ => false,
             };
-            if (!ok) throw new UserException($"{path}: key '{k}' must be {Describe(prop.PropertyType)}, not {Kind(kind)}");
+            if (!ok) throw new UserException($"{path}: key '{k}' must be {Describe(prop)}, not {Kind(kind)}");
         }
     }
+
+    private static bool IsNullable(PropertyInfo p) =>
+        p.PropertyType.IsValueType ? Nullable.GetUnderlyingType(p.PropertyType) != null : new NullabilityInfoContext().Create(p).WriteState != NullabilityState.NotNull;
 
     private static bool IsInt(JsonNode n, double min, double max) =>
         n.AsValue().TryGetValue<double>(out var d) && Math.Floor(d) == d && d >= min && d <= max;
 
-    private static string Describe(Type type)
+    private static string Describe(PropertyInfo p)
     {
-        var t = Nullable.GetUnderlyingType(type) ?? type;
+        var t = Nullable.GetUnderlyingType(p.PropertyType) ?? p.PropertyType;
         var s = t == typeof(bool) ? "true or false" : t == typeof(string) ? "a string" : t == typeof(int) || t == typeof(long) ? "an integer"
             : t == typeof(double) ? "a number" : t.IsArray ? "an array" : t.Name;
-        return Nullable.GetUnderlyingType(type) != null || !type.IsValueType ? s + " or null" : s;
+        return IsNullable(p) ? s + " or null" : s;
     }
 
     private static string Kind(JsonValueKind k) => k switch
