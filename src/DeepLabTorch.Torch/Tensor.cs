@@ -358,7 +358,7 @@ public static partial class torch
                 return From(dlt_tensor_reduce((int)op, Handle, p, dims.Length, (sbyte)(keepdim ? 1 : 0), type == null ? -1 : (int)type.Value));
         }
 
-        public Tensor sum(ScalarType? type = null) => Red(Reduce.Sum, null, false, type);
+        public Tensor sum() => Red(Reduce.Sum, null, false, null);
         public Tensor sum(long dim, bool keepdim = false, ScalarType? type = null) => Red(Reduce.Sum, new[] { dim }, keepdim, type);
         public Tensor sum(long[] dims, bool keepdim = false, ScalarType? type = null) => Red(Reduce.Sum, dims, keepdim, type);
         public Tensor mean() => Red(Reduce.Mean, null, false, null);

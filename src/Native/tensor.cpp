@@ -289,8 +289,13 @@ static void binary_(int32_t op, at::Tensor& a, const B& b) {
 DLT_API TensorHandle dlt_tensor_binary(int32_t op, TensorHandle a, TensorHandle b) {
   DLT_TRY { return wrap(binary(op, deref(a), deref(b))); } DLT_CATCH(nullptr)
 }
+// An integral value stays an integer scalar, so `long_tensor += 1` keeps its dtype (as Python's int does).
+static at::Scalar scalar_for(double v) {
+  if (std::nearbyint(v) == v && std::fabs(v) < 9.0e15) return at::Scalar(static_cast<int64_t>(v));
+  return at::Scalar(v);
+}
 DLT_API TensorHandle dlt_tensor_binary_scalar(int32_t op, TensorHandle a, double b) {
-  DLT_TRY { return wrap(binary(op, deref(a), at::Scalar(b))); } DLT_CATCH(nullptr)
+  DLT_TRY { return wrap(binary(op, deref(a), scalar_for(b))); } DLT_CATCH(nullptr)
 }
 // scalar op tensor, for `2 - t` and `1 / t`.
 DLT_API TensorHandle dlt_tensor_scalar_binary(int32_t op, double a, TensorHandle b) {
@@ -304,7 +309,7 @@ DLT_API void dlt_tensor_binary_(int32_t op, TensorHandle a, TensorHandle b) {
   DLT_TRY { deref(a); binary_(op, *a, deref(b)); } DLT_CATCH_VOID
 }
 DLT_API void dlt_tensor_binary_scalar_(int32_t op, TensorHandle a, double b) {
-  DLT_TRY { deref(a); binary_(op, *a, at::Scalar(b)); } DLT_CATCH_VOID
+  DLT_TRY { deref(a); binary_(op, *a, scalar_for(b)); } DLT_CATCH_VOID
 }
 // a + alpha * b, and its in-place form a += alpha * b.
 DLT_API TensorHandle dlt_tensor_add_scaled(TensorHandle a, TensorHandle b, double alpha) {
