@@ -72,7 +72,7 @@ public sealed class EvalVerb : IVerb
         }
         else if (torch.get_num_threads() < Environment.ProcessorCount) torch.set_num_threads(Environment.ProcessorCount);
         if (MaxImages is < 1) throw new UserException($"--max-images must be >= 1, got {MaxImages}");
-        var device = Device is { } d ? torch.Device.Parse(d) : NoCuda || !torch.cuda.is_available() ? torch.CPU : torch.CUDA;
+        var device = Device is { } d ? DeepLabTorch.Torch.Device.Parse(d) : NoCuda || !torch.cuda.is_available() ? torch.CPU : torch.CUDA;
         if (Json) Datasets.Log = Console.Error.WriteLine;
 
         var options = new DataOptions

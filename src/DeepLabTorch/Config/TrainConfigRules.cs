@@ -1,3 +1,5 @@
+using DeepLabTorch.Data;
+
 namespace DeepLabTorch.Config;
 
 /// <summary>Fills the "auto" settings the way the reference train.py does and rejects impossible combinations.</summary>
@@ -67,6 +69,22 @@ public static class TrainConfigRules
             Output = c.Output ?? Path.Combine("checkpoints", $"{c.Dataset}-{c.Backbone}-{checkname}"),
         };
     }
+
+    /// <summary>The data engineer's options for this run.</summary>
+    public static DataOptions ToDataOptions(TrainConfig c) => new()
+    {
+        Dataset = c.Dataset,
+        DataRoot = c.DataRoot,
+        UseSbd = c.UseSbd,
+        BaseSize = c.BaseSize,
+        CropSize = c.CropSize,
+        Workers = c.Workers,
+        Seed = c.Seed,
+        ValCrop = c.ValCrop,
+        SkipBad = c.SkipBad,
+        GaussianBlur = c.GaussianBlur,
+        ClassNames = c.ClassNames,
+    };
 
     private static void OneOf(string flag, string value, string[] allowed)
     {

@@ -10,7 +10,7 @@ public static class MetricsJson
     public static string Serialize(SegmentationMetrics m, IReadOnlyDictionary<string, object?>? extra = null)
     {
         using var ms = new MemoryStream();
-        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             w.WriteStartObject();
             if (extra != null)

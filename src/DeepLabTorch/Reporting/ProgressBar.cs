@@ -69,8 +69,11 @@ public sealed class ProgressBar
         var bar = new string('#', filled) + new string('.', width - filled);
         var elapsed = _clock.Elapsed.TotalSeconds;
         var eta = done > 0 ? elapsed / done * (_total - done) : double.NaN;
+        // Loss and lr are left out when not given (NaN / 0), e.g. for evaluation passes.
+        var loss = double.IsNaN(meanLoss) ? "" : string.Create(CultureInfo.InvariantCulture, $" loss {meanLoss:0.0000}");
+        var rate = lr > 0 ? string.Create(CultureInfo.InvariantCulture, $" lr {lr:0.######}") : "";
         return string.Create(CultureInfo.InvariantCulture,
-            $"{_label} [{bar}] {done}/{_total} loss {meanLoss:0.0000} lr {lr:0.######} {imagesPerSec:0.0} img/s ETA {Duration(eta)}");
+            $"{_label} [{bar}] {done}/{_total}{loss}{rate} {imagesPerSec:0.0} img/s ETA {Duration(eta)}");
     }
 
     public static string Duration(double seconds)

@@ -45,7 +45,7 @@ public static class Losses
             var valid = target.ne(ignoreIndex);
             var pt = ce.neg().exp();
             var per = (1.0 - pt).pow(gamma).mul(ce).mul(alpha);
-            var count = valid.sum(ScalarType.Float32).clamp(min: 1);
+            var count = valid.to(ScalarType.Float32).sum().clamp(min: 1);
             loss = per.masked_fill(valid.logical_not(), 0).sum().div(count);
         }
         if (batchAverage) loss = loss.div(n);

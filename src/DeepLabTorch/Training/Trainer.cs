@@ -214,7 +214,7 @@ public sealed class Trainer
                         epochImages += batch.Size;
                         imagesSeen += batch.Size;
                         var ips = epochImages / Math.Max(1e-9, epochClock.Elapsed.TotalSeconds);
-                        if (step % c.LogInterval == 0 || i == itersPerEpoch - 1)
+                        if (step % c.LogInterval == 0 || i == itersPerEpoch - 1 || step >= maxIters || ct.IsCancellationRequested)
                         {
                             metrics.Iteration(epoch, i, step, lr, value, ips);
                             tb.AddScalar("train/total_loss_iter", value, step);
