@@ -97,6 +97,8 @@ public sealed class TrainVerb : IVerb
     public string? Output { get; set; }
     [Option("max-iters", HelpText = "Stop after this many iterations in total (for short runs).")]
     public long? MaxIters { get; set; }
+    [Option("time-budget", HelpText = "Stop training after this many seconds (evaluation excluded); poly/cos follow the time spent.")]
+    public double? TimeBudget { get; set; }
     [Option("max-val-images", HelpText = "Evaluate on at most this many validation images.")]
     public int? MaxValImages { get; set; }
     [Option("log-interval", HelpText = "Iterations between metrics.jsonl lines (default: 10).")]
@@ -146,6 +148,7 @@ public sealed class TrainVerb : IVerb
             NoVal = NoVal || c.NoVal,
             Output = Output ?? c.Output,
             MaxIters = MaxIters ?? c.MaxIters,
+            TimeBudget = TimeBudget ?? c.TimeBudget,
             MaxValImages = MaxValImages ?? c.MaxValImages,
             LogInterval = LogInterval ?? c.LogInterval,
         };

@@ -63,6 +63,8 @@ public sealed record TrainConfig
     public bool NoVal { get; init; }
     public string? Output { get; init; }
     public long? MaxIters { get; init; }
+    /// <summary>Stop training after this many seconds of training (evaluation excluded); poly/cos then follow the fraction of it spent.</summary>
+    public double? TimeBudget { get; init; }
     /// <summary>Iterations between metrics.jsonl lines and TensorBoard loss points.</summary>
     public int LogInterval { get; init; } = 10;
     /// <summary>Validation images shown in TensorBoard and the HTML report.</summary>

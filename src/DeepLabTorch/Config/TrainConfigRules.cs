@@ -38,6 +38,7 @@ public static class TrainConfigRules
         if (c.MaxIters is { } mi && mi < 1) throw new UserException($"--max-iters must be >= 1, got {mi}");
         if (c.NumClasses is { } nc && (nc < 2 || nc > 255)) throw new UserException($"--num-classes must be between 2 and 255, got {nc}");
         if (c.MaxValImages is { } mv) Positive("max-val-images", mv);
+        if (c.TimeBudget is { } tb2 && !(tb2 > 0 && double.IsFinite(tb2))) throw new UserException($"--time-budget must be a positive number of seconds, got {tb2}");
         if (c.Lr is { } lr && !(lr > 0 && double.IsFinite(lr))) throw new UserException($"--lr must be a positive number, got {lr}");
         if (!(c.Momentum >= 0 && c.Momentum < 1)) throw new UserException($"--momentum must be in [0, 1), got {c.Momentum}");
         if (!(c.WeightDecay >= 0)) throw new UserException($"--weight-decay must be >= 0, got {c.WeightDecay}");
@@ -56,7 +57,8 @@ public static class TrainConfigRules
             if (!int.TryParse(id, out var g) || g < 0)
                 throw new UserException($"--gpu-ids must be a comma-separated list of integers, got '{c.GpuIds}'");
 
-        var epochs = c.Epochs ?? DefaultEpochs(c.Dataset);
+        // With a time budget the clock ends the run; the epoch count only bounds it.
+        var epochs = c.Epochs ?? (c.TimeBudget is null ? DefaultEpochs(c.Dataset) : 100_000);
         if (c.StartEpoch < 0 || c.StartEpoch >= epochs)
             throw new UserException($"--start-epoch must be in [0, {epochs}) for {epochs} epochs, got {c.StartEpoch}");
         var checkname = c.Checkname ?? "deeplab-" + c.Backbone;

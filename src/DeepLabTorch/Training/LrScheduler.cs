@@ -56,10 +56,29 @@ public sealed class LrScheduler
         return lr;
     }
 
-    /// <summary>Sets the optimizer's group rates for iteration i of the epoch; returns the backbone rate.</summary>
-    public double Apply(torch.optim.Optimizer optimizer, int epoch, int i)
+    /// <summary>
+    /// The rate when progress is measured as a fraction p in [0, 1] of a budget (e.g. wall time) instead
+    /// of iterations: poly and cos use p for T/N; step still decays by epoch; warm-up still counts iterations.
+    /// </summary>
+    public double LearningRateAtProgress(double p, int epoch, long iteration)
     {
-        var lr = LearningRate(epoch, i);
+        p = Math.Clamp(p, 0, 1);
+        var lr = Mode switch
+        {
+            "cos" => 0.5 * BaseLr * (1 + Math.Cos(p * Math.PI)),
+            "poly" => BaseLr * Math.Pow(1 - p, Power),
+            _ => BaseLr * Math.Pow(0.1, epoch / LrStep),
+        };
+        if (WarmupIters > 0 && iteration < WarmupIters) lr = lr * iteration / WarmupIters;
+        return lr;
+    }
+
+    /// <summary>Sets the optimizer's group rates for iteration i of the epoch; returns the backbone rate.</summary>
+    public double Apply(torch.optim.Optimizer optimizer, int epoch, int i) => Set(optimizer, LearningRate(epoch, i));
+
+    /// <summary>Sets the group rates from a backbone rate: group 0 gets it, the others HeadMultiplier times it.</summary>
+    public double Set(torch.optim.Optimizer optimizer, double lr)
+    {
         var groups = optimizer.param_groups;
         groups[0].lr = lr;
         for (var g = 1; g < groups.Count; g++) groups[g].lr = lr * HeadMultiplier;

@@ -195,10 +195,19 @@ public sealed class Trainer
             {
                 foreach (var batch in trainLoader.Epoch(epoch, ct))
                 {
+                    var spent = trainSeconds + epochClock.Elapsed.TotalSeconds;
+                    if (c.TimeBudget is { } budget && spent >= budget)
+                    {
+                        batch.Dispose();
+                        hitMax = true;
+                        break;
+                    }
                     using (batch)
                     using (var scope = NewDisposeScope())
                     {
-                        var lr = scheduler.Apply(optimizer, epoch, i);
+                        var lr = c.TimeBudget is { } b
+                            ? scheduler.Set(optimizer, scheduler.LearningRateAtProgress(spent / b, epoch, step))
+                            : scheduler.Apply(optimizer, epoch, i);
                         var images = batch.Images.to(device);
                         var masks = batch.Masks.to(device);
                         optimizer.zero_grad();
@@ -299,7 +308,7 @@ public sealed class Trainer
             WriteReport();
             if (hitMax)
             {
-                Log($"reached --max-iters {c.MaxIters}; stopping");
+                Log(step >= maxIters ? $"reached --max-iters {c.MaxIters}; stopping" : $"time budget of {c.TimeBudget} s spent; stopping");
                 break;
             }
         }
