@@ -305,39 +305,54 @@ int nearest_index(int64_t o, int64_t src, int64_t dst) {
   return static_cast<int>(std::min<int64_t>(std::max<int64_t>(i, 0), src - 1));
 }
 
-// Separable Gaussian blur of an HWC uint8 image in place (clamped edges).
-void gaussian_blur(uint8_t* img, int64_t h, int64_t w, int c, float sigma) {
+// Separable Gaussian blur of an HWC uint8 image (edges replicated), fused with the normalisation
+// into planar CHW floats: one output row at a time, vertical taps first (uint8 -> float), then the
+// horizontal taps over a padded float row. Only row buffers; the inner loops vectorise.
+void blur_normalize(const uint8_t* img, int64_t h, int64_t w, float sigma, const float* a, const float* b, float* out) {
+  constexpr int c = 3;
   int radius = static_cast<int>(std::ceil(3.0f * sigma));
-  if (radius < 1) return;
+  if (radius > 32) radius = 32;
   std::vector<float> k(2 * radius + 1);
   float sum = 0;
   for (int i = -radius; i <= radius; ++i) sum += k[i + radius] = std::exp(-0.5f * i * i / (sigma * sigma));
   for (auto& v : k) v /= sum;
-  std::vector<float> tmp(static_cast<size_t>(h * w * c));
+  const int64_t row = w * c;
+  thread_local std::vector<float> vert, horiz;
+  vert.resize(static_cast<size_t>((w + 2 * radius) * c));
+  horiz.resize(static_cast<size_t>(row));
+  const int64_t plane = h * w;
   for (int64_t y = 0; y < h; ++y) {
-    const uint8_t* row = img + y * w * c;
-    float* trow = tmp.data() + y * w * c;
-    for (int64_t x = 0; x < w; ++x)
+    float* v = vert.data() + radius * c;  // v[-radius*c .. row + radius*c) valid
+    for (int64_t j = 0; j < row; ++j) v[j] = 0;
+    for (int i = -radius; i <= radius; ++i) {
+      int64_t yy = y + i < 0 ? 0 : y + i >= h ? h - 1 : y + i;
+      const float ki = k[i + radius];
+      const uint8_t* src = img + yy * row;
+      for (int64_t j = 0; j < row; ++j) v[j] += ki * static_cast<float>(src[j]);
+    }
+    for (int r = 1; r <= radius; ++r)
       for (int ch = 0; ch < c; ++ch) {
-        float acc = 0;
-        for (int i = -radius; i <= radius; ++i) {
-          int64_t xx = std::min<int64_t>(std::max<int64_t>(x + i, 0), w - 1);
-          acc += k[i + radius] * row[xx * c + ch];
-        }
-        trow[x * c + ch] = acc;
+        v[-r * c + ch] = v[ch];
+        v[row - c + r * c + ch] = v[row - c + ch];
       }
+    float* hz = horiz.data();
+    for (int64_t j = 0; j < row; ++j) hz[j] = 0;
+    for (int i = -radius; i <= radius; ++i) {
+      const float ki = k[i + radius];
+      const float* src = v + i * c;
+      for (int64_t j = 0; j < row; ++j) hz[j] += ki * src[j];
+    }
+    // Round to 8 bits like an image filter would, then normalise into the three planes.
+    for (int ch = 0; ch < c; ++ch) {
+      float* dst = out + ch * plane + y * w;
+      const float ac = a[ch], bc = b[ch];
+      for (int64_t x = 0; x < w; ++x) {
+        // Weights are positive and sum to 1, so the value is in [0, 255]: truncation rounds.
+        int q = static_cast<int>(hz[x * c + ch] + 0.5f);
+        dst[x] = static_cast<float>(q > 255 ? 255 : q) * ac + bc;
+      }
+    }
   }
-  for (int64_t y = 0; y < h; ++y)
-    for (int64_t x = 0; x < w; ++x)
-      for (int ch = 0; ch < c; ++ch) {
-        float acc = 0;
-        for (int i = -radius; i <= radius; ++i) {
-          int64_t yy = std::min<int64_t>(std::max<int64_t>(y + i, 0), h - 1);
-          acc += k[i + radius] * tmp[(yy * w + x) * c + ch];
-        }
-        int v = static_cast<int>(acc + 0.5f);
-        img[(y * w + x) * c + ch] = static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
-      }
 }
 
 }  // namespace
@@ -608,25 +623,31 @@ DLT_API int32_t dlt_image_augment(const uint8_t* img, const uint8_t* mask, int32
         if (t.i0 < 0) { std::memcpy(o + ox * 3, pad_rgb, 3); continue; }
         int a = t.i0 * 3, b = t.i1 * 3, wx1 = t.w1, wx0 = kOne - wx1;
         for (int ch = 0; ch < 3; ++ch) {
-          int32_t top = (int32_t(r0[a + ch]) * wx0 + int32_t(r0[b + ch]) * wx1);
-          int32_t bot = (int32_t(r1[a + ch]) * wx0 + int32_t(r1[b + ch]) * wx1);
-          // top, bot < 2^19; times 2^11 fits in 64 bits only: use int64 for the vertical pass.
-          int64_t v = (int64_t(top) * wy0 + int64_t(bot) * wy1 + (int64_t(1) << (2 * kShift - 1))) >> (2 * kShift);
+          // 255 * 2^11 * 2^11 < 2^31: the whole interpolation fits in 32 bits.
+          int32_t top = int32_t(r0[a + ch]) * wx0 + int32_t(r0[b + ch]) * wx1;
+          int32_t bot = int32_t(r1[a + ch]) * wx0 + int32_t(r1[b + ch]) * wx1;
+          int32_t v = (top * wy0 + bot * wy1 + (1 << (2 * kShift - 1))) >> (2 * kShift);
           o[ox * 3 + ch] = static_cast<uint8_t>(v > 255 ? 255 : v);
         }
       }
     }
-    if (blur_sigma > 0.0f) gaussian_blur(cp, out_h, out_w, 3, blur_sigma);
     // Normalise into planar CHW: v * a + b with a = 1/(255 std), b = -mean/std.
     int64_t plane = int64_t(out_h) * out_w;
+    float a[3], b[3];
     for (int ch = 0; ch < 3; ++ch) {
-      float a = 1.0f / (255.0f * stdv[ch]);
-      float b = -mean[ch] / stdv[ch];
-      float lut[256];
-      for (int v = 0; v < 256; ++v) lut[v] = v * a + b;
-      float* dst = out_img + ch * plane;
-      const uint8_t* src = cp + ch;
-      for (int64_t i = 0; i < plane; ++i) dst[i] = lut[src[i * 3]];
+      a[ch] = 1.0f / (255.0f * stdv[ch]);
+      b[ch] = -mean[ch] / stdv[ch];
+    }
+    if (blur_sigma > 0.0f && std::ceil(3.0f * blur_sigma) >= 1.0f) {
+      blur_normalize(cp, out_h, out_w, blur_sigma, a, b, out_img);
+    } else {
+      for (int ch = 0; ch < 3; ++ch) {
+        float lut[256];
+        for (int v = 0; v < 256; ++v) lut[v] = v * a[ch] + b[ch];
+        float* dst = out_img + ch * plane;
+        const uint8_t* src = cp + ch;
+        for (int64_t i = 0; i < plane; ++i) dst[i] = lut[src[i * 3]];
+      }
     }
     if (out_mask != nullptr) {
       for (int oy = 0; oy < out_h; ++oy) {

@@ -23,8 +23,9 @@ public static class Datasets
             case "synthetic":
             {
                 var root = o.DataRoot ?? DefaultSyntheticRoot;
-                if (o.DataRoot == null && !Directory.Exists(Path.Combine(root, "VOCdevkit", "VOC2012")))
+                if (o.DataRoot == null && !File.Exists(Path.Combine(root, "VOCdevkit", "VOC2012", "ImageSets", "Segmentation", "trainval.txt")))
                 {
+                    // trainval.txt is written last: without it an earlier generation was cut short.
                     Log($"generating the synthetic VOC-format set in {root} ({DefaultSyntheticCount} images, seed {DefaultSyntheticSeed})");
                     Synthetic.Generate(root, DefaultSyntheticCount, DefaultSyntheticSeed);
                 }
