@@ -241,6 +241,12 @@ public sealed class Trainer
             {
                 interrupted = true;
             }
+            catch (NonFiniteLossException)
+            {
+                bar.Finish();
+                metrics.Record("error", new Dictionary<string, object?> { ["message"] = "non-finite loss", ["step"] = step + 1 });
+                throw;
+            }
             bar.Finish();
             trainSeconds += epochClock.Elapsed.TotalSeconds;
             var meanLoss = lossCount > 0 ? lossSum / lossCount : double.NaN;

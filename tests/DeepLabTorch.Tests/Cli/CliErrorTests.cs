@@ -106,3 +106,29 @@ public class CliErrorTests : IDisposable
         OneLine(err, "--batch-size 1", "--freeze-bn");
     }
 }
+
+public class NonFiniteLossTests
+{
+    [Fact]
+    public void ANonFiniteLossStopsTrainingNamingTheIteration()
+    {
+        var dir = ReferenceScripts.TempDir("nan");
+        try
+        {
+            var data = Path.Combine(dir, "synth");
+            Synthetic.Generate(data, 12, 5, "voc", 96, 72);
+            // An absurd learning rate blows the weights up after the first update.
+            var (code, stdout, stderr) = CliRunner.Run(dir, "train", "--dataset", "synthetic", "--data-root", data, "--backbone", "mobilenet",
+                "--lr", "1e12", "--epochs", "3", "--batch-size", "4", "--crop-size", "65", "--base-size", "72", "--workers", "1", "--no-val",
+                "--output", Path.Combine(dir, "run"));
+            Assert.Equal(1, code);
+            Assert.Matches(@"the loss became (NaN|-?Infinity|∞|-∞) at iteration \d+ \(epoch \d+, batch \d+\)", stderr);
+            Assert.DoesNotContain("   at ", stderr);
+            Assert.DoesNotContain("run finished", stdout);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+}

@@ -124,3 +124,29 @@ public class ConfigLoaderTests : IDisposable
         Assert.Contains("--" + flag, e.Message);
     }
 }
+
+public class ShippedConfigTests
+{
+    public static IEnumerable<object[]> Files() =>
+        Directory.GetFiles(Path.Combine(ReferenceScripts.RepoRoot, "configs"), "*.json").Select(f => new object[] { Path.GetFileName(f) });
+
+    [Theory]
+    [MemberData(nameof(Files))]
+    public void EveryShippedConfigLoadsAndResolves(string name)
+    {
+        var c = TrainConfigRules.Resolve(ConfigLoader.Load<TrainConfig>(Path.Combine(ReferenceScripts.RepoRoot, "configs", name)));
+        Assert.Contains(c.Backbone, TrainConfigRules.Backbones);
+        Assert.True(c.Epochs > 0 && c.Lr > 0);
+    }
+
+    [Fact]
+    public void TheVocConfigsFollowTheReferenceRecipe()
+    {
+        var dir = Path.Combine(ReferenceScripts.RepoRoot, "configs");
+        var m = ConfigLoader.Load<TrainConfig>(Path.Combine(dir, "voc-mobilenet-os16.json"));
+        Assert.Equal(("mobilenet", 16, 0.007, 16, 50, true), (m.Backbone, m.OutStride, m.Lr!.Value, m.BatchSize, m.Epochs!.Value, m.UseSbd));
+        var x = ConfigLoader.Load<TrainConfig>(Path.Combine(dir, "voc-xception-os16.json"));
+        Assert.Equal("xception", x.Backbone);
+        Assert.Equal(m with { Backbone = "xception", Checkname = "deeplab-xception" }, x);
+    }
+}

@@ -80,19 +80,6 @@ public class ConfusionMatrixTests
     }
 
     [Fact]
-    public void UpdateLeaksNoTensorsAndAcceptsInt32AndByteInputs()
-    {
-        using var cm = new ConfusionMatrix(2);
-        using var p = torch.tensor(new int[] { 0, 1, 1, 0 }, new long[] { 2, 2 });
-        using var t = torch.tensor(new byte[] { 0, 1, 0, 0 }, new long[] { 2, 2 });
-        cm.Update(p, t);
-        var before = torch.Tensor.LiveCount;
-        cm.Update(p, t);
-        Assert.Equal(before, torch.Tensor.LiveCount);
-        Assert.Equal(new long[] { 4, 2, 0, 2 }, cm.Counts());
-    }
-
-    [Fact]
     public void BadInputsGiveClearErrors()
     {
         using var cm = new ConfusionMatrix(3);
@@ -112,5 +99,23 @@ public class ConfusionMatrixTests
     {
         Assert.Equal(2.0, SegmentationMetrics.NanMean(new[] { 1.0, double.NaN, 3.0 }));
         Assert.True(double.IsNaN(SegmentationMetrics.NanMean(new[] { double.NaN })));
+    }
+}
+
+/// <summary>Compares the process-wide live-tensor count, so it runs without parallel neighbours.</summary>
+[Collection(LiveTensorCountCollection.Name)]
+public class ConfusionMatrixLeakTests
+{
+    [Fact]
+    public void UpdateLeaksNoTensorsAndAcceptsInt32AndByteInputs()
+    {
+        using var cm = new ConfusionMatrix(2);
+        using var p = torch.tensor(new int[] { 0, 1, 1, 0 }, new long[] { 2, 2 });
+        using var t = torch.tensor(new byte[] { 0, 1, 0, 0 }, new long[] { 2, 2 });
+        cm.Update(p, t);
+        var before = torch.Tensor.LiveCount;
+        cm.Update(p, t);
+        Assert.Equal(before, torch.Tensor.LiveCount);
+        Assert.Equal(new long[] { 4, 2, 0, 2 }, cm.Counts());
     }
 }
