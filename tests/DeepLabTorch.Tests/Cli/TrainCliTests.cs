@@ -133,6 +133,37 @@ public class TrainCliTests : IClassFixture<TrainedRunFixture>
     }
 
     [Fact]
+    public async Task CtrlCStopsAfterTheCurrentIterationAndSaves()
+    {
+        AssertTrained();
+        var run = Path.Combine(_run.Dir, "interrupted");
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = _run.Dir };
+        foreach (var a in new[] { CliRunner.Dll, "train", "--dataset", "synthetic", "--data-root", _run.Data, "--backbone", "mobilenet", "--lr", "0.01",
+                     "--epochs", "50", "--batch-size", "4", "--crop-size", "65", "--base-size", "72", "--workers", "1", "--no-val",
+                     "--log-interval", "1", "--output", run })
+            psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        var metrics = Path.Combine(run, "metrics.jsonl");
+        var deadline = DateTime.UtcNow.AddSeconds(120);
+        while (DateTime.UtcNow < deadline && !(File.Exists(metrics) && File.ReadAllText(metrics).Contains("\"type\":\"train\"")))
+            await Task.Delay(200);
+        using (var kill = System.Diagnostics.Process.Start("kill", new[] { "-INT", p.Id.ToString(CultureInfo.InvariantCulture) })) kill.WaitForExit();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        await p.WaitForExitAsync(timeout.Token);
+        var (output, errors) = (await stdout, await stderr);
+        Assert.True(p.ExitCode == 130, $"exit {p.ExitCode}: {output} {errors}");
+        Assert.Contains("stopping after this iteration", errors);
+        Assert.Contains("run interrupted", output);
+        var info = CheckpointStore.ReadInfo(Path.Combine(run, "last.safetensors"))!;
+        Assert.True(info.Iteration >= 1);
+        var summary = JsonDocument.Parse(File.ReadAllLines(metrics).Last()).RootElement;
+        Assert.Equal("summary", summary.GetProperty("type").GetString());
+        Assert.True(summary.GetProperty("interrupted").GetBoolean());
+    }
+
+    [Fact]
     public void ResumeContinuesFromTheCheckpointsEpoch()
     {
         AssertTrained();
