@@ -84,8 +84,6 @@ public sealed class Trainer
         else if (get_num_threads() < Environment.ProcessorCount) set_num_threads(Environment.ProcessorCount);
         manual_seed(c.Seed);
         var outDir = c.Output!;
-        Directory.CreateDirectory(outDir);
-        ConfigLoader.Save(c, Path.Combine(outDir, "config.json"));
         Log($"train: {c.Backbone} OS{c.OutStride} on {c.Dataset} ({device}, {get_num_threads()} threads); output {outDir}");
         if (c.SyncBn) Log("note: --sync-bn has no effect: this trainer runs one process on one device");
 
@@ -104,6 +102,10 @@ public sealed class Trainer
         var itersPerEpoch = trainLoader.BatchesPerEpoch;
         Log($"data: {trainSet.Name} {trainSet.Count} training images ({itersPerEpoch} batches of {c.BatchSize}), " +
             (valSet is null ? "no validation" : $"{valSet.Count} validation images") + $", {numClasses} classes");
+
+        // Only now that the data is there does the run get a folder (a typo in --data-root leaves nothing behind).
+        Directory.CreateDirectory(outDir);
+        ConfigLoader.Save(c, Path.Combine(outDir, "config.json"));
 
         // Model, optimizer, loss
         using var model = ModelFactory.Create(new ModelConfig(c.Backbone, c.OutStride, numClasses));

@@ -84,6 +84,7 @@ public class CliErrorTests : IDisposable
         (code, err) = Run("train", "--dataset", "pascal", "--data-root", empty, "--backbone", "mobilenet", "--output", Out);
         Assert.Equal(2, code);
         OneLine(err, empty, "JPEGImages");
+        Assert.False(Directory.Exists(Out), "a failed start must not leave a run folder behind");
     }
 
     [Fact]
