@@ -5,7 +5,7 @@ using static DeepLabTorch.Torch.torch;
 
 namespace DeepLabTorch.Tests.Checkpoints;
 
-[Collection("torch-rng")]
+[Collection(CheckpointSerialCollection.Name)]
 public class CheckpointStoreTests
 {
     private static void TrainSteps(TinyNet net, optim.Optimizer opt, int steps, long seed)
@@ -151,5 +151,11 @@ public class CheckpointStoreTests
     }
 }
 
-[CollectionDefinition("torch-rng", DisableParallelization = true)]
-public class TorchRngCollection { }
+/// <summary>
+/// Tests that read the global torch RNG or the live-tensor count run without parallel neighbours.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class CheckpointSerialCollection
+{
+    public const string Name = "checkpoint tests that need the process to themselves";
+}

@@ -7,6 +7,7 @@ using static DeepLabTorch.Torch.torch;
 
 namespace DeepLabTorch.Tests.Checkpoints;
 
+[Collection(CheckpointSerialCollection.Name)]
 public class SafetensorsTests
 {
     [Fact]

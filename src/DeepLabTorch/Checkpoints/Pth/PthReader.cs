@@ -79,7 +79,12 @@ public static class PthReader
                 }
             }
             if (s.Dtype == ScalarType.Bool)
-                foreach (var b in dst) if (b > 1) throw new CheckpointException(Path, $"tensor '{name}': bool value {b} is neither 0 nor 1");
+                foreach (var b in dst)
+                    if (b > 1)
+                    {
+                        result.Dispose();
+                        throw new CheckpointException(Path, $"tensor '{name}': bool value {b} is neither 0 nor 1");
+                    }
             return result;
         }
 
