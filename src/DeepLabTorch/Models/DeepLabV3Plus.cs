@@ -147,17 +147,27 @@ public sealed class DeepLabV3Plus : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// Loads a state_dict written by the reference implementation (or by us): alias keys are accepted
-    /// in place of canonical ones, and BatchNorm num_batches_tracked, absent from checkpoints of old
-    /// PyTorch versions, defaults to 0. With strict, other missing or unexpected keys are errors;
+    /// in place of canonical ones, and the num_batches_tracked of a BatchNorm whose statistics are
+    /// loaded defaults to 0 when absent (checkpoints of PyTorch before 0.4.1 lack it). With strict, other missing or unexpected keys are errors;
     /// shape mismatches always are (for example a classifier trained for another number of classes).
     /// </summary>
-    public void LoadReferenceStateDict(IReadOnlyDictionary<string, Tensor> sd, bool strict = true)
+    public void LoadReferenceStateDict(IReadOnlyDictionary<string, Tensor> sd, bool strict = true) =>
+        LoadReferenceStateDict(sd, strict, keepClassifier: false);
+
+    /// <summary>
+    /// As LoadReferenceStateDict(sd, strict), and with keepClassifier the weights under
+    /// ClassifierPrefix are ignored and this model's classifier is kept: fine-tuning from weights
+    /// trained for another number of classes.
+    /// </summary>
+    public void LoadReferenceStateDict(IReadOnlyDictionary<string, Tensor> sd, bool strict, bool keepClassifier)
     {
         var aliases = ReferenceAliases(Config.Backbone);
         var own = state_dict();
         var mapped = new Dictionary<string, Tensor>();
+        var classifier = ClassifierPrefix + ".";
         foreach (var (k, t) in sd)
         {
+            if (keepClassifier && k.StartsWith(classifier, StringComparison.Ordinal)) continue;
             if (aliases.TryGetValue(k, out var canonical))
             {
                 // The canonical key wins when both are present: in the reference they are one tensor.
@@ -168,12 +178,17 @@ public sealed class DeepLabV3Plus : nn.Module<Tensor, Tensor>
                 mapped[k] = t;
             }
         }
+        if (keepClassifier)
+            foreach (var (k, t) in own)
+                if (k.StartsWith(classifier, StringComparison.Ordinal)) mapped[k] = t;
         var defaults = new List<Tensor>();
         try
         {
             foreach (var (k, t) in own)
-                if (!mapped.ContainsKey(k) && k.EndsWith(".num_batches_tracked", StringComparison.Ordinal))
+                if (!mapped.ContainsKey(k) && k.EndsWith(".num_batches_tracked", StringComparison.Ordinal) &&
+                    mapped.ContainsKey(k[..^"num_batches_tracked".Length] + "running_mean"))
                 {
+                    // Only for a BatchNorm that is being loaded: a partial load leaves the others alone.
                     var zero = zeros(t.shape, t.dtype).DetachFromDisposeScope();
                     defaults.Add(zero);
                     mapped[k] = zero;

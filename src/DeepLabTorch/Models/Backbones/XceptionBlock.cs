@@ -14,7 +14,6 @@ public sealed class XceptionBlock : nn.Module<Tensor, Tensor>
     private readonly nn.Conv2d? skip;
     private readonly nn.BatchNorm2d? skipbn;
     private readonly nn.Sequential rep;
-    private readonly bool _startsWithRelu;
 
     public XceptionBlock(long inChannels, long outChannels, int reps, long stride = 1, long dilation = 1,
         bool startWithRelu = true, bool growFirst = true, bool isLast = false) : base(nameof(XceptionBlock))
@@ -43,7 +42,6 @@ public sealed class XceptionBlock : nn.Module<Tensor, Tensor>
         if (stride != 1) Triple(outChannels, outChannels, stride, 1);
         if (stride == 1 && isLast) Triple(outChannels, outChannels, 1, 1);
         if (!startWithRelu) layers.RemoveAt(0);
-        _startsWithRelu = startWithRelu;
         rep = new nn.Sequential(layers.ToArray());
         RegisterComponents();
     }
@@ -67,6 +65,4 @@ public sealed class XceptionBlock : nn.Module<Tensor, Tensor>
         }
         return x;
     }
-
-    public bool StartsWithRelu => _startsWithRelu;
 }
