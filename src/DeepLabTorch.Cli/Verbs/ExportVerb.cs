@@ -44,13 +44,12 @@ public sealed class ExportVerb : IVerb
         try
         {
             var resolved = WeightFiles.ResolveModel(Weights, info, Backbone, OutputStride, NumClasses);
-            // Load into the real network first: this validates every key and shape, and the export is
-            // then written from the model (reference names, aliases included, for safetensors).
-            using var model = ModelFactory.Create(new ModelConfig(resolved.Backbone, resolved.OutputStride, resolved.NumClasses));
-            model.LoadReferenceStateDict(sd, strict: true);
-            model.eval();
             if (format == "onnx")
             {
+                // Load into the real network: this validates every key and shape before the graph is built.
+                using var model = ModelFactory.Create(new ModelConfig(resolved.Backbone, resolved.OutputStride, resolved.NumClasses));
+                model.LoadReferenceStateDict(sd, strict: true);
+                model.eval();
                 DeepLabOnnxExporter.Export(model, Output, WithPreprocessing, Argmax);
                 Console.WriteLine($"wrote {Output}: ONNX opset {DeepLabTorch.Export.Onnx.OnnxGraphBuilder.Opset} ({resolved.Backbone}, output stride {resolved.OutputStride}, {resolved.NumClasses} classes, BatchNorm folded)");
                 return 0;
@@ -61,9 +60,13 @@ public sealed class ExportVerb : IVerb
                 ["output_stride"] = resolved.OutputStride.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 ["num_classes"] = resolved.NumClasses.ToString(System.Globalization.CultureInfo.InvariantCulture),
             };
-            var reference = model.ReferenceStateDict();
-            SafetensorsExport.Write(Output, reference, aliases: null, meta);
-            Console.WriteLine($"wrote {Output}: {reference.Count} tensors ({resolved.Backbone}, output stride {resolved.OutputStride}, {resolved.NumClasses} classes)");
+            // The reference model's state_dict also lists alias keys (MobileNetV2): add the ones the file lacks,
+            // so the reference's strict load_state_dict accepts the export.
+            var aliases = DeepLabV3Plus.ReferenceAliases(resolved.Backbone)
+                .Where(a => sd.ContainsKey(a.Value) && !sd.ContainsKey(a.Key))
+                .ToDictionary(a => a.Key, a => a.Value);
+            SafetensorsExport.Write(Output, sd, aliases, meta);
+            Console.WriteLine($"wrote {Output}: {sd.Count + aliases.Count} tensors ({resolved.Backbone}, output stride {resolved.OutputStride}, {resolved.NumClasses} classes)");
             return 0;
         }
         finally

@@ -167,8 +167,8 @@ public static partial class torch
                 }
                 var problems = new List<string>();
                 if (mismatched.Count > 0) problems.Add("size mismatch for " + string.Join("; ", mismatched));
-                if (strict && missing.Count > 0) problems.Add("missing keys: " + string.Join(", ", missing));
-                if (strict && unexpected.Count > 0) problems.Add("unexpected keys: " + string.Join(", ", unexpected));
+                if (strict && missing.Count > 0) problems.Add("missing keys: " + Summarize(missing));
+                if (strict && unexpected.Count > 0) problems.Add("unexpected keys: " + Summarize(unexpected));
                 if (problems.Count > 0)
                     throw new ArgumentException($"Error(s) in loading state_dict for {GetType().Name}: " + string.Join(". ", problems));
 
@@ -178,6 +178,10 @@ public static partial class torch
                             t.copy_(s);
                 return (missing, unexpected);
             }
+
+            /// <summary>The first keys of a long list, and how many more: a whole model's keys make an unreadable message.</summary>
+            private static string Summarize(IReadOnlyList<string> keys) =>
+                keys.Count <= 12 ? string.Join(", ", keys) : string.Join(", ", keys.Take(12)) + $", … ({keys.Count - 12} more)";
 
             // ------------------------------------------------------ modes and devices
             public virtual Module train(bool mode = true)
