@@ -30,8 +30,8 @@ public sealed record PredictOptions
         if (Scales.Count == 0) throw new UserException("at least one test-time scale is needed");
         foreach (var s in Scales)
             if (!(s > 0) || double.IsInfinity(s)) throw new UserException($"test-time scale {s} must be a positive number");
-        if (ResizeShort is int r && r < 8) throw new UserException($"--resize {r} is too small: use at least 8 pixels");
-        if (WindowSize is int w && w < 8) throw new UserException($"sliding window size {w} is too small: use at least 8 pixels");
+        if (ResizeShort is int r && r < 1) throw new UserException($"--resize {r} must be a positive number of pixels");
+        if (WindowSize is int w && w < 1) throw new UserException($"sliding window size {w} must be a positive number of pixels");
         if (!(WindowOverlap >= 0 && WindowOverlap < 1)) throw new UserException($"window overlap {WindowOverlap} must lie in [0, 1)");
         return this;
     }
