@@ -14,7 +14,7 @@ public sealed class ProgressLine
     private readonly long? _total;
     private readonly bool _interactive;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private TimeSpan _lastDraw = TimeSpan.MinValue;
+    private TimeSpan? _lastDraw;
     private int _lastWidth;
 
     public ProgressLine(TextWriter output, string unit, long? total, bool? interactive = null)
@@ -35,7 +35,7 @@ public sealed class ProgressLine
         Done++;
         var now = _clock.Elapsed;
         var every = _interactive ? TimeSpan.FromMilliseconds(200) : TimeSpan.FromSeconds(5);
-        if (now - _lastDraw < every && Done != _total) return;
+        if (_lastDraw is TimeSpan last && now - last < every && Done != _total) return;
         _lastDraw = now;
         Draw(note);
     }
