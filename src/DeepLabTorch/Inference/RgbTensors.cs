@@ -6,9 +6,9 @@ namespace DeepLabTorch.Inference;
 /// <summary>Conversions between RGB bytes (row-major HWC) and float tensors [1,3,H,W] in [0,1].</summary>
 public static class RgbTensors
 {
-    /// <summary>ImageNet statistics the models were trained with (the data pipeline uses the same).</summary>
-    public static readonly float[] Mean = { 0.485f, 0.456f, 0.406f };
-    public static readonly float[] Std = { 0.229f, 0.224f, 0.225f };
+    /// <summary>ImageNet statistics the models were trained with: the data pipeline's own.</summary>
+    public static float[] Mean => Data.ImageTensor.Mean;
+    public static float[] Std => Data.ImageTensor.Std;
 
     /// <summary>[1,3,H,W] float32 in [0,1].</summary>
     public static Tensor FromBytes(byte[] rgb, int height, int width)
