@@ -143,7 +143,8 @@ public static partial class torch
         {
             var want = ScalarTypeExtensions.Of<T>();
             if (want != dtype) throw new InvalidOperationException($"tensor has dtype {dtype}, asked for {typeof(T).Name}");
-            using var c = to(new Device(DeviceType.CPU), null).contiguous();
+            using var cpu = to(new Device(DeviceType.CPU), null);
+            using var c = cpu.contiguous();
             var n = c.numel();
             var result = new T[n];
             if (n > 0)
@@ -156,7 +157,8 @@ public static partial class torch
         {
             var want = ScalarTypeExtensions.Of<T>();
             if (want != dtype) throw new InvalidOperationException($"tensor has dtype {dtype}, asked for {typeof(T).Name}");
-            using var c = to(new Device(DeviceType.CPU), null).contiguous();
+            using var cpu = to(new Device(DeviceType.CPU), null);
+            using var c = cpu.contiguous();
             var n = checked((int)c.numel());
             if (destination.Length != n) throw new ArgumentException($"destination holds {destination.Length} elements, tensor {n}");
             new ReadOnlySpan<T>((void*)c.data_ptr(), n).CopyTo(destination);

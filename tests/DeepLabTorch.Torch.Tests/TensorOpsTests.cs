@@ -133,6 +133,19 @@ public class TensorOpsTests
     }
 
     [Fact]
+    public void ReadingDataOutLeavesNoTensorBehind()
+    {
+        using var t = arange(0, 12, 1, ScalarType.Float32).reshape(3, 4).t();
+        long before = Tensor.LiveCount;
+        var values = t.ToArray<float>();
+        var span = new float[12];
+        t.CopyTo<float>(span);
+        Assert.Equal(before, Tensor.LiveCount);
+        Assert.Equal(new float[] { 0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11 }, values);
+        Assert.Equal(values, span);
+    }
+
+    [Fact]
     public void DisposedTensorsThrowAndDoubleDisposeIsSafe()
     {
         var t = ones(3);

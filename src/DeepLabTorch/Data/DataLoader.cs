@@ -1,0 +1,318 @@
+using DeepLabTorch.Torch;
+
+namespace DeepLabTorch.Data;
+
+/// <summary>
+/// Decodes, augments and collates samples on plain worker threads with bounded prefetch.
+/// Train: a seeded shuffle per epoch, the reference augmentation, the last incomplete batch dropped.
+/// Eval: in order, full images (or the fixed center crop with ValCrop), nothing dropped.
+/// Every sample's augmentation depends only on (seed, epoch, dataset index), so any number of
+/// workers yields the same batches. Images are NCHW float32, masks NHW int64, both wrapping
+/// managed arrays without a copy.
+/// </summary>
+public sealed class DataLoader : IDisposable
+{
+    private readonly ISegmentationDataset _ds;
+    private readonly DataOptions _o;
+    private readonly bool _train;
+    private readonly int _batchSize;
+    private int _skipped;
+    private readonly List<string> _badSamples = new();
+    private bool _disposed;
+
+    public DataLoader(ISegmentationDataset ds, DataOptions o, bool train, int batchSize)
+    {
+        o.Validate();
+        if (batchSize < 1) throw new UserException($"batch size must be at least 1, got {batchSize}");
+        _ds = ds;
+        _o = o;
+        _train = train;
+        _batchSize = batchSize;
+        if (ds.Count == 0) throw new UserException($"{ds.Name} has no images");
+        if (train && ds.Count < batchSize)
+            throw new UserException($"{ds.Name} has {ds.Count} images, fewer than one batch of {batchSize}: lower --batch-size or add data");
+        BatchesPerEpoch = train ? ds.Count / batchSize : (ds.Count + batchSize - 1) / batchSize;
+    }
+
+    public int BatchesPerEpoch { get; }
+    public int BatchSize => _batchSize;
+    /// <summary>Bad samples skipped so far (with SkipBad).</summary>
+    public int SkippedSamples => Volatile.Read(ref _skipped);
+    /// <summary>The messages of the skipped samples ("file: reason").</summary>
+    public IReadOnlyList<string> BadSamples { get { lock (_badSamples) return _badSamples.ToArray(); } }
+    /// <summary>Called (on a worker thread) for each skipped sample; default: Datasets.Log.</summary>
+    public Action<string>? OnBadSample { get; set; }
+
+    /// <summary>The batches of one epoch. Stop early by disposing the enumerator (foreach break) or cancelling.</summary>
+    public IEnumerable<Batch> Epoch(int epoch, CancellationToken ct = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var run = new EpochRun(this, epoch, ct);
+        try
+        {
+            run.Start();
+            for (int b = 0; b < BatchesPerEpoch; b++)
+            {
+                var batch = run.Take(b);
+                if (batch != null) yield return batch;
+            }
+        }
+        finally
+        {
+            run.Stop();
+        }
+    }
+
+    public void Dispose() => _disposed = true;
+
+    /// <summary>The output geometry of one sample.</summary>
+    internal AugmentParams ParamsFor(SegmentationSample s, int epoch, int index) =>
+        _train ? Transforms.Train(s.Height, s.Width, _o, epoch, index) : Transforms.Val(s.Height, s.Width, _o);
+
+    private sealed class Slot
+    {
+        public int Remaining;
+        public float[]? Images;          // train: the whole batch, written in place
+        public long[]? Masks;
+        public float[]?[] SampleImages = Array.Empty<float[]?>(); // eval: per sample, collated later
+        public long[]?[] SampleMasks = Array.Empty<long[]?>();
+        public (int H, int W)[] Sizes = Array.Empty<(int, int)>();
+        public string?[] Ids = Array.Empty<string?>();
+        public bool[] Good = Array.Empty<bool>();
+        public Exception? Error;
+    }
+
+    /// <summary>One epoch's shared state: work counter, slots, stop flag. All guarded by _gate.</summary>
+    private sealed class EpochRun
+    {
+        private readonly DataLoader _l;
+        private readonly int _epoch;
+        private readonly CancellationToken _ct;
+        private readonly int[] _order;
+        private readonly int _total;
+        private readonly int _window;
+        private readonly object _gate = new();
+        private readonly Dictionary<int, Slot> _slots = new();
+        private readonly List<Thread> _threads = new();
+        private int _next;       // next sample position to claim
+        private int _consumed;   // batches handed out
+        private bool _stop;
+        private CancellationTokenRegistration _reg;
+
+        public EpochRun(DataLoader l, int epoch, CancellationToken ct)
+        {
+            _l = l;
+            _epoch = epoch;
+            _ct = ct;
+            _order = l._train ? SampleRandom.Permutation(l._ds.Count, l._o.Seed, epoch) : Enumerable.Range(0, l._ds.Count).ToArray();
+            _total = l._train ? l.BatchesPerEpoch * l._batchSize : l._ds.Count;
+            int workers = Math.Max(1, l._o.Workers);
+            _window = Math.Max(l._o.Prefetch, (2 * workers + l._batchSize - 1) / l._batchSize);
+        }
+
+        public void Start()
+        {
+            _reg = _ct.Register(() => { lock (_gate) { _stop = true; Monitor.PulseAll(_gate); } });
+            for (int k = 0; k < _l._o.Workers; k++)
+            {
+                var t = new Thread(WorkerLoop) { IsBackground = true, Name = $"deeplab-loader-{k}" };
+                _threads.Add(t);
+                t.Start();
+            }
+        }
+
+        public void Stop()
+        {
+            lock (_gate)
+            {
+                _stop = true;
+                Monitor.PulseAll(_gate);
+            }
+            foreach (var t in _threads) t.Join();
+            _reg.Dispose();
+        }
+
+        private int BatchSizeOf(int b) => Math.Min(_l._batchSize, _total - b * _l._batchSize);
+
+        private Slot SlotFor(int b)
+        {
+            // Under _gate.
+            if (_slots.TryGetValue(b, out var s)) return s;
+            int n = BatchSizeOf(b);
+            s = new Slot { Remaining = n, Ids = new string?[n], Good = new bool[n] };
+            if (_l._train)
+            {
+                long px = (long)_l._o.CropSize * _l._o.CropSize;
+                s.Images = GC.AllocateUninitializedArray<float>(checked((int)(n * 3 * px)));
+                s.Masks = GC.AllocateUninitializedArray<long>(checked((int)(n * px)));
+            }
+            else
+            {
+                s.SampleImages = new float[]?[n];
+                s.SampleMasks = new long[]?[n];
+                s.Sizes = new (int, int)[n];
+            }
+            _slots[b] = s;
+            return s;
+        }
+
+        private void WorkerLoop()
+        {
+            while (true)
+            {
+                int i, b;
+                Slot slot;
+                lock (_gate)
+                {
+                    while (!_stop && _next < _total && _next / _l._batchSize >= _consumed + _window) Monitor.Wait(_gate);
+                    if (_stop || _next >= _total) return;
+                    i = _next++;
+                    b = i / _l._batchSize;
+                    slot = SlotFor(b);
+                }
+                Process(i, b, slot);
+            }
+        }
+
+        private void Process(int i, int b, Slot slot)
+        {
+            int k = i - b * _l._batchSize;
+            int index = _order[i];
+            Exception? fatal = null;
+            try
+            {
+                var s = _l._ds.Load(index);
+                var p = _l.ParamsFor(s, _epoch, index);
+                long px = (long)p.OutHeight * p.OutWidth;
+                if (_l._train)
+                {
+                    Transforms.Apply(s, p, slot.Images.AsSpan().Slice((int)(k * 3 * px), (int)(3 * px)),
+                        slot.Masks.AsSpan().Slice((int)(k * px), (int)px), _l._o.PadWithMean);
+                }
+                else
+                {
+                    var img = GC.AllocateUninitializedArray<float>(checked((int)(3 * px)));
+                    var msk = GC.AllocateUninitializedArray<long>(checked((int)px));
+                    Transforms.Apply(s, p, img, msk, _l._o.PadWithMean);
+                    slot.SampleImages[k] = img;
+                    slot.SampleMasks[k] = msk;
+                    slot.Sizes[k] = (p.OutHeight, p.OutWidth);
+                }
+                slot.Ids[k] = s.Id;
+                slot.Good[k] = true;
+            }
+            catch (DataException e) when (_l._o.SkipBad)
+            {
+                Interlocked.Increment(ref _l._skipped);
+                lock (_l._badSamples) _l._badSamples.Add(e.Message);
+                try { (_l.OnBadSample ?? (m => Datasets.Log("skipping bad sample: " + m)))(e.Message); }
+                catch (Exception) { /* a failing logger must not kill the worker */ }
+            }
+            catch (Exception e)
+            {
+                fatal = e;
+            }
+            lock (_gate)
+            {
+                if (fatal != null) slot.Error ??= fatal;
+                slot.Remaining--;
+                Monitor.PulseAll(_gate);
+            }
+        }
+
+        /// <summary>Waits for batch b and collates it; null when every sample of it was skipped.</summary>
+        public Batch? Take(int b)
+        {
+            Slot slot;
+            if (_l._o.Workers == 0)
+            {
+                // No workers: load in the calling thread.
+                lock (_gate) slot = SlotFor(b);
+                for (int i = b * _l._batchSize; i < b * _l._batchSize + BatchSizeOf(b); i++)
+                {
+                    _ct.ThrowIfCancellationRequested();
+                    Process(i, b, slot);
+                }
+            }
+            lock (_gate)
+            {
+                slot = SlotFor(b);
+                while (slot.Remaining > 0 && slot.Error == null && !_ct.IsCancellationRequested) Monitor.Wait(_gate);
+                _ct.ThrowIfCancellationRequested();
+                _slots.Remove(b);
+                _consumed = b + 1;
+                Monitor.PulseAll(_gate);
+            }
+            if (slot.Error != null)
+            {
+                if (slot.Error is DataException or UserException) throw slot.Error;
+                throw new InvalidOperationException($"data loader worker failed: {slot.Error.Message}", slot.Error);
+            }
+            return _l._train ? CollateTrain(slot) : CollateEval(slot, b);
+        }
+
+        private Batch? CollateTrain(Slot slot)
+        {
+            int n = slot.Good.Length, good = slot.Good.Count(g => g);
+            // BatchNorm cannot train on one sample: a batch skipped down to 0 or 1 is dropped.
+            if (good < Math.Min(2, n)) return null;
+            int crop = _l._o.CropSize;
+            long px = (long)crop * crop;
+            var images = slot.Images!;
+            var masks = slot.Masks!;
+            if (good < n)
+            {
+                var ci = GC.AllocateUninitializedArray<float>((int)(good * 3 * px));
+                var cm = GC.AllocateUninitializedArray<long>((int)(good * px));
+                for (int k = 0, j = 0; k < n; k++)
+                {
+                    if (!slot.Good[k]) continue;
+                    Array.Copy(images, k * 3 * px, ci, j * 3 * px, 3 * px);
+                    Array.Copy(masks, k * px, cm, j * px, px);
+                    j++;
+                }
+                images = ci;
+                masks = cm;
+            }
+            var ids = slot.Ids.Where((_, k) => slot.Good[k]).Select(id => id!).ToArray();
+            return MakeBatch(images, masks, good, crop, crop, ids);
+        }
+
+        private Batch? CollateEval(Slot slot, int b)
+        {
+            var keep = Enumerable.Range(0, slot.Good.Length).Where(k => slot.Good[k]).ToArray();
+            if (keep.Length == 0) return null;
+            var (h, w) = slot.Sizes[keep[0]];
+            var ids = keep.Select(k => slot.Ids[k]!).ToArray();
+            if (keep.Length == 1) return MakeBatch(slot.SampleImages[keep[0]]!, slot.SampleMasks[keep[0]]!, 1, h, w, ids);
+            foreach (var k in keep)
+                if (slot.Sizes[k] != (h, w))
+                    throw new UserException($"evaluation batch {b}: images {ids[0]} ({w}x{h}) and {slot.Ids[k]} ({slot.Sizes[k].W}x{slot.Sizes[k].H}) " +
+                                            "differ in size; evaluate full images with batch size 1, or use --val-crop");
+            long px = (long)h * w;
+            var images = GC.AllocateUninitializedArray<float>((int)(keep.Length * 3 * px));
+            var masks = GC.AllocateUninitializedArray<long>((int)(keep.Length * px));
+            for (int j = 0; j < keep.Length; j++)
+            {
+                Array.Copy(slot.SampleImages[keep[j]]!, 0, images, j * 3 * px, 3 * px);
+                Array.Copy(slot.SampleMasks[keep[j]]!, 0, masks, j * px, px);
+            }
+            return MakeBatch(images, masks, keep.Length, h, w, ids);
+        }
+
+        private static Batch MakeBatch(float[] images, long[] masks, int n, int h, int w, string[] ids)
+        {
+            var ti = torch.from_array(images, new long[] { n, 3, h, w });
+            try
+            {
+                var tm = torch.from_array(masks, new long[] { n, h, w });
+                return new Batch(ti, tm, ids);
+            }
+            catch
+            {
+                ti.Dispose();
+                throw;
+            }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+namespace DeepLabTorch.Data;
+
+/// <summary>
+/// One sample's geometry: resize the whole image to ScaledHeight x ScaledWidth, mirror if Flip,
+/// pad bottom/right, take the OutHeight x OutWidth window at (CropY, CropX), blur with BlurSigma.
+/// </summary>
+public readonly record struct AugmentParams(int ScaledHeight, int ScaledWidth, int CropY, int CropX,
+    int OutHeight, int OutWidth, bool Flip, float BlurSigma);
+
+/// <summary>The reference recipe's train and validation transforms, drawn deterministically.</summary>
+public static unsafe class Transforms
+{
+    /// <summary>
+    /// Train: flip with p=0.5; short side to a random integer in [MinScale, MaxScale] x base size,
+    /// the long side in proportion; pad to the crop size; random crop; optional blur (p=0.5, sigma ~ U[0,1)).
+    /// </summary>
+    public static AugmentParams Train(int height, int width, DataOptions o, long epoch, long index)
+    {
+        var rng = new SampleRandom(o.Seed, epoch, index);
+        bool flip = rng.NextDouble() < 0.5;
+        int shortSide = rng.NextInt((int)(o.BaseSize * o.MinScale), (int)(o.BaseSize * o.MaxScale));
+        shortSide = Math.Max(shortSide, 1);
+        int oh, ow;
+        if (height > width) { ow = shortSide; oh = Math.Max(1, (int)(1.0 * height * ow / width)); }
+        else { oh = shortSide; ow = Math.Max(1, (int)(1.0 * width * oh / height)); }
+        int crop = o.CropSize;
+        int padH = Math.Max(oh, crop), padW = Math.Max(ow, crop);
+        int x = rng.NextInt(0, padW - crop);
+        int y = rng.NextInt(0, padH - crop);
+        float sigma = 0f;
+        if (o.GaussianBlur && rng.NextDouble() < 0.5) sigma = (float)rng.NextDouble();
+        return new AugmentParams(oh, ow, y, x, crop, crop, flip, sigma);
+    }
+
+    /// <summary>Validation: the full image (official protocol), or with ValCrop the reference's
+    /// fixed-scale center crop (short side to the crop size, then a center crop).</summary>
+    public static AugmentParams Val(int height, int width, DataOptions o)
+    {
+        if (!o.ValCrop) return new AugmentParams(height, width, 0, 0, height, width, false, 0f);
+        int crop = o.CropSize;
+        int oh, ow;
+        if (width > height) { oh = crop; ow = Math.Max(1, (int)(1.0 * width * oh / height)); }
+        else { ow = crop; oh = Math.Max(1, (int)(1.0 * height * ow / width)); }
+        int x = (int)Math.Round((ow - crop) / 2.0), y = (int)Math.Round((oh - crop) / 2.0);
+        return new AugmentParams(oh, ow, Math.Max(0, y), Math.Max(0, x), crop, crop, false, 0f);
+    }
+
+    /// <summary>
+    /// Applies p to an RGB image and its mask, writing the normalized CHW image and int64 mask into
+    /// the caller's spans (a slot of the batch buffer). Masks are resized nearest-neighbour only;
+    /// padding is 255 in the mask and padRgb (black, or the mean) in the image.
+    /// </summary>
+    public static void Apply(SegmentationSample s, in AugmentParams p, Span<float> image, Span<long> mask, bool padWithMean = false)
+    {
+        long n = (long)p.OutHeight * p.OutWidth;
+        if (image.Length < 3 * n || (!mask.IsEmpty && mask.Length < n)) throw new ArgumentException("output spans too small for the crop");
+        if (s.Image.Length != s.Height * s.Width * 3 || s.Mask.Length != s.Height * s.Width)
+            throw new ArgumentException($"sample {s.Id}: buffers do not match its size {s.Height}x{s.Width}");
+        byte* pad = stackalloc byte[3];
+        for (int c = 0; c < 3; c++) pad[c] = padWithMean ? (byte)Math.Round(ImageTensor.Mean[c] * 255) : (byte)0;
+        fixed (byte* img = s.Image)
+        fixed (byte* msk = s.Mask)
+        fixed (float* mean = ImageTensor.Mean)
+        fixed (float* std = ImageTensor.Std)
+        fixed (float* oi = image)
+        fixed (long* om = mask)
+        {
+            if (NativeImage.dlt_image_augment(img, msk, s.Height, s.Width, p.ScaledHeight, p.ScaledWidth, p.CropY, p.CropX,
+                    p.OutHeight, p.OutWidth, p.Flip ? 1 : 0, p.BlurSigma, mean, std, pad, 255, oi, mask.IsEmpty ? null : om) == 0)
+                throw new ArgumentException($"sample {s.Id}: {NativeImage.TakeError()}");
+        }
+    }
+}
