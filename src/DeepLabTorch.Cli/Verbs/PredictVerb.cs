@@ -64,7 +64,7 @@ public sealed class PredictVerb : IVerb
         int? probClass = null;
         if (SaveProbs)
             probClass = ProbClass is { } pc ? ModelLoader.ResolveClass(pc, loaded.ClassNames, "--prob-class")
-                : loaded.ClassNames.Select((n, i) => (n, i)).FirstOrDefault(x => x.n.Equals("person", StringComparison.OrdinalIgnoreCase), ("", 1)).i;
+                : DefaultProbabilityClass(loaded.ClassNames);
         else if (ProbClass != null) throw new UserException("--prob-class goes with --save-probs");
         if (!(OverlayOpacity >= 0 && OverlayOpacity <= 1)) throw new UserException($"--overlay-opacity must lie in [0, 1], got {OverlayOpacity}");
         var outputs = new PredictOutputs
@@ -81,6 +81,14 @@ public sealed class PredictVerb : IVerb
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"predict: {summary.Images} image(s) in {summary.Elapsed.TotalSeconds:F1} s ({summary.ImagesPerSecond:F2} images/s); {summary.Failed} failed; outputs in {Output}"));
         return summary.Failed > 0 ? 1 : 0;
+    }
+
+    /// <summary>'person' when the model has it, else class 1 (the foreground of a binary model).</summary>
+    internal static int DefaultProbabilityClass(IReadOnlyList<string> names)
+    {
+        for (int i = 0; i < names.Count; i++)
+            if (names[i].Equals("person", StringComparison.OrdinalIgnoreCase)) return i;
+        return Math.Min(1, names.Count - 1);
     }
 
     /// <summary>Test-time options from the shared flags (predict and matte).</summary>
