@@ -126,7 +126,7 @@ public class VideoTests
         {
             var file = Path.Combine(dir, "broken.mp4");
             File.WriteAllBytes(file, new byte[] { 0, 0, 0, 24, (byte)'f', (byte)'t', (byte)'y', (byte)'p', 9, 9, 9 });
-            var e = Assert.Throws<Data.DataException>(() => Ffmpeg.Probe(file));
+            var e = Assert.Throws<DeepLabTorch.Data.DataException>(() => Ffmpeg.Probe(file));
             Assert.Contains("broken.mp4", e.Message);
             Assert.Throws<UserException>(() => Ffmpeg.Probe(Path.Combine(dir, "absent.mp4")));
         }
