@@ -4,6 +4,7 @@ using Xunit;
 
 namespace DeepLabTorch.Tests.Data;
 
+[Collection(LiveTensorCountCollection.Name)]
 public class LoaderTests
 {
     private static readonly Lazy<string> SynthRoot = new(() =>
