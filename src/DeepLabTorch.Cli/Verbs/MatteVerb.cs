@@ -104,7 +104,7 @@ public sealed class MatteVerb : IVerb
                     {
                         var a = alpha.mul(255.0).round().clamp(0, 255).to(DeepLabTorch.Torch.ScalarType.Byte).ToArray<byte>();
                         var alphaPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(target))!, Path.GetFileNameWithoutExtension(target) + "_alpha.png");
-                        ImageCodec.WritePalettePng(alphaPath, a, h, w, SegmentationOutputs.GrayPalette());
+                        ImageCodec.WriteGrayPng(alphaPath, a, h, w);
                     }
                     images++;
                     bar.Step();

@@ -116,7 +116,7 @@ public sealed class PredictJob
             if (_outputs.Overlay)
                 ImageCodec.WritePng(stem + "_overlay.png", SegmentationOutputs.Overlay(p.Rgb, classes!, p.Height, p.Width, _palette, _outputs.OverlayOpacity), p.Height, p.Width);
             if (_outputs.ProbabilityClass is int cls)
-                ImageCodec.WritePalettePng(stem + "_prob.png", SegmentationOutputs.Probability(one, cls), p.Height, p.Width, SegmentationOutputs.GrayPalette());
+                ImageCodec.WriteGrayPng(stem + "_prob.png", SegmentationOutputs.Probability(one, cls), p.Height, p.Width);
             if (_outputs.Logits) NpyWriter.Write(stem + ".npy", one);
         }
     }

@@ -51,14 +51,6 @@ public static class SegmentationOutputs
         return outp;
     }
 
-    /// <summary>A 256-entry gray ramp: a probability PNG stored as indices is readable as plain gray.</summary>
-    public static byte[] GrayPalette()
-    {
-        var p = new byte[256 * 3];
-        for (int i = 0; i < 256; i++) p[3 * i] = p[3 * i + 1] = p[3 * i + 2] = (byte)i;
-        return p;
-    }
-
     private static void CheckChw(Tensor logits)
     {
         if (logits.dim() != 3) throw new ArgumentException($"logits must be [C,H,W], got [{string.Join(",", logits.shape)}]");

@@ -73,14 +73,6 @@ public class OutputTests
     }
 
     [Fact]
-    public void GrayPaletteMapsIndexToItsOwnGray()
-    {
-        var g = SegmentationOutputs.GrayPalette();
-        Assert.Equal(768, g.Length);
-        Assert.Equal(new byte[] { 77, 77, 77 }, g[(3 * 77)..(3 * 77 + 3)]);
-    }
-
-    [Fact]
     public void RgbTensorsRoundTripAndNormalize()
     {
         var rgb = TestImage(3, 5);
