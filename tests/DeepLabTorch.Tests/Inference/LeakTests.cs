@@ -1,6 +1,7 @@
 using DeepLabTorch.Inference;
 using DeepLabTorch.Torch;
 using Xunit;
+using static DeepLabTorch.Torch.torch;
 using static DeepLabTorch.Tests.Inference.InferenceTestUtil;
 
 namespace DeepLabTorch.Tests.Inference;
@@ -20,7 +21,7 @@ public class LeakTests
         GC.Collect();
     }
 
-    private static torch.Tensor Image(int n, int h, int w, int seed = 11) => RandomTensor(new long[] { n, 3, h, w }, seed);
+    private static Tensor Image(int n, int h, int w, int seed = 11) => RandomTensor(new long[] { n, 3, h, w }, seed);
 
     [Fact]
     public void PredictorFreesItsTemporaries()
@@ -45,9 +46,9 @@ public class LeakTests
         using var blur = new BackgroundRenderer(new Background.Blur(2), _ => throw new InvalidOperationException());
         matter.Process(rgb, 12, 14, blur);
         Settle();
-        long before = torch.Tensor.LiveCount;
+        long before = Tensor.LiveCount;
         for (int i = 0; i < 3; i++) matter.Process(rgb, 12, 14, blur);
         Settle();
-        Assert.Equal(before, torch.Tensor.LiveCount);
+        Assert.Equal(before, Tensor.LiveCount);
     }
 }
