@@ -32,7 +32,7 @@ public class PortraitRecipeTests
         try
         {
             var data = Path.Combine(dir, "portrait");
-            Synthetic.Generate(data, 24, 5, "portrait", 64, 48);
+            Synthetic.Generate(data, 16, 5, "portrait", 48, 40);
             // The "VOC" checkpoint: a 21-class model as the trainer would save it.
             var voc = Path.Combine(dir, "voc.safetensors");
             float[] vocFirstConv, vocClassifierRow;
@@ -48,7 +48,7 @@ public class PortraitRecipeTests
             var config = TrainConfigRules.Resolve(recipe with
             {
                 DataRoot = data, Resume = voc, Output = Path.Combine(dir, "run"),
-                BaseSize = 48, CropSize = 48, BatchSize = 4, Epochs = 4, Lr = 0.01, Workers = 0,
+                BaseSize = 40, CropSize = 40, BatchSize = 4, Epochs = 3, Lr = 0.01, Workers = 0,
                 NoVal = true, Device = "cpu", LogInterval = 1, GaussianBlur = false,
             });
             var log = new StringWriter();
@@ -65,8 +65,9 @@ public class PortraitRecipeTests
                 Assert.Equal(2, info!.Model!.NumClasses);
                 Assert.Equal(new long[] { 2, 256, 1, 1 }, sd["decoder.last_conv.8.weight"].shape);
                 var first = sd["backbone.features.0.0.weight"].ToArray<float>();
-                double drift = first.Zip(vocFirstConv, (a, b) => Math.Abs(a - b)).Max();
-                Assert.True(drift < 0.05, $"the backbone moved by {drift}: it was not loaded from the VOC checkpoint");
+                // A fresh initialisation would differ by about 0.3 on average (the VOC weights are uniform ±0.5).
+                double drift = first.Zip(vocFirstConv, (a, b) => Math.Abs(a - b)).Average();
+                Assert.True(drift < 0.05, $"the backbone moved by {drift} on average: it was not loaded from the VOC checkpoint");
                 var head = sd["decoder.last_conv.8.weight"].ToArray<float>()[..256];
                 Assert.NotEqual(vocClassifierRow, head);
             }
