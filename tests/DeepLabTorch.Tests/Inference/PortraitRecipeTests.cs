@@ -32,7 +32,7 @@ public class PortraitRecipeTests
         try
         {
             var data = Path.Combine(dir, "portrait");
-            Synthetic.Generate(data, 16, 5, "portrait", 48, 40);
+            Synthetic.Generate(data, 20, 5, "portrait", 40, 32);
             // The "VOC" checkpoint: a 21-class model as the trainer would save it.
             var voc = Path.Combine(dir, "voc.safetensors");
             float[] vocFirstConv, vocClassifierRow;
@@ -48,7 +48,7 @@ public class PortraitRecipeTests
             var config = TrainConfigRules.Resolve(recipe with
             {
                 DataRoot = data, Resume = voc, Output = Path.Combine(dir, "run"),
-                BaseSize = 40, CropSize = 40, BatchSize = 4, Epochs = 3, Lr = 0.01, Workers = 0,
+                BaseSize = 32, CropSize = 32, BatchSize = 2, Epochs = 3, Lr = 0.02, Workers = 0,
                 NoVal = true, Device = "cpu", LogInterval = 1, GaussianBlur = false,
             });
             var log = new StringWriter();
