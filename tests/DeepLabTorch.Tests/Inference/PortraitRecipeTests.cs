@@ -32,13 +32,13 @@ public class PortraitRecipeTests
         try
         {
             var data = Path.Combine(dir, "portrait");
-            Synthetic.Generate(data, 20, 5, "portrait", 40, 32);
+            Synthetic.Generate(data, 24, 5, "portrait", 56, 48);
             // The "VOC" checkpoint: a 21-class model as the trainer would save it.
             var voc = Path.Combine(dir, "voc.safetensors");
             float[] vocFirstConv, vocClassifierRow;
             using (var m = ModelFactory.Create(new ModelConfig("mobilenet", 16, 21)))
             {
-                Fill(m, 9);
+                // The model's own initialisation (a well-conditioned network); no seed needed for what is checked.
                 CheckpointStore.Save(voc, m, null, new CheckpointInfo { Model = new CheckpointModel("mobilenet", 16, 21, VocClasses.Names.ToArray()) });
                 vocFirstConv = m.state_dict()["backbone.features.0.0.weight"].ToArray<float>();
                 vocClassifierRow = m.state_dict()[m.ClassifierPrefix + ".weight"].ToArray<float>()[..256];
@@ -48,7 +48,7 @@ public class PortraitRecipeTests
             var config = TrainConfigRules.Resolve(recipe with
             {
                 DataRoot = data, Resume = voc, Output = Path.Combine(dir, "run"),
-                BaseSize = 32, CropSize = 32, BatchSize = 2, Epochs = 3, Lr = 0.02, Workers = 0,
+                BaseSize = 48, CropSize = 48, BatchSize = 4, Epochs = 5, Lr = 0.01, Workers = 0,
                 NoVal = true, Device = "cpu", LogInterval = 1, GaussianBlur = false,
             });
             var log = new StringWriter();
@@ -65,9 +65,10 @@ public class PortraitRecipeTests
                 Assert.Equal(2, info!.Model!.NumClasses);
                 Assert.Equal(new long[] { 2, 256, 1, 1 }, sd["decoder.last_conv.8.weight"].shape);
                 var first = sd["backbone.features.0.0.weight"].ToArray<float>();
-                // A fresh initialisation would differ by about 0.3 on average (the VOC weights are uniform ±0.5).
+                // Fine-tuning moves the loaded weights a little; another initialisation would differ by about their own size.
                 double drift = first.Zip(vocFirstConv, (a, b) => Math.Abs(a - b)).Average();
-                Assert.True(drift < 0.05, $"the backbone moved by {drift} on average: it was not loaded from the VOC checkpoint");
+                double size = vocFirstConv.Select(Math.Abs).Average();
+                Assert.True(drift < 0.2 * size, $"the backbone moved by {drift} on average (weights ~{size}): it was not loaded from the VOC checkpoint");
                 var head = sd["decoder.last_conv.8.weight"].ToArray<float>()[..256];
                 Assert.NotEqual(vocClassifierRow, head);
             }
