@@ -28,6 +28,14 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 1
 fi
 
+# ONNX Runtime for the export tests comes from the npm registry (binaries ship inside the package;
+# its download script is skipped). Without npm the ONNX Runtime tests report themselves skipped.
+if [ ! -d tests/reference/node_modules/onnxruntime-node ] && command -v npm >/dev/null 2>&1; then
+  say "installing onnxruntime-node for the ONNX export tests"
+  (cd tests/reference && npm install --ignore-scripts --no-audit --no-fund >/dev/null 2>&1) \
+    || echo "bootstrap: npm registry unreachable; ONNX Runtime tests will be skipped" >&2
+fi
+
 # 2. The native shim (C++ over libtorch). make rebuilds only what changed.
 if [ ! -f build/native/CMakeCache.txt ]; then
   say "configuring the native library"

@@ -1,0 +1,163 @@
+using DeepLabTorch.Checkpoints.Pth;
+using DeepLabTorch.Torch;
+
+namespace DeepLabTorch.Checkpoints;
+
+/// <summary>Reads model weights from any file users bring: our checkpoints, plain safetensors, .pth/.pth.tar.</summary>
+public static class WeightFiles
+{
+    public enum Kind { Safetensors, PyTorchZip }
+
+    /// <summary>Sniffs the first bytes (not the extension): zip → torch.save, else safetensors.</summary>
+    public static Kind Detect(string path)
+    {
+        if (Directory.Exists(path)) throw new CheckpointException(path, "is a folder, not a weights file");
+        if (!File.Exists(path)) throw new CheckpointException(path, "file not found");
+        Span<byte> head = stackalloc byte[8];
+        int n;
+        using (var fs = File.OpenRead(path)) n = fs.Read(head);
+        if (PthReader.LooksLikeZip(head[..n])) return Kind.PyTorchZip;
+        if (n >= 1 && head[0] == 0x80 && (path.EndsWith(".pth", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".tar", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".pt", StringComparison.OrdinalIgnoreCase)))
+            return Kind.PyTorchZip; // the reader explains that legacy pickles are not supported
+        return Kind.Safetensors;
+    }
+
+    /// <summary>
+    /// The model weights by state_dict name (CPU tensors the caller must dispose). info is our
+    /// checkpoint's metadata, what a .pth carried (epoch, best score), or null for plain safetensors.
+    /// </summary>
+    public static Dictionary<string, torch.Tensor> LoadStateDict(string path, out CheckpointInfo? info)
+    {
+        if (Detect(path) == Kind.PyTorchZip)
+        {
+            var sd = PthReader.LoadStateDict(path, out var pinfo);
+            info = pinfo;
+            return sd;
+        }
+        using var file = Safetensors.Read(path);
+        info = CheckpointStore.ReadInfo(path, file.Metadata);
+        var result = new Dictionary<string, torch.Tensor>(StringComparer.Ordinal);
+        foreach (var name in file.Tensors.Keys.ToList())
+        {
+            // Our checkpoints also hold optimizer and RNG state: not weights.
+            if (info != null && (name.StartsWith(CheckpointStore.OptimizerPrefix, StringComparison.Ordinal) || name == CheckpointStore.RngTensor)) continue;
+            var key = name.StartsWith("module.", StringComparison.Ordinal) ? name["module.".Length..] : name;
+            result[key] = file.Take(name);
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// The model a weight file should be loaded into. Our checkpoints carry their config, and a flag
+    /// that contradicts it is an error naming both values, except --num-classes, which asks for
+    /// fine-tuning (the classifier is re-initialised). Other files take the flags or the defaults.
+    /// </summary>
+    public static CheckpointModel ResolveModel(string path, CheckpointInfo? info, string? backbone, int? outputStride, int? numClasses,
+        string defaultBackbone = "mobilenet", int defaultOutputStride = 16, int defaultNumClasses = 21)
+    {
+        var m = info?.Model;
+        if (m == null)
+            return new CheckpointModel(backbone ?? defaultBackbone, outputStride ?? defaultOutputStride, numClasses ?? defaultNumClasses);
+        if (backbone != null && !string.Equals(backbone, m.Backbone, StringComparison.OrdinalIgnoreCase))
+            throw new UserException($"--backbone {backbone} conflicts with {path}, which holds a {m.Backbone} model");
+        if (outputStride != null && outputStride != m.OutputStride)
+            throw new UserException($"--out-stride {outputStride} conflicts with {path}, which was trained at output stride {m.OutputStride}");
+        if (numClasses != null && numClasses != m.NumClasses)
+            return m with { NumClasses = numClasses.Value, ClassNames = null };
+        return m;
+    }
+}
+
+/// <summary>What LoadInto did: keys copied, classifier keys left re-initialised, and the file's info.</summary>
+public sealed record WeightLoadReport(IReadOnlyList<string> Loaded, IReadOnlyList<string> Reinitialised, IReadOnlyList<string> Notes, CheckpointInfo? Info);
+
+/// <summary>Loads a weight file into a model, allowing only the classifier to differ (fine-tuning).</summary>
+public static class WeightLoader
+{
+    /// <summary>
+    /// Copies the file's weights into the model. Keys under classifierPrefix whose shape differs are
+    /// left as the model initialised them (logged) when expectedClasses is given; any other missing,
+    /// unexpected or mis-shaped key is an error naming keys and shapes. aliases maps alternative key
+    /// names (e.g. the reference model's duplicated MobileNetV2 slices) to the model's own names.
+    /// </summary>
+    public static WeightLoadReport LoadInto(torch.nn.Module model, string path, int? expectedClasses, string classifierPrefix, Action<string> log,
+        IReadOnlyDictionary<string, string>? aliases = null)
+    {
+        var sd = WeightFiles.LoadStateDict(path, out var info);
+        try
+        {
+            return Apply(model, sd, path, expectedClasses, classifierPrefix, log, aliases, info);
+        }
+        finally
+        {
+            foreach (var t in sd.Values) t.Dispose();
+        }
+    }
+
+    /// <summary>The same, from a state dict already in memory (the caller keeps ownership).</summary>
+    public static WeightLoadReport Apply(torch.nn.Module model, IReadOnlyDictionary<string, torch.Tensor> source, string path, int? expectedClasses,
+        string classifierPrefix, Action<string> log, IReadOnlyDictionary<string, string>? aliases = null, CheckpointInfo? info = null)
+    {
+        var sd = new Dictionary<string, torch.Tensor>(source, StringComparer.Ordinal);
+        var notes = new List<string>();
+        if (aliases != null)
+            foreach (var (alias, canonical) in aliases)
+            {
+                if (!sd.Remove(alias, out var t)) continue;
+                if (sd.TryGetValue(canonical, out var c))
+                {
+                    if (!c.shape.SequenceEqual(t.shape))
+                        throw new CheckpointException(path, $"alias '{alias}' [{Shape(t)}] and '{canonical}' [{Shape(c)}] differ in shape");
+                }
+                else sd[canonical] = t;
+            }
+
+        var own = model.state_dict();
+        var missing = own.Keys.Where(k => !sd.ContainsKey(k)).ToList();
+        var unexpected = sd.Keys.Where(k => !own.ContainsKey(k)).ToList();
+        // Checkpoints from PyTorch before 0.4.1 have no BatchNorm step counters: harmless.
+        foreach (var k in missing.Where(k => k.EndsWith(".num_batches_tracked", StringComparison.Ordinal)).ToList())
+        {
+            missing.Remove(k);
+            notes.Add($"kept {k} at its initial value (not in the file)");
+        }
+        var mismatched = new List<string>();
+        var reinit = new List<string>();
+        foreach (var (k, t) in own)
+        {
+            if (!sd.TryGetValue(k, out var s) || s.shape.SequenceEqual(t.shape)) continue;
+            if (expectedClasses != null && k.StartsWith(classifierPrefix, StringComparison.Ordinal)) reinit.Add(k);
+            else mismatched.Add($"{k}: file [{Shape(s)}] vs model [{Shape(t)}]");
+        }
+        var problems = new List<string>();
+        if (mismatched.Count > 0)
+            problems.Add("shape mismatch for " + string.Join("; ", mismatched) +
+                (expectedClasses == null && mismatched.Any(m => m.StartsWith(classifierPrefix, StringComparison.Ordinal)) ? " (pass --num-classes to re-initialise the classifier)" : ""));
+        if (missing.Count > 0) problems.Add("missing from the file: " + List(missing));
+        if (unexpected.Count > 0) problems.Add("not in the model: " + List(unexpected));
+        if (problems.Count > 0)
+            throw new CheckpointException(path, "the weights do not fit the model: " + string.Join(". ", problems));
+
+        var loaded = new List<string>();
+        using (torch.no_grad())
+            foreach (var (k, t) in own)
+            {
+                if (reinit.Contains(k) || !sd.TryGetValue(k, out var s)) continue;
+                t.copy_(s);
+                loaded.Add(k);
+            }
+        foreach (var k in reinit)
+        {
+            var msg = $"re-initialised {k}: file [{Shape(sd[k])}] vs model [{Shape(own[k])}] ({expectedClasses} classes)";
+            notes.Add(msg);
+            log(msg);
+        }
+        foreach (var n in notes.Where(n => !n.StartsWith("re-initialised", StringComparison.Ordinal))) log(n);
+        return new WeightLoadReport(loaded, reinit, notes, info);
+    }
+
+    private static string Shape(torch.Tensor t) => string.Join(", ", t.shape);
+
+    private static string List(List<string> keys) =>
+        keys.Count <= 12 ? string.Join(", ", keys) : string.Join(", ", keys.Take(12)) + $" and {keys.Count - 12} more";
+}

@@ -1,0 +1,250 @@
+using System.Globalization;
+using DeepLabTorch.Checkpoints;
+using DeepLabTorch.Torch;
+using Google.Protobuf;
+
+namespace DeepLabTorch.Export.Onnx;
+
+/// <summary>
+/// Builds an ONNX model (opset 13, IR version 7) op by op. Every op returns the name of its output
+/// value; pass `output` to choose it (e.g. "logits"). Weights become initializers. Enough to express
+/// an eval-mode DeepLabV3+: convolutions with BatchNorm folded in, activations, fixed padding, pooling,
+/// bilinear resizes whose target size comes from another value's runtime shape, concat, argmax, and
+/// the optional uint8 NHWC preprocessing.
+/// </summary>
+public sealed class OnnxGraphBuilder
+{
+    public const int Opset = 13;
+    public const int IrVersion = 7;
+
+    private readonly string _graphName;
+    private readonly List<byte[]> _nodes = new();
+    private readonly List<byte[]> _initializers = new();
+    private readonly List<byte[]> _inputs = new();
+    private readonly List<byte[]> _outputs = new();
+    private readonly HashSet<string> _names = new(StringComparer.Ordinal);
+    private int _counter;
+
+    public OnnxGraphBuilder(string graphName = "deeplabv3plus") { _graphName = graphName; }
+
+    public int NodeCount => _nodes.Count;
+
+    private string Fresh(string hint)
+    {
+        string n;
+        do n = $"{hint}_{_counter++.ToString(CultureInfo.InvariantCulture)}"; while (_names.Contains(n));
+        _names.Add(n);
+        return n;
+    }
+
+    private string Claim(string? name, string hint)
+    {
+        if (name == null) return Fresh(hint);
+        if (!_names.Add(name)) throw new ArgumentException($"ONNX value name '{name}' is used twice");
+        return name;
+    }
+
+    private string Node(string op, string[] inputs, IEnumerable<byte[]>? attrs = null, string? output = null)
+    {
+        var outName = Claim(output, op.ToLowerInvariant());
+        _nodes.Add(OnnxProto.Node(op, outName + "_node", inputs, new[] { outName }, attrs ?? Array.Empty<byte[]>()));
+        return outName;
+    }
+
+    // ------------------------------------------------------------------ graph interface
+    public string Input(string name, OnnxType type, params OnnxDim[] dims)
+    {
+        Claim(name, name);
+        _inputs.Add(OnnxProto.ValueInfo(name, type, dims));
+        return name;
+    }
+
+    /// <summary>Declares a graph output; a value with another name is renamed through Identity.</summary>
+    public string Output(string value, string name, OnnxType type, params OnnxDim[] dims)
+    {
+        if (value != name) value = Node("Identity", new[] { value }, output: name);
+        _outputs.Add(OnnxProto.ValueInfo(name, type, dims));
+        return name;
+    }
+
+    // ------------------------------------------------------------------ constants
+    /// <summary>A float32 initializer from a tensor (copied to CPU, contiguous).</summary>
+    public unsafe string Initializer(torch.Tensor t, string? name = null)
+    {
+        using var scope = torch.NewDisposeScope();
+        var c = t.detach().to(torch.CPU, ScalarType.Float32).contiguous();
+        var raw = new byte[c.numel() * 4];
+        if (raw.Length > 0) new ReadOnlySpan<byte>((void*)c.data_ptr(), raw.Length).CopyTo(raw);
+        var n = Claim(name, "w");
+        _initializers.Add(OnnxProto.Tensor(n, OnnxType.Float, c.shape, raw));
+        return n;
+    }
+
+    public string ConstFloats(float[] values, long[]? shape = null)
+    {
+        var raw = new byte[values.Length * 4];
+        Buffer.BlockCopy(values, 0, raw, 0, raw.Length);
+        var n = Fresh("cf");
+        _initializers.Add(OnnxProto.Tensor(n, OnnxType.Float, shape ?? new long[] { values.Length }, raw));
+        return n;
+    }
+
+    public string ConstInt64s(long[] values, long[]? shape = null)
+    {
+        var raw = new byte[values.Length * 8];
+        Buffer.BlockCopy(values, 0, raw, 0, raw.Length);
+        var n = Fresh("ci");
+        _initializers.Add(OnnxProto.Tensor(n, OnnxType.Int64, shape ?? new long[] { values.Length }, raw));
+        return n;
+    }
+
+    public string ConstScalar(float value) => ConstFloats(new[] { value }, Array.Empty<long>());
+
+    // ------------------------------------------------------------------ convolutions
+    public string Conv(string x, torch.Tensor weight, torch.Tensor? bias, (long, long) stride, (long, long) padding, (long, long) dilation, long groups, string? output = null)
+    {
+        var w = weight.shape;
+        var inputs = new List<string> { x, Initializer(weight) };
+        if (bias != null) inputs.Add(Initializer(bias));
+        return Node("Conv", inputs.ToArray(), new[]
+        {
+            OnnxProto.AttrInts("kernel_shape", new[] { w[2], w[3] }),
+            OnnxProto.AttrInts("strides", new[] { stride.Item1, stride.Item2 }),
+            OnnxProto.AttrInts("pads", new[] { padding.Item1, padding.Item2, padding.Item1, padding.Item2 }),
+            OnnxProto.AttrInts("dilations", new[] { dilation.Item1, dilation.Item2 }),
+            OnnxProto.AttrInt("group", groups),
+        }, output);
+    }
+
+    public string Conv(string x, torch.nn.Conv2d conv, string? output = null) =>
+        Conv(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups, output);
+
+    /// <summary>One Conv whose weight and bias absorb an eval-mode BatchNorm that follows the conv.</summary>
+    public string ConvBn(string x, torch.nn.Conv2d conv, torch.nn.BatchNorm2d bn, string? output = null)
+    {
+        var (w, b) = FoldBatchNorm(conv, bn);
+        using (w) using (b)
+            return Conv(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups, output);
+    }
+
+    /// <summary>
+    /// BatchNorm folded into the preceding conv, in float64: s = γ/√(σ²+ε), W' = W·s (per output
+    /// channel), b' = (b − μ)·s + β. Returns new float32 tensors the caller disposes.
+    /// </summary>
+    public static (torch.Tensor weight, torch.Tensor bias) FoldBatchNorm(torch.nn.Conv2d conv, torch.nn.BatchNorm2d bn)
+    {
+        if (bn.running_mean is null || bn.running_var is null)
+            throw new ArgumentException("BatchNorm without running statistics cannot be folded");
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var dt = ScalarType.Float64;
+        var mean = bn.running_mean.to(torch.CPU, dt);
+        var var = bn.running_var.to(torch.CPU, dt);
+        var gamma = bn.weight is null ? torch.ones_like(mean) : bn.weight.to(torch.CPU, dt);
+        var beta = bn.bias is null ? torch.zeros_like(mean) : bn.bias.to(torch.CPU, dt);
+        var scale = gamma / (var + bn.eps).sqrt();
+        var w = conv.weight.to(torch.CPU, dt) * scale.view(-1, 1, 1, 1);
+        var b0 = conv.bias is null ? torch.zeros_like(mean) : conv.bias.to(torch.CPU, dt);
+        var b = (b0 - mean) * scale + beta;
+        return (w.to(ScalarType.Float32).MoveToOuterDisposeScope(), b.to(ScalarType.Float32).MoveToOuterDisposeScope());
+    }
+
+    // ------------------------------------------------------------------ elementwise and structure
+    public string Relu(string x, string? output = null) => Node("Relu", new[] { x }, output: output);
+
+    /// <summary>Clip with min/max as inputs (opset ≥ 11): ReLU6 is Clip(x, 0, 6).</summary>
+    public string Clip(string x, float min, float max, string? output = null) => Node("Clip", new[] { x, ConstScalar(min), ConstScalar(max) }, output: output);
+    public string Relu6(string x, string? output = null) => Clip(x, 0, 6, output);
+
+    public string Add(string a, string b, string? output = null) => Node("Add", new[] { a, b }, output: output);
+    public string Sub(string a, string b, string? output = null) => Node("Sub", new[] { a, b }, output: output);
+    public string Mul(string a, string b, string? output = null) => Node("Mul", new[] { a, b }, output: output);
+    public string Div(string a, string b, string? output = null) => Node("Div", new[] { a, b }, output: output);
+
+    public string Concat(IReadOnlyList<string> values, long axis = 1, string? output = null) =>
+        Node("Concat", values.ToArray(), new[] { OnnxProto.AttrInt("axis", axis) }, output);
+
+    /// <summary>Constant zero padding of H and W as F.pad(x, [left, right, top, bottom]) does.</summary>
+    public string Pad(string x, long left, long right, long top, long bottom, float value = 0, string? output = null) =>
+        Node("Pad", new[] { x, ConstInt64s(new[] { 0, 0, top, left, 0, 0, bottom, right }), ConstScalar(value) },
+            new[] { OnnxProto.AttrString("mode", "constant") }, output);
+
+    public string GlobalAveragePool(string x, string? output = null) => Node("GlobalAveragePool", new[] { x }, output: output);
+
+    public string MaxPool(string x, long kernel, long stride, long padding, string? output = null) => Node("MaxPool", new[] { x }, new[]
+    {
+        OnnxProto.AttrInts("kernel_shape", new[] { kernel, kernel }),
+        OnnxProto.AttrInts("strides", new[] { stride, stride }),
+        OnnxProto.AttrInts("pads", new[] { padding, padding, padding, padding }),
+    }, output);
+
+    public string Shape(string x) => Node("Shape", new[] { x });
+
+    public string Slice(string x, long[] starts, long[] ends, long[] axes) =>
+        Node("Slice", new[] { x, ConstInt64s(starts), ConstInt64s(ends), ConstInt64s(axes) });
+
+    /// <summary>
+    /// Bilinear resize of x (NCHW) to the spatial size of `like` at run time, as
+    /// F.interpolate(x, like.shape[2:], mode="bilinear", align_corners) does.
+    /// </summary>
+    public string ResizeLike(string x, string like, bool alignCorners, string? output = null)
+    {
+        var nc = Slice(Shape(x), new long[] { 0 }, new long[] { 2 }, new long[] { 0 });
+        var hw = Slice(Shape(like), new long[] { 2 }, new long[] { 4 }, new long[] { 0 });
+        var sizes = Concat(new[] { nc, hw }, 0);
+        return Node("Resize", new[] { x, "", "", sizes }, new[]
+        {
+            OnnxProto.AttrString("mode", "linear"),
+            // pytorch_half_pixel is half_pixel except for outputs of length 1, where PyTorch samples 0.
+            OnnxProto.AttrString("coordinate_transformation_mode", alignCorners ? "align_corners" : "pytorch_half_pixel"),
+        }, output);
+    }
+
+    public string ArgMax(string x, long axis = 1, bool keepdims = false, string? output = null) =>
+        Node("ArgMax", new[] { x }, new[] { OnnxProto.AttrInt("axis", axis), OnnxProto.AttrInt("keepdims", keepdims ? 1 : 0) }, output);
+
+    public string Cast(string x, OnnxType to, string? output = null) => Node("Cast", new[] { x }, new[] { OnnxProto.AttrInt("to", (int)to) }, output);
+
+    public string Transpose(string x, long[] perm, string? output = null) => Node("Transpose", new[] { x }, new[] { OnnxProto.AttrInts("perm", perm) }, output);
+
+    /// <summary>uint8 NHWC RGB → float NCHW, /255, then (x − mean) / std per channel.</summary>
+    public string Preprocess(string nhwcUint8, float[] mean, float[] std)
+    {
+        var f = Cast(nhwcUint8, OnnxType.Float);
+        var nchw = Transpose(f, new long[] { 0, 3, 1, 2 });
+        var unit = Div(nchw, ConstScalar(255f));
+        var centered = Sub(unit, ConstFloats(mean, new long[] { 1, mean.Length, 1, 1 }));
+        return Div(centered, ConstFloats(std, new long[] { 1, std.Length, 1, 1 }));
+    }
+
+    // ------------------------------------------------------------------ output
+    /// <summary>The serialized ModelProto.</summary>
+    public byte[] ToBytes(string producer = "DeepLabTorch", string? docString = null)
+    {
+        if (_inputs.Count == 0 || _outputs.Count == 0) throw new InvalidOperationException("the graph needs at least one input and one output");
+        var graph = OnnxProto.Message(o =>
+        {
+            foreach (var n in _nodes) OnnxProto.Sub(o, 1, n);
+            OnnxProto.Str(o, 2, _graphName);
+            foreach (var t in _initializers) OnnxProto.Sub(o, 5, t);
+            if (docString != null) OnnxProto.Str(o, 10, docString);
+            foreach (var i in _inputs) OnnxProto.Sub(o, 11, i);
+            foreach (var x in _outputs) OnnxProto.Sub(o, 12, x);
+        });
+        return OnnxProto.Message(o =>
+        {
+            OnnxProto.Int(o, 1, IrVersion);
+            OnnxProto.Str(o, 2, producer);
+            OnnxProto.Str(o, 3, typeof(OnnxGraphBuilder).Assembly.GetName().Version?.ToString() ?? "0");
+            OnnxProto.Sub(o, 7, graph);
+            OnnxProto.Sub(o, 8, OnnxProto.Message(op => { OnnxProto.Str(op, 1, ""); OnnxProto.Int(op, 2, Opset); }));
+        });
+    }
+
+    /// <summary>Writes the model atomically.</summary>
+    public void Save(string path, string producer = "DeepLabTorch")
+    {
+        var bytes = ToBytes(producer);
+        AtomicFile.Write(path, s => s.Write(bytes));
+    }
+}

@@ -1,0 +1,93 @@
+using DeepLabTorch.Checkpoints;
+using DeepLabTorch.Torch;
+using Xunit;
+using static DeepLabTorch.Torch.torch;
+
+namespace DeepLabTorch.Tests.Checkpoints;
+
+public class WeightLoaderTests : IClassFixture<PthFixture>
+{
+    private readonly PthFixture _files;
+    public WeightLoaderTests(PthFixture files) { _files = files; }
+
+    [Fact]
+    public void ADifferentClassCountReinitialisesOnlyTheClassifier()
+    {
+        using var net = new TinyNet(3);
+        using var before = net.classifier.weight.clone();
+        var log = new List<string>();
+        var report = WeightLoader.LoadInto(net, _files["reference.pth.tar"], expectedClasses: 3, classifierPrefix: "classifier.", log.Add);
+
+        Assert.Equal(new[] { "classifier.weight", "classifier.bias" }, report.Reinitialised);
+        Assert.Equal(6, report.Loaded.Count);
+        Assert.Contains(log, l => l.Contains("re-initialised classifier.weight: file [5, 4, 1, 1] vs model [3, 4, 1, 1]"));
+        Assert.True(before.equal(net.classifier.weight), "the classifier must keep its fresh initialisation");
+
+        var sd = WeightFiles.LoadStateDict(_files["bare.pth"], out _);
+        try
+        {
+            Assert.True(sd["backbone.0.weight"].equal(net.state_dict()["backbone.0.weight"]));
+            Assert.True(sd["backbone.1.running_var"].equal(net.state_dict()["backbone.1.running_var"]));
+        }
+        finally { foreach (var t in sd.Values) t.Dispose(); }
+        Assert.Equal("pytorch-reference", report.Info!.Source);
+    }
+
+    [Fact]
+    public void WithoutExpectedClassesAClassifierMismatchIsAnError()
+    {
+        using var net = new TinyNet(3);
+        var e = Assert.Throws<CheckpointException>(() => WeightLoader.LoadInto(net, _files["bare.pth"], null, "classifier.", _ => { }));
+        Assert.Contains("classifier.weight: file [5, 4, 1, 1] vs model [3, 4, 1, 1]", e.Message);
+        Assert.Contains("--num-classes", e.Message);
+    }
+
+    [Fact]
+    public void MismatchesOutsideTheClassifierNameKeysAndShapes()
+    {
+        using var dir = new TempDir();
+        using var scope = NewDisposeScope();
+        using var net = new TinyNet(5);
+        var sd = new Dictionary<string, Tensor>(net.state_dict());
+        sd["backbone.0.weight"] = zeros(4, 3, 5, 5);
+        sd["extra.weight"] = zeros(1);
+        sd.Remove("backbone.1.bias");
+        var path = dir["bad.safetensors"];
+        Safetensors.Write(path, sd, null);
+        var e = Assert.Throws<CheckpointException>(() => WeightLoader.LoadInto(net, path, 5, "classifier.", _ => { }));
+        Assert.Contains("backbone.0.weight: file [4, 3, 5, 5] vs model [4, 3, 3, 3]", e.Message);
+        Assert.Contains("missing from the file: backbone.1.bias", e.Message);
+        Assert.Contains("not in the model: extra.weight", e.Message);
+        Assert.StartsWith(path, e.Message);
+    }
+
+    [Fact]
+    public void AliasesAndModulePrefixesAreResolved()
+    {
+        using var dir = new TempDir();
+        using var scope = NewDisposeScope();
+        using var src = new TinyNet(5);
+        var sd = new Dictionary<string, Tensor>();
+        foreach (var (k, t) in src.state_dict()) sd["module." + k] = t;
+        sd["module.low.weight"] = src.backbone[0] is nn.Conv2d c ? c.weight : throw new InvalidOperationException();
+        var path = dir["alias.safetensors"];
+        Safetensors.Write(path, sd, null);
+        using var net = new TinyNet(5);
+        var report = WeightLoader.LoadInto(net, path, null, "classifier.", _ => { }, new Dictionary<string, string> { ["low.weight"] = "backbone.0.weight" });
+        Assert.Equal(8, report.Loaded.Count);
+        Assert.True(net.classifier.weight.equal(src.classifier.weight));
+    }
+
+    [Fact]
+    public void FlagsThatContradictACheckpointNameBothValues()
+    {
+        var info = new CheckpointInfo { Model = new CheckpointModel("mobilenet", 16, 21) };
+        var e = Assert.Throws<UserException>(() => WeightFiles.ResolveModel("run/last.safetensors", info, "resnet", null, null));
+        Assert.Contains("--backbone resnet conflicts with run/last.safetensors, which holds a mobilenet model", e.Message);
+        e = Assert.Throws<UserException>(() => WeightFiles.ResolveModel("f", info, null, 8, null));
+        Assert.Contains("--out-stride 8", e.Message);
+        Assert.Contains("output stride 16", e.Message);
+        Assert.Equal(new CheckpointModel("mobilenet", 16, 2), WeightFiles.ResolveModel("f", info, "MobileNet", 16, 2));
+        Assert.Equal(new CheckpointModel("xception", 8, 21), WeightFiles.ResolveModel("f", null, "xception", 8, null));
+    }
+}
