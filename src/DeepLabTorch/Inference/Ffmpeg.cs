@@ -6,7 +6,7 @@ using System.Text.Json;
 namespace DeepLabTorch.Inference;
 
 /// <summary>What ffprobe says about a video's first video stream.</summary>
-public sealed record VideoInfo(int Width, int Height, string FrameRate, long? FrameCount, bool HasAudio)
+public sealed record VideoInfo(int Width, int Height, string FrameRate, long? FrameCount, bool HasAudio, string? AudioCodec = null)
 {
     /// <summary>Frames per second as a number (FrameRate is ffmpeg's rational, e.g. "30000/1001").</summary>
     public double Fps
@@ -65,11 +65,16 @@ public static class Ffmpeg
             using var doc = JsonDocument.Parse(stdout);
             JsonElement? video = null;
             bool audio = false;
+            string? audioCodec = null;
             foreach (var s in doc.RootElement.GetProperty("streams").EnumerateArray())
             {
                 var type = s.TryGetProperty("codec_type", out var t) ? t.GetString() : null;
                 if (type == "video" && video is null) video = s;
-                if (type == "audio") audio = true;
+                if (type == "audio" && !audio)
+                {
+                    audio = true;
+                    audioCodec = s.TryGetProperty("codec_name", out var cn) ? cn.GetString() : null;
+                }
             }
             if (video is not JsonElement v) throw new Data.DataException(path, "it has no video stream");
             int w = v.GetProperty("width").GetInt32(), h = v.GetProperty("height").GetInt32();
@@ -77,7 +82,7 @@ public static class Ffmpeg
                 : v.TryGetProperty("r_frame_rate", out var rr) ? rr.GetString() ?? "25/1" : "25/1";
             long? frames = v.TryGetProperty("nb_frames", out var nf) && long.TryParse(nf.GetString(), NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : null;
             if (w <= 0 || h <= 0) throw new Data.DataException(path, $"bad video size {w}x{h}");
-            return new VideoInfo(w, h, rate, frames, audio);
+            return new VideoInfo(w, h, rate, frames, audio, audioCodec);
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
         {
@@ -224,12 +229,23 @@ public sealed class VideoWriter : FfmpegProcess
         };
         if (audioSource is not null) args.AddRange(new[] { "-i", audioSource });
         args.AddRange(new[] { "-map", "0:v:0" });
-        if (audioSource is not null) args.AddRange(new[] { "-map", "1:a?", "-c:a", "copy" });
+        if (audioSource is not null) args.AddRange(new[] { "-map", "1:a?", "-c:a", AudioCanBeCopied(info.AudioCodec, path) ? "copy" : "aac" });
         // yuv420p needs even sizes; pad by one pixel when the input is odd.
         bool odd = info.Width % 2 == 1 || info.Height % 2 == 1;
         if (odd) args.AddRange(new[] { "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2" });
         args.AddRange(new[] { "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", tmp });
         return new VideoWriter(ffmpeg, path, tmp, args);
+    }
+
+    /// <summary>
+    /// MP4/MOV hold only some audio codecs: PCM from a .mov or .avi, for example, cannot be copied
+    /// into .mp4 and is re-encoded as AAC instead. Matroska and others take any codec as it is.
+    /// </summary>
+    public static bool AudioCanBeCopied(string? codec, string outputPath)
+    {
+        var ext = Path.GetExtension(outputPath).ToLowerInvariant();
+        if (ext is not (".mp4" or ".m4v" or ".mov")) return true;
+        return codec is "aac" or "mp3" or "ac3" or "eac3" or "alac" or "opus" or "flac";
     }
 
     public void Write(byte[] frame)

@@ -10,13 +10,13 @@ namespace DeepLabTorch.Tests.Inference;
 public class VideoTests
 {
     /// <summary>1 s of ffmpeg's test pattern at 64x48, 10 fps, with a sine tone as AAC audio.</summary>
-    internal static string MakeTestVideo(string dir, string name = "in.mp4", bool audio = true)
+    internal static string MakeTestVideo(string dir, string name = "in.mp4", bool audio = true, string audioCodec = "aac")
     {
         var path = Path.Combine(dir, name);
         var args = new List<string> { "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10" };
         if (audio) args.AddRange(new[] { "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000" });
         args.AddRange(new[] { "-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p" });
-        if (audio) args.AddRange(new[] { "-c:a", "aac" });
+        if (audio) args.AddRange(new[] { "-c:a", audioCodec });
         args.Add(path);
         var (code, _, err) = Ffmpeg.RunToEnd(Ffmpeg.Find("ffmpeg"), args);
         Assert.True(code == 0, "ffmpeg could not make the test video: " + err);
@@ -98,6 +98,26 @@ public class VideoTests
             Assert.True(a.Read(fa) && b.Read(fb));
             double meanAbs = fa.Zip(fb, (x, y) => Math.Abs(x - y)).Average();
             Assert.True(meanAbs < 8, $"first frame differs by {meanAbs} on average (lossy codec, but not red)");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void PcmAudioThatMp4CannotHoldIsReencoded()
+    {
+        var dir = TempDir("video-pcm");
+        try
+        {
+            var input = MakeTestVideo(dir, "in.avi", audio: true, audioCodec: "pcm_s16le");
+            Assert.Equal("pcm_s16le", Ffmpeg.Probe(input).AudioCodec);
+            Assert.False(VideoWriter.AudioCanBeCopied("pcm_s16le", "out.mp4"));
+            Assert.True(VideoWriter.AudioCanBeCopied("pcm_s16le", "out.mkv"));
+            using var net = new TinyNet(2);
+            using var matter = PortraitMatter(net);
+            using var bg = new BackgroundRenderer(new Background.Blur(2), _ => throw new InvalidOperationException());
+            var output = Path.Combine(dir, "out.mp4");
+            VideoMatting.Run(input, output, matter, bg);
+            Assert.Equal((10L, 64, 48, 1), Describe(output));
         }
         finally { Directory.Delete(dir, true); }
     }
