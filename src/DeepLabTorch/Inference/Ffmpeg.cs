@@ -162,14 +162,17 @@ public abstract class FfmpegProcess : IDisposable
     }
 }
 
-/// <summary>Decodes a video into raw rgb24 frames read from ffmpeg's stdout.</summary>
+/// <summary>
+/// Decodes a video into raw rgb24 frames read from ffmpeg's stdout. Frames pass through one for one
+/// (-vsync passthrough): a constant-rate resampler would duplicate frames of, e.g., AVIs without timestamps.
+/// </summary>
 public sealed class VideoReader : FfmpegProcess
 {
     private readonly Stream _stdout;
     private readonly string _path;
 
     public VideoReader(string path, VideoInfo info, string? searchPath = null)
-        : base(Ffmpeg.Find("ffmpeg", searchPath), new[] { "-nostdin", "-v", "error", "-i", path, "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-" },
+        : base(Ffmpeg.Find("ffmpeg", searchPath), new[] { "-nostdin", "-v", "error", "-i", path, "-map", "0:v:0", "-vsync", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-" },
             writeStdin: false, readStdout: true)
     {
         Info = info;
