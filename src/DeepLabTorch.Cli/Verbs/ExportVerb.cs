@@ -1,6 +1,7 @@
 using CommandLine;
 using DeepLabTorch.Checkpoints;
 using DeepLabTorch.Export;
+using DeepLabTorch.Models;
 
 namespace DeepLabTorch.Cli.Verbs;
 
@@ -42,19 +43,27 @@ public sealed class ExportVerb : IVerb
         var sd = WeightFiles.LoadStateDict(Weights, out var info);
         try
         {
-            var model = WeightFiles.ResolveModel(Weights, info, Backbone, OutputStride, NumClasses);
+            var resolved = WeightFiles.ResolveModel(Weights, info, Backbone, OutputStride, NumClasses);
+            // Load into the real network first: this validates every key and shape, and the export is
+            // then written from the model (reference names, aliases included, for safetensors).
+            using var model = ModelFactory.Create(new ModelConfig(resolved.Backbone, resolved.OutputStride, resolved.NumClasses));
+            model.LoadReferenceStateDict(sd, strict: true);
+            model.eval();
             if (format == "onnx")
-                // The graph builder (DeepLabTorch.Export.Onnx) is ready; it is wired to the DeepLabV3+ module
-                // tree once the models land (see the checkpoint engineer's report).
-                throw new UserException("ONNX export of DeepLabV3+ needs the model implementation, which this build does not include yet");
+            {
+                DeepLabOnnxExporter.Export(model, Output, WithPreprocessing, Argmax);
+                Console.WriteLine($"wrote {Output}: ONNX opset {DeepLabTorch.Export.Onnx.OnnxGraphBuilder.Opset} ({resolved.Backbone}, output stride {resolved.OutputStride}, {resolved.NumClasses} classes, BatchNorm folded)");
+                return 0;
+            }
             var meta = new Dictionary<string, string>
             {
-                ["backbone"] = model.Backbone,
-                ["output_stride"] = model.OutputStride.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                ["num_classes"] = model.NumClasses.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["backbone"] = resolved.Backbone,
+                ["output_stride"] = resolved.OutputStride.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["num_classes"] = resolved.NumClasses.ToString(System.Globalization.CultureInfo.InvariantCulture),
             };
-            SafetensorsExport.Write(Output, sd, aliases: null, meta);
-            Console.WriteLine($"wrote {Output}: {sd.Count} tensors ({model.Backbone}, output stride {model.OutputStride}, {model.NumClasses} classes)");
+            var reference = model.ReferenceStateDict();
+            SafetensorsExport.Write(Output, reference, aliases: null, meta);
+            Console.WriteLine($"wrote {Output}: {reference.Count} tensors ({resolved.Backbone}, output stride {resolved.OutputStride}, {resolved.NumClasses} classes)");
             return 0;
         }
         finally

@@ -100,7 +100,7 @@ public class OnnxExportTests
 {
     private static readonly float[] Mean = { 0.485f, 0.456f, 0.406f }, Std = { 0.229f, 0.224f, 0.225f };
 
-    private static (float[] data, long[] dims) RunOrt(string model, string dir, string inputFile, string type, long[] dims, string output)
+    internal static (float[] data, long[] dims) RunOrt(string model, string dir, string inputFile, string type, long[] dims, string output)
     {
         Python.RunProcess("node", new[] { Path.Combine(Python.ReferenceDir, "onnx_run.js"), model, dir, inputFile, type, string.Join(",", dims) });
         using var meta = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, output + ".json")));

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# DeepLabV3+ forward latency (1x3x513x513, eval), train-step time (4x3x321x321: forward, loss,
+# backward, SGD step) and peak RSS per backbone at output stride 16: C# (scripts/bench/model_bench.cs
+# over DeepLabTorch.Models.ModelBenchmark) vs the PyTorch reference (tests/reference/model_bench.py),
+# each backbone in its own process, both at the same thread count; prints one JSON document.
+# Usage: scripts/bench.sh model [backbones=mobilenet,xception,resnet] [threads=2] [forward_runs=5]
+#        [train_steps=3] [warmup=1] [channels_last=true|false] [os=16]
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+backbones="mobilenet,xception,resnet"
+settings=("threads=2")
+for a in "$@"; do
+  case "$a" in
+    backbones=*) backbones="${a#backbones=}" ;;
+    *=*) settings+=("$a") ;;
+    *) echo "model.sh: settings are key=value, got '$a'" >&2; exit 2 ;;
+  esac
+done
+# Build the C# side once, quietly (dotnet run reuses the build afterwards).
+dotnet build "$root/scripts/bench/model_bench.cs" -c Release -nologo -v quiet >/dev/null
+results=()
+for b in ${backbones//,/ }; do
+  cs=$(dotnet run --no-build -c Release "$root/scripts/bench/model_bench.cs" -- "backbone=$b" "${settings[@]}")
+  py=$(/usr/bin/python3 "$root/tests/reference/model_bench.py" "backbone=$b" "${settings[@]}")
+  results+=("$b" "$cs" "$py")
+done
+/usr/bin/python3 - "${results[@]}" <<'PY'
+import json, sys
+args = sys.argv[1:]
+out = {"benchmark": "model", "note": "ratio = C# / Python; medians (and minima) of the timed runs; below 1 means C# is faster",
+       "backbones": {}}
+for i in range(0, len(args), 3):
+    name, cs, py = args[i], json.loads(args[i + 1]), json.loads(args[i + 2])
+    r = lambda k: round(cs[k] / py[k], 3) if py[k] else None
+    out["backbones"][name] = {
+        "csharp": cs, "python": py,
+        "ratio_csharp_over_python": {
+            "forward_median": r("forward_ms_median"), "forward_min": r("forward_ms_min"),
+            "train_step_median": r("train_step_ms_median"), "train_step_min": r("train_step_ms_min"),
+            "peak_rss": r("peak_rss_mb")}}
+print(json.dumps(out, indent=2))
+PY

@@ -1,0 +1,105 @@
+using DeepLabTorch.Data;
+using DeepLabTorch.Export.Onnx;
+using DeepLabTorch.Models;
+using DeepLabTorch.Torch;
+using static DeepLabTorch.Torch.torch;
+
+namespace DeepLabTorch.Export;
+
+/// <summary>
+/// Writes an eval-mode DeepLabV3+ as an ONNX graph: the module tree is walked by its state_dict
+/// names (so the graph mirrors forward), every conv+BatchNorm pair becomes one Conv with the
+/// BatchNorm folded in, dropout disappears, and every resize takes its target size from a runtime
+/// shape so N, H and W stay dynamic.
+/// </summary>
+public static class DeepLabOnnxExporter
+{
+    public static void Export(DeepLabV3Plus model, string path, bool withPreprocessing = false, bool argmax = false)
+    {
+        if (model.Config.Backbone != "mobilenet")
+            throw new UserException($"ONNX export supports the mobilenet backbone in this version; '{model.Config.Backbone}' is not wired yet (export safetensors instead)");
+        model.eval();
+        var g = new OnnxGraphBuilder();
+        string input = withPreprocessing
+            ? g.Preprocess(g.Input("input", OnnxType.UInt8, "N", "H", "W", 3L), ImageTensor.Mean, ImageTensor.Std)
+            : g.Input("input", OnnxType.Float, "N", 3L, "H", "W");
+        var (high, low) = MobileNet(g, model, input);
+        var asppOut = Aspp(g, model, high);
+        var logits = Decoder(g, model, asppOut, low);
+        var full = g.ResizeLike(logits, input, model.Config.AlignCorners);
+        long classes = model.Config.NumClasses;
+        if (argmax) g.Output(g.ArgMax(full, 1), "labels", OnnxType.Int64, "N", "H", "W");
+        else g.Output(full, "logits", OnnxType.Float, "N", classes, "H", "W");
+        g.Save(path);
+    }
+
+    private static T Sub<T>(nn.Module root, string path) where T : nn.Module =>
+        root.get_submodule(path) as T ?? throw new InvalidOperationException($"the model has no {typeof(T).Name} at '{path}'");
+
+    private static (string high, string low) MobileNet(OnnxGraphBuilder g, DeepLabV3Plus model, string x)
+    {
+        var features = Sub<nn.Sequential>(model, "backbone.features");
+        // features.0: stem conv (own padding 1), BatchNorm, ReLU6.
+        string h = g.Relu6(g.ConvBn(x, Sub<nn.Conv2d>(model, "backbone.features.0.0"), Sub<nn.BatchNorm2d>(model, "backbone.features.0.1")));
+        string? low = null;
+        for (int i = 1; i < features.Count; i++)
+        {
+            h = InvertedResidual(g, model, $"backbone.features.{i}", h);
+            if (i == Architecture.MobileNetLowLevelModules - 1) low = h;
+        }
+        return (h, low ?? throw new InvalidOperationException("MobileNetV2 is shorter than its low-level split"));
+    }
+
+    private static string InvertedResidual(OnnxGraphBuilder g, nn.Module model, string prefix, string x)
+    {
+        var seq = Sub<nn.Sequential>(model, prefix + ".conv");
+        Func<int, nn.Conv2d> conv = k => Sub<nn.Conv2d>(model, $"{prefix}.conv.{k}");
+        Func<int, nn.BatchNorm2d> bn = k => Sub<nn.BatchNorm2d>(model, $"{prefix}.conv.{k}");
+        nn.Conv2d first = conv(0), last;
+        string y;
+        if (seq.Count == 5)
+        {
+            // expansion 1: depthwise (own symmetric padding), BN, ReLU6, pointwise, BN.
+            y = g.Relu6(g.ConvBn(x, first, bn(1)));
+            last = conv(3);
+            y = g.ConvBn(y, last, bn(4));
+        }
+        else
+        {
+            // The reference pads the block input (fixed padding for the 3×3 depthwise) before the expansion.
+            var dw = conv(3);
+            var (begin, end) = Layers.FixedPadding(3, dw.dilation.Item1);
+            var padded = g.Pad(x, begin, end, begin, end);
+            y = g.Relu6(g.ConvBn(padded, first, bn(1)));
+            y = g.Relu6(g.ConvBn(y, dw, bn(4)));
+            last = conv(6);
+            y = g.ConvBn(y, last, bn(7));
+        }
+        var depthwise = seq.Count == 5 ? first : conv(3);
+        bool residual = depthwise.stride == (1, 1) && first.weight.shape[1] * (seq.Count == 5 ? first.groups : 1) == last.weight.shape[0];
+        return residual ? g.Add(y, x) : y;
+    }
+
+    private static string ConvBnRelu(OnnxGraphBuilder g, nn.Module model, string conv, string bn, string x) =>
+        g.Relu(g.ConvBn(x, Sub<nn.Conv2d>(model, conv), Sub<nn.BatchNorm2d>(model, bn)));
+
+    private static string Aspp(OnnxGraphBuilder g, nn.Module model, string x)
+    {
+        var branches = new List<string>();
+        for (int i = 1; i <= 4; i++) branches.Add(ConvBnRelu(g, model, $"aspp.aspp{i}.atrous_conv", $"aspp.aspp{i}.bn", x));
+        var pooled = ConvBnRelu(g, model, "aspp.global_avg_pool.1", "aspp.global_avg_pool.2", g.GlobalAveragePool(x));
+        // Upsampling a 1×1 map repeats its value in either corner mode.
+        branches.Add(g.ResizeLike(pooled, x, alignCorners: true));
+        return ConvBnRelu(g, model, "aspp.conv1", "aspp.bn1", g.Concat(branches, 1));
+    }
+
+    private static string Decoder(OnnxGraphBuilder g, DeepLabV3Plus model, string asppOut, string lowLevel)
+    {
+        var low = ConvBnRelu(g, model, "decoder.conv1", "decoder.bn1", lowLevel);
+        var up = g.ResizeLike(asppOut, low, model.Config.AlignCorners);
+        var h = g.Concat(new[] { up, low }, 1);
+        h = ConvBnRelu(g, model, "decoder.last_conv.0", "decoder.last_conv.1", h);
+        h = ConvBnRelu(g, model, "decoder.last_conv.4", "decoder.last_conv.5", h);
+        return g.Conv(h, Sub<nn.Conv2d>(model, "decoder.last_conv.8"));
+    }
+}

@@ -1,0 +1,91 @@
+using DeepLabTorch.Torch;
+using static DeepLabTorch.Torch.torch;
+
+namespace DeepLabTorch.Models.Backbones;
+
+/// <summary>
+/// Aligned Xception-65 of DeepLabV3+: entry flow (two convs, blocks 1–3), 16 middle-flow blocks
+/// (block4–block19), exit flow (block20 and three separable convs conv3–conv5 with bn3–bn5).
+/// Strides become dilation at output strides 8 and 16. Low-level features: relu(block1) (128
+/// channels, stride 4); output: 2048 channels.
+/// </summary>
+public sealed class AlignedXception : Backbone
+{
+    private readonly nn.Conv2d conv1;
+    private readonly nn.BatchNorm2d bn1;
+    private readonly nn.Conv2d conv2;
+    private readonly nn.BatchNorm2d bn2;
+    private readonly List<XceptionBlock> _blocks = new();
+    private readonly SeparableConv2d conv3;
+    private readonly nn.BatchNorm2d bn3;
+    private readonly SeparableConv2d conv4;
+    private readonly nn.BatchNorm2d bn4;
+    private readonly SeparableConv2d conv5;
+    private readonly nn.BatchNorm2d bn5;
+
+    public AlignedXception(int outputStride) : base(nameof(AlignedXception), outputStride)
+    {
+        var s = Architecture.Xception(outputStride);
+        conv1 = Layers.Conv(3, 32, 3, stride: 2, padding: 1);
+        bn1 = new nn.BatchNorm2d(32);
+        conv2 = Layers.Conv(32, 64, 3, stride: 1, padding: 1);
+        bn2 = new nn.BatchNorm2d(64);
+        // Entry flow.
+        _blocks.Add(new XceptionBlock(64, 128, 2, stride: 2, startWithRelu: false));
+        _blocks.Add(new XceptionBlock(128, 256, 2, stride: 2, startWithRelu: false));
+        _blocks.Add(new XceptionBlock(256, 728, 2, stride: s.EntryBlock3Stride, startWithRelu: true, isLast: true));
+        // Middle flow.
+        for (int i = 0; i < Architecture.XceptionMiddleBlocks; i++)
+            _blocks.Add(new XceptionBlock(728, 728, 3, stride: 1, dilation: s.MiddleDilation));
+        // Exit flow.
+        _blocks.Add(new XceptionBlock(728, 1024, 2, stride: 1, dilation: s.ExitDilation1, growFirst: false, isLast: true));
+        conv3 = new SeparableConv2d(1024, 1536, 3, 1, s.ExitDilation2);
+        bn3 = new nn.BatchNorm2d(1536);
+        conv4 = new SeparableConv2d(1536, 1536, 3, 1, s.ExitDilation2);
+        bn4 = new nn.BatchNorm2d(1536);
+        conv5 = new SeparableConv2d(1536, 2048, 3, 1, s.ExitDilation2);
+        bn5 = new nn.BatchNorm2d(2048);
+
+        // Registered by hand to keep the reference's order (block1..block20 between bn2 and conv3).
+        register_module("conv1", conv1);
+        register_module("bn1", bn1);
+        register_module("conv2", conv2);
+        register_module("bn2", bn2);
+        for (int i = 0; i < _blocks.Count; i++) register_module($"block{i + 1}", _blocks[i]);
+        register_module("conv3", conv3);
+        register_module("bn3", bn3);
+        register_module("conv4", conv4);
+        register_module("bn4", bn4);
+        register_module("conv5", conv5);
+        register_module("bn5", bn5);
+        Layers.InitWeights(this, nn.init.FanMode.FanOut);
+    }
+
+    public override int LowLevelChannels => 128;
+    public override int OutputChannels => 2048;
+
+    private static Tensor ConvBnRelu(nn.Module<Tensor, Tensor> conv, nn.BatchNorm2d bn, Tensor x)
+    {
+        using var c = conv.forward(x);
+        return bn.forward(c).relu_();
+    }
+
+    public override BackboneFeatures forward(Tensor input)
+    {
+        Tensor x;
+        using (var a = ConvBnRelu(conv1, bn1, input)) x = ConvBnRelu(conv2, bn2, a);
+        Tensor low;
+        using (x) low = _blocks[0].forward(x);
+        low.relu_();
+        x = _blocks[1].forward(low);
+        for (int i = 2; i < _blocks.Count; i++)
+        {
+            var next = _blocks[i].forward(x);
+            x.Dispose();
+            x = next;
+        }
+        x.relu_();
+        x = x.Then(t => ConvBnRelu(conv3, bn3, t)).Then(t => ConvBnRelu(conv4, bn4, t)).Then(t => ConvBnRelu(conv5, bn5, t));
+        return new BackboneFeatures(x, low);
+    }
+}

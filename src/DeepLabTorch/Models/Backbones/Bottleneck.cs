@@ -1,0 +1,51 @@
+using DeepLabTorch.Torch;
+using static DeepLabTorch.Torch.torch;
+
+namespace DeepLabTorch.Models.Backbones;
+
+/// <summary>
+/// ResNet bottleneck: 1×1 reduce, 3×3 (stride, dilation), 1×1 expand ×4, BatchNorm after each,
+/// ReLU after the first two and after the residual sum. "downsample" (1×1 conv + BatchNorm)
+/// projects the shortcut when the shape changes.
+/// </summary>
+public sealed class Bottleneck : nn.Module<Tensor, Tensor>
+{
+    private readonly nn.Conv2d conv1;
+    private readonly nn.BatchNorm2d bn1;
+    private readonly nn.Conv2d conv2;
+    private readonly nn.BatchNorm2d bn2;
+    private readonly nn.Conv2d conv3;
+    private readonly nn.BatchNorm2d bn3;
+    private readonly nn.Sequential? downsample;
+
+    public Bottleneck(long inChannels, long planes, long stride = 1, long dilation = 1, bool withDownsample = false) : base(nameof(Bottleneck))
+    {
+        long outChannels = planes * Architecture.BottleneckExpansion;
+        conv1 = Layers.Conv(inChannels, planes, 1);
+        bn1 = new nn.BatchNorm2d(planes);
+        conv2 = Layers.Conv(planes, planes, 3, stride, padding: dilation, dilation: dilation);
+        bn2 = new nn.BatchNorm2d(planes);
+        conv3 = Layers.Conv(planes, outChannels, 1);
+        bn3 = new nn.BatchNorm2d(outChannels);
+        if (withDownsample)
+            downsample = new nn.Sequential(Layers.Conv(inChannels, outChannels, 1, stride), new nn.BatchNorm2d(outChannels));
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var out_ = conv1.forward(x).Then(bn1.forward).relu_()
+            .Then(conv2.forward).Then(bn2.forward).relu_()
+            .Then(conv3.forward).Then(bn3.forward);
+        if (downsample != null)
+        {
+            using var r = downsample.forward(x);
+            out_.add_(r);
+        }
+        else
+        {
+            out_.add_(x);
+        }
+        return out_.relu_();
+    }
+}

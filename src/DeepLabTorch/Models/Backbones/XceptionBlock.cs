@@ -1,0 +1,68 @@
+using DeepLabTorch.Torch;
+using static DeepLabTorch.Torch.torch;
+
+namespace DeepLabTorch.Models.Backbones;
+
+/// <summary>
+/// A residual block of aligned Xception: "rep" is a Sequential of (ReLU, SeparableConv2d, BatchNorm)
+/// triples (the first ReLU dropped when the block does not start with one), plus a strided triple
+/// when stride is 2 and an extra triple for the last block of a flow. The shortcut is a 1×1 conv +
+/// BatchNorm ("skip", "skipbn") when the shape changes, otherwise the identity.
+/// </summary>
+public sealed class XceptionBlock : nn.Module<Tensor, Tensor>
+{
+    private readonly nn.Conv2d? skip;
+    private readonly nn.BatchNorm2d? skipbn;
+    private readonly nn.Sequential rep;
+
+    public XceptionBlock(long inChannels, long outChannels, int reps, long stride = 1, long dilation = 1,
+        bool startWithRelu = true, bool growFirst = true, bool isLast = false) : base(nameof(XceptionBlock))
+    {
+        if (outChannels != inChannels || stride != 1)
+        {
+            skip = Layers.Conv(inChannels, outChannels, 1, stride);
+            skipbn = new nn.BatchNorm2d(outChannels);
+        }
+        var layers = new List<nn.Module<Tensor, Tensor>>();
+        void Triple(long cin, long cout, long s, long d)
+        {
+            layers.Add(new nn.ReLU(inplace: true));
+            layers.Add(new SeparableConv2d(cin, cout, 3, s, d));
+            layers.Add(new nn.BatchNorm2d(cout));
+        }
+        long filters = inChannels;
+        if (growFirst)
+        {
+            Triple(inChannels, outChannels, 1, dilation);
+            filters = outChannels;
+        }
+        for (int i = 0; i < reps - 1; i++) Triple(filters, filters, 1, dilation);
+        if (!growFirst) Triple(inChannels, outChannels, 1, dilation);
+        // As in the reference, the strided and the "last" separable convs are not dilated.
+        if (stride != 1) Triple(outChannels, outChannels, stride, 1);
+        if (stride == 1 && isLast) Triple(outChannels, outChannels, 1, 1);
+        if (!startWithRelu) layers.RemoveAt(0);
+        rep = new nn.Sequential(layers.ToArray());
+        RegisterComponents();
+    }
+
+    /// <summary>
+    /// Like the reference, a block that starts with ReLU applies it in place to its input, so the
+    /// shortcut also sees relu(input); the caller's tensor is modified.
+    /// </summary>
+    public override Tensor forward(Tensor input)
+    {
+        var x = rep.forward(input);
+        if (skip != null && skipbn != null)
+        {
+            using var s = skip.forward(input);
+            using var sb = skipbn.forward(s);
+            x.add_(sb);
+        }
+        else
+        {
+            x.add_(input);
+        }
+        return x;
+    }
+}

@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using DeepLabTorch.Torch;
+using static DeepLabTorch.Torch.torch;
+using F = DeepLabTorch.Torch.torch.nn.functional;
+
+namespace DeepLabTorch.Models;
+
+/// <summary>Settings of the model benchmark (defaults: the protocol).</summary>
+public sealed record ModelBenchmarkOptions
+{
+    public string Backbone { get; init; } = "mobilenet";
+    public int OutputStride { get; init; } = 16;
+    public int NumClasses { get; init; } = 21;
+    public int Threads { get; init; } = 2;
+    public int ForwardSize { get; init; } = 513;
+    public int ForwardRuns { get; init; } = 5;
+    public int TrainBatch { get; init; } = 4;
+    public int TrainSize { get; init; } = 321;
+    public int TrainSteps { get; init; } = 3;
+    public int Warmup { get; init; } = 1;
+    /// <summary>Store weights and inputs channels-last (NHWC).</summary>
+    public bool ChannelsLast { get; init; }
+}
+
+/// <summary>
+/// Forward latency (eval, 1×3×513², inference mode), train-step time (4×3×321²: forward,
+/// cross-entropy, backward, SGD step with the two parameter groups) and the process's peak resident
+/// memory; the same protocol as tests/reference/model_bench.py. Used by scripts/bench/model.sh.
+/// </summary>
+public static class ModelBenchmark
+{
+    public static JsonObject Run(ModelBenchmarkOptions o)
+    {
+        set_num_threads(o.Threads);
+        manual_seed(1);
+        using var model = ModelFactory.Create(new ModelConfig(o.Backbone, o.OutputStride, o.NumClasses));
+        if (o.ChannelsLast) model.to_channels_last();
+
+        // Forward latency.
+        model.eval();
+        var forward = new List<double>();
+        using (var x0 = randn(1, 3, o.ForwardSize, o.ForwardSize))
+        using (var x = o.ChannelsLast ? x0.contiguous_channels_last() : x0.alias())
+        using (inference_mode())
+        {
+            for (int i = 0; i < o.Warmup + o.ForwardRuns; i++)
+            {
+                var sw = Stopwatch.StartNew();
+                using (var y = model.forward(x)) { }
+                if (i >= o.Warmup) forward.Add(sw.Elapsed.TotalMilliseconds);
+            }
+        }
+
+        // Train step.
+        model.train();
+        var steps = new List<double>();
+        using (var opt = new optim.SGD(model.ParameterGroups(0.007), 0.007, momentum: 0.9, weight_decay: 5e-4))
+        using (var x0 = randn(o.TrainBatch, 3, o.TrainSize, o.TrainSize))
+        using (var x = o.ChannelsLast ? x0.contiguous_channels_last() : x0.alias())
+        using (var target = randint(0, o.NumClasses, new long[] { o.TrainBatch, o.TrainSize, o.TrainSize }))
+        {
+            for (int i = 0; i < o.Warmup + o.TrainSteps; i++)
+            {
+                var sw = Stopwatch.StartNew();
+                using (var scope = NewDisposeScope())
+                {
+                    var y = model.forward(x);
+                    var loss = F.cross_entropy(y, target, ignore_index: 255);
+                    opt.zero_grad();
+                    loss.backward();
+                    opt.step();
+                }
+                if (i >= o.Warmup) steps.Add(sw.Elapsed.TotalMilliseconds);
+            }
+        }
+
+        return new JsonObject
+        {
+            ["backbone"] = o.Backbone,
+            ["output_stride"] = o.OutputStride,
+            ["threads"] = get_num_threads(),
+            ["channels_last"] = o.ChannelsLast,
+            ["forward_input"] = $"1x3x{o.ForwardSize}x{o.ForwardSize}",
+            ["forward_ms_median"] = Math.Round(Median(forward), 1),
+            ["forward_ms_min"] = Math.Round(forward.Min(), 1),
+            ["train_input"] = $"{o.TrainBatch}x3x{o.TrainSize}x{o.TrainSize}",
+            ["train_step_ms_median"] = Math.Round(Median(steps), 1),
+            ["train_step_ms_min"] = Math.Round(steps.Min(), 1),
+            ["peak_rss_mb"] = PeakRssMb(),
+        };
+    }
+
+    private static double Median(List<double> v)
+    {
+        var s = v.OrderBy(x => x).ToList();
+        return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
+    }
+
+    /// <summary>VmHWM of this process in MiB (Linux), or -1 where /proc is not available.</summary>
+    public static double PeakRssMb()
+    {
+        const string path = "/proc/self/status";
+        if (!File.Exists(path)) return -1;
+        foreach (var line in File.ReadLines(path))
+            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                return Math.Round(long.Parse(line[6..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) / 1024.0, 1);
+        return -1;
+    }
+}

@@ -1,0 +1,20 @@
+namespace DeepLabTorch.Models;
+
+/// <summary>
+/// What a DeepLabV3+ model is: backbone (mobilenet | xception | resnet), output stride (8 or 16),
+/// number of classes, and whether bilinear upsampling aligns corners (the reference does).
+/// </summary>
+public sealed record ModelConfig(string Backbone = "mobilenet", int OutputStride = 16, int NumClasses = 21, bool AlignCorners = true)
+{
+    /// <summary>Throws a UserException naming the first invalid field.</summary>
+    public ModelConfig Validate()
+    {
+        if (!Architecture.Backbones.Contains(Backbone))
+            throw new UserException($"unknown backbone '{Backbone}': expected one of {string.Join(", ", Architecture.Backbones)}");
+        if (!Architecture.OutputStrides.Contains(OutputStride))
+            throw new UserException($"unsupported output stride {OutputStride}: expected one of {string.Join(", ", Architecture.OutputStrides)}");
+        if (NumClasses < 1)
+            throw new UserException($"the number of classes must be at least 1, got {NumClasses}");
+        return this;
+    }
+}

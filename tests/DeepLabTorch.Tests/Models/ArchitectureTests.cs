@@ -1,0 +1,133 @@
+using System.Globalization;
+using DeepLabTorch.Models;
+using DeepLabTorch.Models.Backbones;
+using DeepLabTorch.Torch;
+using Xunit;
+using static DeepLabTorch.Torch.torch;
+
+namespace DeepLabTorch.Tests.Models;
+
+/// <summary>
+/// Structure against the shared reference facts: state_dict keys, shapes, dtypes and order
+/// (shared/reference/state-dict/*.tsv), parameter counts, and feature strides on odd input sizes.
+/// </summary>
+[Collection("Models")]
+public class ArchitectureTests
+{
+    private sealed record TsvRow(string Key, long[] Shape, string DType, string? AliasOf);
+
+    private static (List<TsvRow> rows, long parameters) ReadTsv(string backbone)
+    {
+        var path = ReferenceGolden.RepoFile("shared", "reference", "state-dict", $"deeplabv3plus-{backbone}-21.tsv");
+        var rows = new List<TsvRow>();
+        long parameters = -1;
+        foreach (var line in File.ReadLines(path))
+        {
+            if (line.StartsWith("# parameters:", StringComparison.Ordinal))
+                parameters = long.Parse(line["# parameters:".Length..].Split(';')[0].Trim(), CultureInfo.InvariantCulture);
+            if (line.StartsWith('#') || line.Length == 0) continue;
+            var f = line.Split('\t');
+            var shape = f[1].Trim('[', ']').Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(s => long.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+            string? alias = f.Length > 3 && f[3].StartsWith("alias-of:", StringComparison.Ordinal) ? f[3]["alias-of:".Length..] : null;
+            rows.Add(new TsvRow(f[0], shape, f[2], alias));
+        }
+        Assert.True(rows.Count > 300 && parameters > 0, $"{path} looks truncated");
+        return (rows, parameters);
+    }
+
+    private static string DType(Tensor t) => t.dtype switch
+    {
+        ScalarType.Float32 => "float32",
+        ScalarType.Int64 => "int64",
+        var d => d.ToString(),
+    };
+
+    private static void AssertSameEntries(IReadOnlyList<TsvRow> expected, Dictionary<string, Tensor> actual, string what)
+    {
+        var keys = actual.Keys.ToList();
+        for (int i = 0; i < Math.Min(expected.Count, keys.Count); i++)
+        {
+            var e = expected[i];
+            Assert.True(e.Key == keys[i], $"{what}: entry {i} is '{keys[i]}', the reference has '{e.Key}'");
+            var t = actual[keys[i]];
+            Assert.True(e.Shape.SequenceEqual(t.shape), $"{what}: {e.Key} has shape [{string.Join(", ", t.shape)}], the reference [{string.Join(", ", e.Shape)}]");
+            Assert.True(e.DType == DType(t), $"{what}: {e.Key} is {DType(t)}, the reference {e.DType}");
+        }
+        Assert.Equal(expected.Count, keys.Count);
+    }
+
+    /// <summary>One model per configuration (the big backbones are slow to build on 2 cores): checks
+    /// state_dict against the reference listing, the parameter count, and the feature strides.</summary>
+    [Theory]
+    [InlineData("mobilenet", 16)]
+    [InlineData("mobilenet", 8)]
+    [InlineData("xception", 16)]
+    [InlineData("xception", 8)]
+    [InlineData("resnet", 16)]
+    [InlineData("resnet", 8)]
+    public void StructureEqualsTheReference(string backbone, int outputStride)
+    {
+        var (rows, parameters) = ReadTsv(backbone);
+        using var model = ModelFactory.Create(new ModelConfig(backbone, outputStride, 21));
+
+        // Saving writes canonical names only; the reference's own state_dict adds the alias keys.
+        AssertSameEntries(rows.Where(r => r.AliasOf == null).ToList(), model.state_dict(), "state_dict()");
+        var full = model.ReferenceStateDict();
+        AssertSameEntries(rows, full, "ReferenceStateDict()");
+        foreach (var r in rows.Where(r => r.AliasOf != null))
+            Assert.Same(full[r.AliasOf!], full[r.Key]);
+
+        var aliases = DeepLabV3Plus.ReferenceAliases(backbone);
+        Assert.Equal(rows.Where(r => r.AliasOf != null).ToDictionary(r => r.Key, r => r.AliasOf!), aliases);
+
+        Assert.Equal(parameters, ModelFactory.ParameterCount(model));
+        Assert.Equal(model.parameters().Count(), model.named_parameters().Select(p => p.name).Distinct().Count());
+
+        AssertStrides(model, backbone, outputStride);
+    }
+
+    /// <summary>Low-level stride 4, high-level stride = output stride, logits at the input size, on 65×97.</summary>
+    private static void AssertStrides(DeepLabV3Plus model, string backbone, int outputStride)
+    {
+        const int h = 65, w = 97;
+        var (lowC, highC) = Architecture.BackboneChannels(backbone);
+        model.eval();
+        using var scope = NewDisposeScope();
+        using var _ = inference_mode();
+        var x = randn(1, 3, h, w);
+        using var features = model.Backbone.forward(x);
+        // Every stride-2 layer maps n to ceil(n / 2), so stride s gives ceil(n / s).
+        static long Up(long n, long s) => (n + s - 1) / s;
+        Assert.Equal(new long[] { 1, lowC, Up(h, 4), Up(w, 4) }, features.LowLevel.shape);
+        Assert.Equal(new long[] { 1, highC, Up(h, outputStride), Up(w, outputStride) }, features.Output.shape);
+        Assert.Equal(model.Backbone.LowLevelChannels, lowC);
+        Assert.Equal(model.Backbone.OutputChannels, highC);
+        var y = model.forward(x);
+        Assert.Equal(new long[] { 1, model.Config.NumClasses, h, w }, y.shape);
+        Assert.True(y.isfinite().all().item<bool>());
+    }
+
+    [Fact]
+    public void AsppRatesAndChannelTableFollowTheReference()
+    {
+        Assert.Equal(new[] { 6, 12, 18 }, Architecture.AsppRates(16));
+        Assert.Equal(new[] { 12, 24, 36 }, Architecture.AsppRates(8));
+        Assert.Equal((24, 320), Architecture.BackboneChannels("mobilenet"));
+        Assert.Equal((128, 2048), Architecture.BackboneChannels("xception"));
+        Assert.Equal((256, 2048), Architecture.BackboneChannels("resnet"));
+        Assert.Throws<UserException>(() => Architecture.AsppRates(32));
+    }
+
+    [Theory]
+    [InlineData(16, 6)]
+    [InlineData(8, 12)]
+    public void AsppBranchesUseTheRatesOfTheOutputStride(int outputStride, long firstRate)
+    {
+        using var model = ModelFactory.Create(new ModelConfig("mobilenet", outputStride, 21));
+        var aspp2 = (AsppBranch)model.Aspp.get_submodule("aspp2")!;
+        var conv = (nn.Conv2d)aspp2.get_submodule("atrous_conv")!;
+        Assert.Equal((firstRate, firstRate), conv.dilation);
+        Assert.Equal((firstRate, firstRate), conv.padding);
+    }
+}

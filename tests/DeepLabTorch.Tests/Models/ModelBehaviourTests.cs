@@ -1,0 +1,266 @@
+using DeepLabTorch.Models;
+using DeepLabTorch.Models.Backbones;
+using DeepLabTorch.Torch;
+using Xunit;
+using static DeepLabTorch.Torch.torch;
+using F = DeepLabTorch.Torch.torch.nn.functional;
+
+namespace DeepLabTorch.Tests.Models;
+
+/// <summary>Training details (parameter groups, freeze-BN, init), reference loading and error paths.</summary>
+[Collection("Models")]
+public class ModelBehaviourTests
+{
+    private static DeepLabV3Plus Small(int classes = 3, int outputStride = 16) =>
+        ModelFactory.Create(new ModelConfig("mobilenet", outputStride, classes));
+
+    [Fact]
+    public void ParameterGroupsSplitBackboneFromHeadAtTenTimesTheRate()
+    {
+        using var model = Small();
+        var backbone = model.BackboneParameters().ToList();
+        var head = model.HeadParameters().ToList();
+        var all = model.parameters().ToList();
+        Assert.Equal(all.Count, backbone.Count + head.Count);
+        Assert.Empty(backbone.Intersect(head, ReferenceEqualityComparer.Instance));
+        // In state_dict order: backbone first, then ASPP, then decoder (the classifier last).
+        Assert.True(all.SequenceEqual(backbone.Concat(head), ReferenceEqualityComparer.Instance));
+        var named = model.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
+        Assert.Same(named[model.ClassifierPrefix + ".weight"], head[^2]);
+        Assert.Same(named[model.ClassifierPrefix + ".bias"], head[^1]);
+        Assert.All(backbone, p => Assert.Contains(named, kv => ReferenceEquals(kv.Value, p) && kv.Key.StartsWith("backbone.", StringComparison.Ordinal)));
+
+        var groups = model.ParameterGroups(0.007);
+        Assert.Equal(2, groups.Count);
+        Assert.Equal(0.007, groups[0].lr, 12);
+        Assert.Equal(0.07, groups[1].lr, 12);
+        Assert.Equal(backbone.Count, groups[0].parameters.Count);
+        Assert.Equal(head.Count, groups[1].parameters.Count);
+    }
+
+    [Fact]
+    public void FreezeBatchNormKeepsRunningStatisticsDuringATrainStep()
+    {
+        using var model = Small();
+        model.FreezeBatchNorm = true;
+        model.train();
+        var bns = model.modules().OfType<nn.BatchNorm2d>().ToList();
+        Assert.Equal(model.state_dict().Keys.Count(k => k.EndsWith(".running_mean", StringComparison.Ordinal)), bns.Count);
+        Assert.All(bns, bn => Assert.False(bn.training));
+        Assert.All(model.modules().OfType<nn.Dropout>(), d => Assert.True(d.training));
+        Assert.True(model.training);
+
+        var buffers = model.named_buffers().ToDictionary(b => b.name, b => b.buffer.clone().DetachFromDisposeScope());
+        var weights = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.clone().DetachFromDisposeScope());
+        try
+        {
+            using var opt = new optim.SGD(model.ParameterGroups(0.01), 0.01, momentum: 0.9);
+            using (var scope = NewDisposeScope())
+            {
+                // A batch of one is allowed: frozen BatchNorm does not need batch statistics.
+                var x = randn(1, 3, 33, 41);
+                var target = randint(0, 3, new long[] { 1, 33, 41 });
+                var loss = F.cross_entropy(model.forward(x), target);
+                loss.backward();
+                opt.step();
+            }
+            foreach (var (name, b) in model.named_buffers())
+                Assert.True(b.equal(buffers[name]), $"{name} changed although BatchNorm is frozen");
+            int changed = model.named_parameters().Count(p => !p.parameter.equal(weights[p.name]));
+            Assert.True(changed > 100, $"only {changed} parameters changed: the step did not train");
+
+            // Unfreezing while training puts BatchNorm back in training mode, and its stats move.
+            model.FreezeBatchNorm = false;
+            Assert.All(bns, bn => Assert.True(bn.training));
+            using (var scope = NewDisposeScope())
+            using (no_grad())
+                model.forward(randn(2, 3, 33, 41));
+            Assert.Contains(model.named_buffers(), b => !b.buffer.equal(buffers[b.name]));
+
+            // eval() and train() again: the flag survives mode changes.
+            model.FreezeBatchNorm = true;
+            model.eval();
+            model.train();
+            Assert.All(bns, bn => Assert.False(bn.training));
+        }
+        finally
+        {
+            foreach (var t in buffers.Values.Concat(weights.Values)) t.Dispose();
+        }
+    }
+
+    [Fact]
+    public void InitialisationIsKaimingNormalWithUnitBatchNorm()
+    {
+        using var model = Small(21);
+        var p = model.named_parameters().ToDictionary(x => x.name, x => (Tensor)x.parameter);
+        // He normal with fan-in in MobileNetV2, ASPP and decoder (the reference's choices).
+        AssertStd(p["aspp.conv1.weight"], Math.Sqrt(2.0 / 1280));
+        AssertStd(p["decoder.last_conv.4.weight"], Math.Sqrt(2.0 / (256 * 9)));
+        AssertStd(p["backbone.features.17.conv.6.weight"], Math.Sqrt(2.0 / 960));
+        using var scope = NewDisposeScope();
+        var bns = model.modules().OfType<nn.BatchNorm2d>().ToList();
+        Assert.Equal(model.state_dict().Keys.Count(k => k.EndsWith(".running_var", StringComparison.Ordinal)), bns.Count);
+        foreach (var bn in bns)
+        {
+            Assert.True(bn.weight!.eq(1.0).all().item<bool>(), "BatchNorm weight is not 1");
+            Assert.True(bn.bias!.eq(0.0).all().item<bool>(), "BatchNorm bias is not 0");
+        }
+
+        // Xception (and ResNet) use fan-out, as their reference does: N(0, sqrt(2 / (k·k·out))).
+        using var xception = new AlignedXception(16);
+        var xp = xception.named_parameters().ToDictionary(x => x.name, x => (Tensor)x.parameter);
+        AssertStd(xp["block5.rep.1.pointwise.weight"], Math.Sqrt(2.0 / 728));
+        AssertStd(xp["conv5.conv1.weight"], Math.Sqrt(2.0 / (1536 * 9)));
+    }
+
+    private static void AssertStd(Tensor w, double expected)
+    {
+        using var scope = NewDisposeScope();
+        var mean = w.mean().item<float>();
+        var std = w.to(ScalarType.Float64).square().mean().sqrt().item<double>();
+        Assert.True(Math.Abs(mean) < 0.05 * expected, $"mean {mean} is not ~0 (std {expected})");
+        Assert.True(Math.Abs(std / expected - 1) < 0.05, $"std {std} is not {expected}");
+    }
+
+    [Fact]
+    public void LoadsReferenceWeightsUnderAliasNamesOnly()
+    {
+        using var source = Small();
+        using (no_grad())
+            foreach (var b in source.buffers()) if (b.dtype == ScalarType.Float32) nn.init.uniform_(b, 0.5, 1.5);
+        var full = source.ReferenceStateDict();
+        var aliases = DeepLabV3Plus.ReferenceAliases("mobilenet");
+        // Keep the alias keys and drop their canonical twins, and drop every num_batches_tracked (old PyTorch files lack them).
+        var canonicalOfAlias = aliases.Values.ToHashSet();
+        var aliasOnly = full.Where(kv => !canonicalOfAlias.Contains(kv.Key) && !kv.Key.EndsWith("num_batches_tracked", StringComparison.Ordinal))
+            .ToDictionary(kv => kv.Key, kv => kv.Value);
+        Assert.Contains("backbone.high_level_features.17.conv.6.weight", aliasOnly.Keys);
+        Assert.DoesNotContain("backbone.features.17.conv.6.weight", aliasOnly.Keys);
+
+        using var target = Small();
+        target.LoadReferenceStateDict(aliasOnly);
+        foreach (var (k, t) in target.state_dict())
+        {
+            if (k.EndsWith("num_batches_tracked", StringComparison.Ordinal)) Assert.Equal(0L, t.item<long>());
+            else Assert.True(t.equal(source.state_dict()[k]), $"{k} was not loaded");
+        }
+    }
+
+    [Fact]
+    public void LoadingWeightsOfAnotherShapeOrWithStrayKeysFailsClearly()
+    {
+        using var model21 = Small(21);
+        using var model3 = Small(3);
+        var e = Assert.Throws<UserException>(() => model3.LoadReferenceStateDict(model21.state_dict()));
+        Assert.Contains(model3.ClassifierPrefix + ".weight", e.Message);
+        Assert.Contains("3 classes", e.Message);
+
+        var sd = model3.state_dict();
+        using var stray = zeros(1);
+        sd["backbone.extra.weight"] = stray;
+        var e2 = Assert.Throws<UserException>(() => model3.LoadReferenceStateDict(sd));
+        Assert.Contains("backbone.extra.weight", e2.Message);
+        model3.LoadReferenceStateDict(sd, strict: false);
+
+        var missing = model3.state_dict();
+        missing.Remove("aspp.conv1.weight");
+        var e3 = Assert.Throws<UserException>(() => model3.LoadReferenceStateDict(missing));
+        Assert.Contains("aspp.conv1.weight", e3.Message);
+    }
+
+    [Fact]
+    public void FineTuningKeepsTheClassifierOfTheNewClassCount()
+    {
+        using var source = Small(21);
+        using var target = Small(2);
+        using var before = target.Decoder.Classifier.weight.clone();
+        target.LoadReferenceStateDict(source.ReferenceStateDict(), strict: true, keepClassifier: true);
+        Assert.True(target.Decoder.Classifier.weight.equal(before));
+        var src = source.state_dict();
+        foreach (var (k, t) in target.state_dict())
+            if (!k.StartsWith(target.ClassifierPrefix + ".", StringComparison.Ordinal))
+                Assert.True(t.equal(src[k]), $"{k} was not loaded");
+    }
+
+    [Fact]
+    public void BadConfigurationsAndInputsAreClearErrors()
+    {
+        Assert.Contains("backbone", Assert.Throws<UserException>(() => ModelFactory.Create(new ModelConfig("vgg"))).Message);
+        Assert.Contains("output stride", Assert.Throws<UserException>(() => ModelFactory.Create(new ModelConfig("mobilenet", 32))).Message);
+        Assert.Contains("classes", Assert.Throws<UserException>(() => ModelFactory.Create(new ModelConfig("mobilenet", 16, 0))).Message);
+        Assert.Throws<UserException>(() => DeepLabV3Plus.ReferenceAliases("vgg"));
+
+        using var model = Small();
+        model.eval();
+        using var scope = NewDisposeScope();
+        Assert.Contains("4-D", Assert.Throws<ArgumentException>(() => model.forward(randn(3, 33, 33))).Message);
+        Assert.Contains("3 input channels", Assert.Throws<ArgumentException>(() => model.forward(randn(1, 1, 33, 33))).Message);
+        Assert.Contains("floating-point", Assert.Throws<ArgumentException>(() => model.forward(zeros(new long[] { 1, 3, 33, 33 }, ScalarType.Int64))).Message);
+        model.train();
+        Assert.Contains("at least 2", Assert.Throws<ArgumentException>(() => model.forward(randn(1, 3, 33, 33))).Message);
+    }
+
+    [Fact]
+    public void ForwardAndBackwardFreeEveryIntermediateHandle()
+    {
+        using var model = Small();
+        using var x = randn(2, 3, 33, 41);
+        model.eval();
+        using (var scope = NewDisposeScope())
+        {
+            using (inference_mode())
+            {
+                var y = model.forward(x);
+                Assert.Equal(1, scope.Count);
+                y.Dispose();
+            }
+            Assert.Equal(0, scope.Count);
+        }
+        model.train();
+        using (var scope = NewDisposeScope())
+        {
+            var y = model.forward(x);
+            Assert.Equal(1, scope.Count);
+            var loss = y.mean();
+            loss.backward();
+            loss.Dispose();
+            y.Dispose();
+            Assert.Equal(0, scope.Count);
+        }
+        model.zero_grad();
+    }
+
+    [Fact]
+    public void ChannelsLastGivesTheSameLogits()
+    {
+        using var model = Small();
+        model.eval();
+        using var scope = NewDisposeScope();
+        var x = randn(1, 3, 45, 61);
+        Tensor expected;
+        using (inference_mode()) expected = model.forward(x);
+        model.to_channels_last();
+        var w3 = model.named_parameters().First(p => p.name == "decoder.last_conv.4.weight").parameter;
+        Assert.True(w3.is_channels_last() && !w3.is_contiguous());
+        using (inference_mode())
+        {
+            var y = model.forward(x.contiguous_channels_last());
+            Assert.True(ParityTests.MaxAbsDiff(y, expected) <= 1e-4, "channels-last logits differ");
+        }
+    }
+
+    [Fact]
+    public void AlignCornersIsAModelOption()
+    {
+        using var aligned = Small();
+        using var plain = ModelFactory.Create(new ModelConfig("mobilenet", 16, 3, AlignCorners: false));
+        plain.load_state_dict(aligned.state_dict());
+        aligned.eval();
+        plain.eval();
+        using var scope = NewDisposeScope();
+        using var _ = inference_mode();
+        var x = randn(1, 3, 33, 41);
+        Assert.False(aligned.forward(x).allclose(plain.forward(x), 1e-3, 1e-3));
+    }
+}

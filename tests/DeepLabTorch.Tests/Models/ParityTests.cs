@@ -1,0 +1,127 @@
+using System.Globalization;
+using DeepLabTorch.Models;
+using DeepLabTorch.Torch;
+using Xunit;
+using Xunit.Abstractions;
+using static DeepLabTorch.Torch.torch;
+
+namespace DeepLabTorch.Tests.Models;
+
+/// <summary>Golden parity with an independent PyTorch DeepLabV3+ (tests/reference/model_deeplab.py).</summary>
+[Collection("Models")]
+public class ParityTests
+{
+    private readonly ITestOutputHelper _out;
+    public ParityTests(ITestOutputHelper output) { _out = output; }
+
+    internal static double MaxAbsDiff(Tensor a, Tensor b)
+    {
+        Assert.Equal(b.shape, a.shape);
+        using var scope = NewDisposeScope();
+        return (a.to(ScalarType.Float64) - b.to(ScalarType.Float64)).abs().max().item<double>();
+    }
+
+    private static string S(int v) => v.ToString(CultureInfo.InvariantCulture);
+
+    [Theory]
+    [InlineData("mobilenet", 16)]
+    [InlineData("mobilenet", 8)]
+    [InlineData("xception", 16)]
+    [InlineData("resnet", 16)]
+    public void EvalLogitsMatchPyTorch(string backbone, int outputStride)
+    {
+        using var golden = ReferenceGolden.Generate("--backbone", backbone, "--os", S(outputStride), "--classes", "5", "--height", "65", "--width", "97");
+        using var model = ModelFactory.Create(new ModelConfig(backbone, outputStride, 5));
+        var input = golden["input"];
+        var expected = golden["logits"];
+        double before;
+        model.eval();
+        using (inference_mode())
+        using (var fresh = model.forward(input))
+            before = MaxAbsDiff(fresh, expected);
+
+        model.LoadReferenceStateDict(golden.WithPrefix("state/"));
+        using (inference_mode())
+        using (var y = model.forward(input))
+        {
+            var diff = MaxAbsDiff(y, expected);
+            using var m = expected.abs().max();
+            _out.WriteLine($"{backbone} OS{outputStride}: max |logit| {m.item<float>():G4}, max abs diff {diff:G3} (untrained model: {before:G3})");
+            Assert.True(diff <= 1e-4, $"{backbone} OS{outputStride}: max abs diff {diff} > 1e-4");
+        }
+        Assert.True(before > 0.1, "the comparison would not notice unloaded weights");
+    }
+
+    [Fact]
+    public void EvalLogitsMatchPyTorchWithoutAlignedCorners()
+    {
+        using var golden = ReferenceGolden.Generate("--backbone", "mobilenet", "--os", "16", "--classes", "4", "--height", "50", "--width", "37",
+            "--no-align-corners");
+        using var model = ModelFactory.Create(new ModelConfig("mobilenet", 16, 4, AlignCorners: false));
+        model.LoadReferenceStateDict(golden.WithPrefix("state/"));
+        model.eval();
+        using var _ = inference_mode();
+        using var y = model.forward(golden["input"]);
+        var diff = MaxAbsDiff(y, golden["logits"]);
+        Assert.True(diff <= 1e-4, $"align_corners=false: max abs diff {diff} > 1e-4");
+    }
+
+    internal static void DisableDropout(nn.Module model)
+    {
+        foreach (var (_, m) in model.named_modules())
+            if (m is nn.Dropout d) d.p = 0;
+    }
+
+    /// <summary>
+    /// One SGD step in train mode (batch statistics, BatchNorm running-stat updates, cross-entropy
+    /// with ignore label 255, backbone at lr and head at 10 × lr, momentum and weight decay) leaves
+    /// the same weights and buffers as PyTorch. Dropout is set to p = 0 on both sides, since the two
+    /// sides cannot draw the same dropout masks.
+    /// </summary>
+    [Fact]
+    public void OneSgdStepMatchesPyTorch()
+    {
+        const double lr = 0.01;
+        using var golden = ReferenceGolden.Generate("--backbone", "mobilenet", "--os", "16", "--classes", "5", "--height", "49", "--width", "65",
+            "--batch", "2", "--mode", "train", "--lr", lr.ToString(CultureInfo.InvariantCulture));
+        using var model = ModelFactory.Create(new ModelConfig("mobilenet", 16, 5));
+        model.LoadReferenceStateDict(golden.WithPrefix("state/"));
+        DisableDropout(model);
+        model.train();
+        using var opt = new optim.SGD(model.ParameterGroups(lr), lr, momentum: 0.9, weight_decay: 5e-4);
+        using (var scope = NewDisposeScope())
+        {
+            var y = model.forward(golden["input"]);
+            var loss = nn.functional.cross_entropy(y, golden["target"], ignore_index: 255);
+            opt.zero_grad();
+            loss.backward();
+            opt.step();
+            var lossDiff = Math.Abs(loss.item<float>() - golden["loss"].item<float>());
+            _out.WriteLine($"loss {loss.item<float>()} vs {golden["loss"].item<float>()}, logits diff {MaxAbsDiff(y, golden["logits"]):G3}");
+            Assert.True(lossDiff <= 1e-5, $"loss differs by {lossDiff}");
+            Assert.True(MaxAbsDiff(y, golden["logits"]) <= 1e-4, "train-mode logits differ");
+        }
+
+        var after = golden.WithPrefix("after/");
+        var before = golden.WithPrefix("state/");
+        double worst = 0, moved = 0;
+        string worstKey = "";
+        int compared = 0;
+        foreach (var (k, t) in model.state_dict())
+        {
+            Assert.True(after.ContainsKey(k), $"PyTorch has no '{k}' after the step");
+            if (t.dtype == ScalarType.Int64)
+            {
+                Assert.True(t.equal(after[k]), $"{k}: {t.item<long>()} vs PyTorch {after[k].item<long>()}");
+                continue;
+            }
+            var d = MaxAbsDiff(t, after[k]);
+            if (d > worst) { worst = d; worstKey = k; }
+            moved = Math.Max(moved, MaxAbsDiff(before[k], after[k]));
+            compared++;
+        }
+        _out.WriteLine($"{compared} float tensors, worst diff {worst:G3} at {worstKey}; largest change made by the step {moved:G3}");
+        Assert.True(worst <= 1e-5, $"after one SGD step {worstKey} differs from PyTorch by {worst}");
+        Assert.True(moved > 1e-3, "the step did not change the weights: the comparison would prove nothing");
+    }
+}

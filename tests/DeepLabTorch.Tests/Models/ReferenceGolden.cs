@@ -1,0 +1,117 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using DeepLabTorch.Torch;
+using static DeepLabTorch.Torch.torch;
+
+namespace DeepLabTorch.Tests.Models;
+
+/// <summary>
+/// Golden tensors written by tests/reference/model_deeplab.py (an independent PyTorch DeepLabV3+),
+/// generated into a temp folder at test time and deleted on Dispose.
+/// </summary>
+public sealed class ReferenceGolden : IDisposable
+{
+    private readonly Dictionary<string, Tensor> _tensors = new();
+    private readonly List<string> _order = new();
+    private readonly string _dir;
+
+    private ReferenceGolden(string dir)
+    {
+        _dir = dir;
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "index.json")));
+        Meta = doc.RootElement.GetProperty("meta").Clone();
+        var data = File.ReadAllBytes(Path.Combine(dir, "data.bin"));
+        foreach (var e in doc.RootElement.GetProperty("entries").EnumerateArray())
+        {
+            var name = e.GetProperty("name").GetString()!;
+            var shape = e.GetProperty("shape").EnumerateArray().Select(v => v.GetInt64()).ToArray();
+            var offset = e.GetProperty("offset").GetInt32();
+            var nbytes = e.GetProperty("nbytes").GetInt32();
+            var raw = data.AsSpan(offset, nbytes);
+            var t = e.GetProperty("dtype").GetString() switch
+            {
+                "float32" => tensor<float>(MemoryMarshal.Cast<byte, float>(raw), shape),
+                "int64" => tensor<long>(MemoryMarshal.Cast<byte, long>(raw), shape),
+                var d => throw new InvalidDataException($"{dir}: unknown dtype {d} for {name}"),
+            };
+            _tensors[name] = t.DetachFromDisposeScope();
+            _order.Add(name);
+        }
+    }
+
+    public JsonElement Meta { get; }
+
+    public Tensor this[string name] => _tensors.TryGetValue(name, out var t) ? t : throw new KeyNotFoundException($"golden file has no '{name}'");
+
+    /// <summary>Entries whose name starts with prefix, the prefix removed, in file order.</summary>
+    public Dictionary<string, Tensor> WithPrefix(string prefix)
+    {
+        var d = new Dictionary<string, Tensor>();
+        foreach (var n in _order)
+            if (n.StartsWith(prefix, StringComparison.Ordinal)) d[n[prefix.Length..]] = _tensors[n];
+        return d;
+    }
+
+    /// <summary>Runs the reference script with these arguments (plus --out) and loads what it wrote.</summary>
+    public static ReferenceGolden Generate(params string[] args)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "dlt-models-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            RunPython(ScriptPath("model_deeplab.py"), args.Concat(new[] { "--out", dir }).ToArray());
+            return new ReferenceGolden(dir);
+        }
+        catch
+        {
+            if (Directory.Exists(dir)) Directory.Delete(dir, true);
+            throw;
+        }
+    }
+
+    public static string ScriptPath(string name)
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
+        {
+            var p = Path.Combine(d.FullName, "tests", "reference", name);
+            if (File.Exists(p)) return p;
+        }
+        throw new FileNotFoundException($"tests/reference/{name} not found above {AppContext.BaseDirectory}");
+    }
+
+    public static string RepoFile(params string[] parts)
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
+        {
+            var p = Path.Combine(new[] { d.FullName }.Concat(parts).ToArray());
+            if (File.Exists(p)) return p;
+        }
+        throw new FileNotFoundException($"{Path.Combine(parts)} not found above {AppContext.BaseDirectory}");
+    }
+
+    /// <summary>Runs Debian's python3 (which has torch) and returns stdout; a failure throws with stderr.</summary>
+    public static string RunPython(string script, params string[] args)
+    {
+        var psi = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(script);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start /usr/bin/python3");
+        var stderr = p.StandardError.ReadToEndAsync();
+        var stdout = p.StandardOutput.ReadToEnd();
+        if (!p.WaitForExit(TimeSpan.FromMinutes(5)))
+        {
+            p.Kill(true);
+            throw new TimeoutException($"{script} {string.Join(" ", args)} did not finish in 5 minutes");
+        }
+        if (p.ExitCode != 0)
+            throw new InvalidOperationException($"{script} {string.Join(" ", args)} failed ({p.ExitCode}): {stderr.Result}");
+        return stdout;
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _tensors.Values) t.Dispose();
+        _tensors.Clear();
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, true);
+    }
+}

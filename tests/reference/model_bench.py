@@ -1,0 +1,73 @@
+#!/usr/bin/python3
+"""Python baseline of scripts/bench/model.sh: the reference DeepLabV3+ of model_deeplab.py, measured
+with the same protocol as DeepLabTorch.Models.ModelBenchmark. Prints one JSON object.
+
+model_bench.py [backbone=mobilenet] [os=16] [threads=2] [forward_runs=5] [train_steps=3]
+               [forward_size=513] [train_batch=4] [train_size=321] [warmup=1] [channels_last=false]
+"""
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from model_deeplab import DeepLab  # noqa: E402
+
+
+def main():
+    kv = dict(a.split("=", 1) for a in sys.argv[1:])
+    backbone = kv.get("backbone", "mobilenet")
+    os_ = int(kv.get("os", 16))
+    threads = int(kv.get("threads", 2))
+    runs, steps, warmup = int(kv.get("forward_runs", 5)), int(kv.get("train_steps", 3)), int(kv.get("warmup", 1))
+    fsize, tbatch, tsize = int(kv.get("forward_size", 513)), int(kv.get("train_batch", 4)), int(kv.get("train_size", 321))
+    channels_last = kv.get("channels_last", "false") == "true"
+    classes = 21
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+    model = DeepLab(backbone, os_, classes)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+
+    model.eval()
+    forward = []
+    x = torch.randn(1, 3, fsize, fsize).contiguous(memory_format=fmt)
+    with torch.inference_mode():
+        for i in range(warmup + runs):
+            t = time.perf_counter()
+            model(x)
+            if i >= warmup:
+                forward.append((time.perf_counter() - t) * 1000)
+
+    model.train()
+    opt = torch.optim.SGD(model.parameter_groups(0.007), lr=0.007, momentum=0.9, weight_decay=5e-4)
+    x = torch.randn(tbatch, 3, tsize, tsize).contiguous(memory_format=fmt)
+    target = torch.randint(0, classes, (tbatch, tsize, tsize))
+    train = []
+    for i in range(warmup + steps):
+        t = time.perf_counter()
+        loss = F.cross_entropy(model(x), target, ignore_index=255)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i >= warmup:
+            train.append((time.perf_counter() - t) * 1000)
+
+    print(json.dumps({
+        "backbone": backbone, "output_stride": os_, "threads": torch.get_num_threads(), "channels_last": channels_last,
+        "forward_input": "1x3x%dx%d" % (fsize, fsize),
+        "forward_ms_median": round(statistics.median(forward), 1), "forward_ms_min": round(min(forward), 1),
+        "train_input": "%dx3x%dx%d" % (tbatch, tsize, tsize),
+        "train_step_ms_median": round(statistics.median(train), 1), "train_step_ms_min": round(min(train), 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+    }))
+
+
+if __name__ == "__main__":
+    main()
