@@ -147,8 +147,8 @@ public sealed class DeepLabV3Plus : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// Loads a state_dict written by the reference implementation (or by us): alias keys are accepted
-    /// in place of canonical ones, and BatchNorm num_batches_tracked, absent from checkpoints of old
-    /// PyTorch versions, defaults to 0. With strict, other missing or unexpected keys are errors;
+    /// in place of canonical ones, and the num_batches_tracked of a BatchNorm whose statistics are
+    /// loaded defaults to 0 when absent (checkpoints of PyTorch before 0.4.1 lack it). With strict, other missing or unexpected keys are errors;
     /// shape mismatches always are (for example a classifier trained for another number of classes).
     /// </summary>
     public void LoadReferenceStateDict(IReadOnlyDictionary<string, Tensor> sd, bool strict = true) =>
@@ -185,8 +185,10 @@ public sealed class DeepLabV3Plus : nn.Module<Tensor, Tensor>
         try
         {
             foreach (var (k, t) in own)
-                if (!mapped.ContainsKey(k) && k.EndsWith(".num_batches_tracked", StringComparison.Ordinal))
+                if (!mapped.ContainsKey(k) && k.EndsWith(".num_batches_tracked", StringComparison.Ordinal) &&
+                    mapped.ContainsKey(k[..^"num_batches_tracked".Length] + "running_mean"))
                 {
+                    // Only for a BatchNorm that is being loaded: a partial load leaves the others alone.
                     var zero = zeros(t.shape, t.dtype).DetachFromDisposeScope();
                     defaults.Add(zero);
                     mapped[k] = zero;

@@ -163,6 +163,14 @@ public class ModelBehaviourTests
         Assert.Contains("backbone.extra.weight", e2.Message);
         model3.LoadReferenceStateDict(sd, strict: false);
 
+        // A partial, non-strict load leaves the BatchNorms it does not mention alone (counters included).
+        using (no_grad()) foreach (var b in model3.buffers()) if (b.dtype == ScalarType.Int64) b.fill_(7);
+        var asppOnly = model21.state_dict().Where(kv => kv.Key.StartsWith("aspp.", StringComparison.Ordinal) &&
+            !kv.Key.EndsWith("num_batches_tracked", StringComparison.Ordinal)).ToDictionary(kv => kv.Key, kv => kv.Value);
+        model3.LoadReferenceStateDict(asppOnly, strict: false);
+        foreach (var (k, t) in model3.state_dict().Where(kv => kv.Key.EndsWith("num_batches_tracked", StringComparison.Ordinal)))
+            Assert.Equal(k.StartsWith("aspp.", StringComparison.Ordinal) ? 0L : 7L, t.item<long>());
+
         var missing = model3.state_dict();
         missing.Remove("aspp.conv1.weight");
         var e3 = Assert.Throws<UserException>(() => model3.LoadReferenceStateDict(missing));

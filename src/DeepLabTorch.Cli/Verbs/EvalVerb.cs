@@ -1,0 +1,128 @@
+using System.Globalization;
+using CommandLine;
+using DeepLabTorch.Checkpoints;
+using DeepLabTorch.Data;
+using DeepLabTorch.Evaluation;
+using DeepLabTorch.Models;
+using DeepLabTorch.Reporting;
+using DeepLabTorch.Torch;
+
+namespace DeepLabTorch.Cli.Verbs;
+
+[Verb("eval", HelpText = "Evaluate weights on a split: streaming confusion matrix at full image size, per-class IoU table, mIoU. " +
+    "Multi-scale + flip testing with --scales and --flip.")]
+public sealed class EvalVerb : IVerb
+{
+    [Option("weights", Required = true, HelpText = "Our checkpoint (.safetensors), a plain safetensors state_dict or a reference .pth/.pth.tar.")]
+    public string Weights { get; set; } = "";
+    [Option("backbone", HelpText = "Backbone for weight files that do not say (default: mobilenet).")]
+    public string? Backbone { get; set; }
+    [Option("out-stride", HelpText = "Output stride for weight files that do not say (default: 16).")]
+    public int? OutStride { get; set; }
+    [Option("num-classes", HelpText = "Number of classes for weight files that do not say (default: the data set's).")]
+    public int? NumClasses { get; set; }
+    [Option("dataset", Default = "pascal", HelpText = "pascal | sbd | folder | synthetic.")]
+    public string Dataset { get; set; } = "pascal";
+    [Option("data-root", HelpText = "Data set folder (required except for synthetic).")]
+    public string? DataRoot { get; set; }
+    [Option("use-sbd", HelpText = "Use the SBD-augmented pascal lists.")]
+    public bool UseSbd { get; set; }
+    [Option("split", Default = "val", HelpText = "train | val | trainval | trainaug.")]
+    public string Split { get; set; } = "val";
+    [Option("base-size", Default = 513, HelpText = "Base size (used with --val-crop).")]
+    public int BaseSize { get; set; } = 513;
+    [Option("crop-size", Default = 513, HelpText = "Crop size (used with --val-crop).")]
+    public int CropSize { get; set; } = 513;
+    [Option("val-crop", HelpText = "Evaluate the reference's fixed centre crop instead of full images.")]
+    public bool ValCrop { get; set; }
+    [Option("workers", Default = 4, HelpText = "Data loader threads.")]
+    public int Workers { get; set; } = 4;
+    [Option("scales", Default = "1.0", HelpText = "Comma-separated test scales, e.g. 0.5,0.75,1.0,1.25,1.5,1.75.")]
+    public string Scales { get; set; } = "1.0";
+    [Option("flip", HelpText = "Also average over horizontally flipped inputs.")]
+    public bool Flip { get; set; }
+    [Option("save-predictions", HelpText = "Write every prediction as a palette PNG into this folder.")]
+    public string? SavePredictions { get; set; }
+    [Option("max-images", HelpText = "Evaluate at most this many images.")]
+    public int? MaxImages { get; set; }
+    [Option("json", HelpText = "Print the metrics as JSON instead of a table.")]
+    public bool Json { get; set; }
+    [Option("device", HelpText = "cpu | cuda | cuda:N (default: cuda when available).")]
+    public string? Device { get; set; }
+    [Option("no-cuda", HelpText = "Run on the CPU.")]
+    public bool NoCuda { get; set; }
+    [Option("threads", HelpText = "CPU threads for libtorch (default: all cores).")]
+    public int? Threads { get; set; }
+
+    public static double[] ParseScales(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (parts.Length == 0) throw new UserException("--scales: give at least one scale, e.g. 1.0 or 0.5,0.75,1.0");
+        return parts.Select(p => double.TryParse(p, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s > 0 && s <= 8
+            ? s : throw new UserException($"--scales: '{p}' is not a scale factor in (0, 8]")).ToArray();
+    }
+
+    public int Run()
+    {
+        var scales = ParseScales(Scales);
+        if (Threads is { } th)
+        {
+            if (th < 1) throw new UserException($"--threads must be >= 1, got {th}");
+            torch.set_num_threads(th);
+        }
+        else if (torch.get_num_threads() < Environment.ProcessorCount) torch.set_num_threads(Environment.ProcessorCount);
+        if (MaxImages is < 1) throw new UserException($"--max-images must be >= 1, got {MaxImages}");
+        var device = Device is { } d ? DeepLabTorch.Torch.Device.Parse(d) : NoCuda || !torch.cuda.is_available() ? torch.CPU : torch.CUDA;
+        if (Json) Datasets.Log = Console.Error.WriteLine;
+
+        var options = new DataOptions
+        {
+            Dataset = Dataset, DataRoot = DataRoot, UseSbd = UseSbd, BaseSize = BaseSize, CropSize = CropSize, ValCrop = ValCrop, Workers = Workers,
+        };
+        var ds = Datasets.Open(options, Split);
+        var sd = WeightFiles.LoadStateDict(Weights, out var info);
+        try
+        {
+            var m = WeightFiles.ResolveModel(Weights, info, Backbone, OutStride, NumClasses ?? (info?.Model is null ? ds.NumClasses : null));
+            using var model = ModelFactory.Create(new ModelConfig(m.Backbone, m.OutputStride, m.NumClasses));
+            model.LoadReferenceStateDict(sd, strict: true);
+            model.to(device);
+            var names = m.ClassNames is { } cn && cn.Count == m.NumClasses ? cn
+                : ds.ClassNames.Count == m.NumClasses ? ds.ClassNames : Enumerable.Range(0, m.NumClasses).Select(i => $"class {i}").ToArray();
+            if (SavePredictions != null) Directory.CreateDirectory(SavePredictions);
+            using var loader = new DataLoader(ds, options, train: false, 1);
+            var tty = !Json && ProgressBar.StdoutIsTerminal;
+            var total = Math.Min(ds.Count, MaxImages ?? int.MaxValue);
+            var bar = new ProgressBar(Json ? Console.Error : Console.Out, tty, "eval", total);
+            var r = SegmentationEvaluator.Run(model, loader, ds.Count, m.NumClasses, names, device, new EvalOptions
+            {
+                Scales = scales,
+                Flip = Flip,
+                MaxImages = MaxImages,
+                AlignCorners = model.Config.AlignCorners,
+                OnPrediction = SavePredictions is null ? null : (id, pred, h, w) =>
+                    ImageCodec.WritePalettePng(Path.Combine(SavePredictions, id + ".png"), pred, h, w),
+                OnProgress = (done, _) => bar.Update(done, double.NaN, 0, done / Math.Max(1e-9, bar.Elapsed.TotalSeconds)),
+            });
+            bar.Finish();
+            if (Json)
+            {
+                Console.WriteLine(MetricsJson.Serialize(r.Metrics, new Dictionary<string, object?>
+                {
+                    ["weights"] = Weights, ["dataset"] = Dataset, ["split"] = Split, ["images"] = r.Images,
+                    ["scales"] = scales, ["flip"] = Flip, ["seconds"] = r.Seconds,
+                }));
+            }
+            else
+            {
+                Console.WriteLine($"{Weights} on {ds.Name} {Split} ({r.Images} images, scales {string.Join(",", scales.Select(s => s.ToString(CultureInfo.InvariantCulture)))}{(Flip ? " + flip" : "")}):");
+                Console.WriteLine(r.Metrics.FormatTable());
+            }
+            return 0;
+        }
+        finally
+        {
+            foreach (var t in sd.Values) t.Dispose();
+        }
+    }
+}

@@ -1,0 +1,180 @@
+using CommandLine;
+using DeepLabTorch.Config;
+using DeepLabTorch.Training;
+
+namespace DeepLabTorch.Cli.Verbs;
+
+[Verb("train", HelpText = "Train DeepLabV3+ with the reference recipe (SGD, poly LR, head at 10x). Flags and defaults follow the reference " +
+    "train.py; differences: validation runs on full-size images (--val-crop for the reference's centre crop), --use-sbd is off by default, " +
+    "and the default backbone is resnet as in the reference (use --backbone mobilenet on a CPU).")]
+public sealed class TrainVerb : IVerb
+{
+    [Option("config", HelpText = "JSON config (e.g. configs/voc-mobilenet-os16.json); flags given here override it; unknown keys are errors.")]
+    public string? ConfigFile { get; set; }
+
+    // Model
+    [Option("backbone", HelpText = "mobilenet | xception | resnet (default: resnet, as the reference).")]
+    public string? Backbone { get; set; }
+    [Option("out-stride", HelpText = "Output stride 8 or 16 (default: 16).")]
+    public int? OutStride { get; set; }
+    [Option("num-classes", HelpText = "Number of classes (default: the data set's).")]
+    public int? NumClasses { get; set; }
+    [Option("sync-bn", HelpText = "Accepted for compatibility; one process on one device needs no synchronized BatchNorm.")]
+    public bool SyncBn { get; set; }
+    [Option("freeze-bn", HelpText = "Keep every BatchNorm in eval mode while training.")]
+    public bool FreezeBn { get; set; }
+
+    // Data
+    [Option("dataset", HelpText = "pascal | sbd | folder | synthetic (default: pascal). synthetic generates data/synthetic on first use.")]
+    public string? Dataset { get; set; }
+    [Option("data-root", HelpText = "Data set folder (VOCdevkit parent for pascal; required except for synthetic).")]
+    public string? DataRoot { get; set; }
+    [Option("use-sbd", HelpText = "Add SBD to the pascal training set (trainaug). Off by default here; the reference always adds it.")]
+    public bool UseSbd { get; set; }
+    [Option("workers", HelpText = "Data loader threads (default: 4).")]
+    public int? Workers { get; set; }
+    [Option("base-size", HelpText = "Base image size for the random rescale (default: 513).")]
+    public int? BaseSize { get; set; }
+    [Option("crop-size", HelpText = "Training crop size (default: 513).")]
+    public int? CropSize { get; set; }
+    [Option("val-crop", HelpText = "Validate on the reference's fixed centre crop instead of full images.")]
+    public bool ValCrop { get; set; }
+    [Option("skip-bad", HelpText = "Skip unreadable samples (reported) instead of stopping.")]
+    public bool SkipBad { get; set; }
+
+    // Optimisation
+    [Option("loss-type", HelpText = "ce | focal | dice (default: ce; dice is for 2 classes).")]
+    public string? LossType { get; set; }
+    [Option("epochs", HelpText = "Epochs (default: 50 for pascal/sbd/folder, 10 for synthetic).")]
+    public int? Epochs { get; set; }
+    [Option("start-epoch", HelpText = "Epoch to start at (default: 0; --resume sets it from the checkpoint).")]
+    public int? StartEpoch { get; set; }
+    [Option("batch-size", HelpText = "Training batch size (default: 4).")]
+    public int? BatchSize { get; set; }
+    [Option("test-batch-size", HelpText = "Validation batch size (default: 1, since full-size images differ in size).")]
+    public int? TestBatchSize { get; set; }
+    [Option("use-balanced-weights", HelpText = "Weight classes by 1/ln(1.02 + frequency) over the training masks (cached per data set).")]
+    public bool UseBalancedWeights { get; set; }
+    [Option("lr", HelpText = "Base learning rate (default: 0.007 x batch-size / 4, as the reference).")]
+    public double? Lr { get; set; }
+    [Option("lr-scheduler", HelpText = "poly | step | cos (default: poly).")]
+    public string? LrScheduler { get; set; }
+    [Option("lr-step", HelpText = "Epochs between 10x decays for --lr-scheduler step.")]
+    public int? LrStep { get; set; }
+    [Option("warmup-iters", HelpText = "Linear learning-rate warm-up over this many iterations (default: 0).")]
+    public int? WarmupIters { get; set; }
+    [Option("momentum", HelpText = "SGD momentum (default: 0.9).")]
+    public double? Momentum { get; set; }
+    [Option("weight-decay", HelpText = "SGD weight decay (default: 5e-4).")]
+    public double? WeightDecay { get; set; }
+    [Option("nesterov", HelpText = "Use Nesterov momentum.")]
+    public bool Nesterov { get; set; }
+
+    // Machine
+    [Option("no-cuda", HelpText = "Train on the CPU even when CUDA is available.")]
+    public bool NoCuda { get; set; }
+    [Option("gpu-ids", HelpText = "GPU ids, comma separated (default: 0; the first is used).")]
+    public string? GpuIds { get; set; }
+    [Option("device", HelpText = "cpu | cuda | cuda:N (default: cuda:<first gpu id> when available, else cpu).")]
+    public string? Device { get; set; }
+    [Option("threads", HelpText = "CPU threads for libtorch (default: all cores).")]
+    public int? Threads { get; set; }
+    [Option("seed", HelpText = "Random seed (default: 1).")]
+    public int? Seed { get; set; }
+
+    // Run control
+    [Option("resume", HelpText = "Checkpoint to resume from (ours: weights, optimizer and epoch; a .pth or safetensors: weights only).")]
+    public string? Resume { get; set; }
+    [Option("checkname", HelpText = "Run name (default: deeplab-<backbone>).")]
+    public string? Checkname { get; set; }
+    [Option("ft", HelpText = "Fine-tune: with --resume, load the weights only and start at epoch 0.")]
+    public bool Ft { get; set; }
+    [Option("eval-interval", HelpText = "Evaluate every N epochs (default: 1; the last epoch is always evaluated).")]
+    public int? EvalInterval { get; set; }
+    [Option("no-val", HelpText = "Skip validation.")]
+    public bool NoVal { get; set; }
+    [Option("output", HelpText = "Output folder (default: checkpoints/<dataset>-<backbone>-<checkname>/).")]
+    public string? Output { get; set; }
+    [Option("max-iters", HelpText = "Stop after this many iterations in total (for short runs).")]
+    public long? MaxIters { get; set; }
+    [Option("time-budget", HelpText = "Stop training after this many seconds (evaluation excluded); poly/cos follow the time spent.")]
+    public double? TimeBudget { get; set; }
+    [Option("max-val-images", HelpText = "Evaluate on at most this many validation images.")]
+    public int? MaxValImages { get; set; }
+    [Option("log-interval", HelpText = "Iterations between metrics.jsonl lines (default: 10).")]
+    public int? LogInterval { get; set; }
+
+    /// <summary>Defaults → --config file → these flags.</summary>
+    public TrainConfig BuildConfig()
+    {
+        var c = ConfigFile is null ? new TrainConfig() : ConfigLoader.Load<TrainConfig>(ConfigFile);
+        c = c with
+        {
+            Backbone = Backbone ?? c.Backbone,
+            OutStride = OutStride ?? c.OutStride,
+            NumClasses = NumClasses ?? c.NumClasses,
+            SyncBn = SyncBn || c.SyncBn,
+            FreezeBn = FreezeBn || c.FreezeBn,
+            Dataset = Dataset ?? c.Dataset,
+            DataRoot = DataRoot ?? c.DataRoot,
+            UseSbd = UseSbd || c.UseSbd,
+            Workers = Workers ?? c.Workers,
+            BaseSize = BaseSize ?? c.BaseSize,
+            CropSize = CropSize ?? c.CropSize,
+            ValCrop = ValCrop || c.ValCrop,
+            SkipBad = SkipBad || c.SkipBad,
+            LossType = LossType ?? c.LossType,
+            Epochs = Epochs ?? c.Epochs,
+            StartEpoch = StartEpoch ?? c.StartEpoch,
+            BatchSize = BatchSize ?? c.BatchSize,
+            TestBatchSize = TestBatchSize ?? c.TestBatchSize,
+            UseBalancedWeights = UseBalancedWeights || c.UseBalancedWeights,
+            Lr = Lr ?? c.Lr,
+            LrScheduler = LrScheduler ?? c.LrScheduler,
+            LrStep = LrStep ?? c.LrStep,
+            WarmupIters = WarmupIters ?? c.WarmupIters,
+            Momentum = Momentum ?? c.Momentum,
+            WeightDecay = WeightDecay ?? c.WeightDecay,
+            Nesterov = Nesterov || c.Nesterov,
+            NoCuda = NoCuda || c.NoCuda,
+            GpuIds = GpuIds ?? c.GpuIds,
+            Device = Device ?? c.Device,
+            Threads = Threads ?? c.Threads,
+            Seed = Seed ?? c.Seed,
+            Resume = Resume ?? c.Resume,
+            Checkname = Checkname ?? c.Checkname,
+            Ft = Ft || c.Ft,
+            EvalInterval = EvalInterval ?? c.EvalInterval,
+            NoVal = NoVal || c.NoVal,
+            Output = Output ?? c.Output,
+            MaxIters = MaxIters ?? c.MaxIters,
+            TimeBudget = TimeBudget ?? c.TimeBudget,
+            MaxValImages = MaxValImages ?? c.MaxValImages,
+            LogInterval = LogInterval ?? c.LogInterval,
+        };
+        return TrainConfigRules.Resolve(c);
+    }
+
+    public int Run()
+    {
+        var config = BuildConfig();
+        using var cts = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            if (cts.IsCancellationRequested) return; // a second Ctrl+C ends the process at once
+            e.Cancel = true;
+            Console.Error.WriteLine("\nstopping after this iteration and saving a checkpoint (Ctrl+C again to quit at once)");
+            cts.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            var summary = new Trainer(config, Console.Out).Run(cts.Token);
+            return summary.Interrupted ? 130 : 0;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+}

@@ -1,0 +1,132 @@
+using System.Diagnostics;
+using DeepLabTorch.Data;
+using DeepLabTorch.Torch;
+using static DeepLabTorch.Torch.torch;
+
+namespace DeepLabTorch.Evaluation;
+
+/// <summary>One evaluated image kept for display: RGB input, ground-truth and predicted class indices (HxW).</summary>
+public sealed record EvalSample(string Id, int Height, int Width, byte[] Rgb, byte[] Truth, byte[] Prediction);
+
+/// <summary>The outcome of evaluating a split.</summary>
+public sealed record EvalResult(SegmentationMetrics Metrics, int Images, double Seconds, IReadOnlyList<EvalSample> Samples);
+
+/// <summary>Options of an evaluation pass. Scales and Flip give multi-scale + flip testing.</summary>
+public sealed record EvalOptions
+{
+    public double[] Scales { get; init; } = { 1.0 };
+    public bool Flip { get; init; }
+    /// <summary>How many images to keep as EvalSample (for TensorBoard and the HTML report).</summary>
+    public int KeepSamples { get; init; }
+    /// <summary>Stop after this many images (null: the whole split).</summary>
+    public int? MaxImages { get; init; }
+    public bool AlignCorners { get; init; } = true;
+    /// <summary>Called per image with its id and predicted class indices (HxW), e.g. to save PNGs.</summary>
+    public Action<string, byte[], int, int>? OnPrediction { get; init; }
+    /// <summary>Called after each batch with (images done, images total).</summary>
+    public Action<int, int>? OnProgress { get; init; }
+}
+
+/// <summary>
+/// Streams a whole split through a model into one confusion matrix. With the data loader's default
+/// eval mode every image is evaluated at its full original size.
+/// </summary>
+public static class SegmentationEvaluator
+{
+    public static EvalResult Run(nn.Module<Tensor, Tensor> model, DataLoader loader, int totalImages, int numClasses, IReadOnlyList<string> classNames,
+        Device device, EvalOptions options, CancellationToken ct = default)
+    {
+        if (options.Scales.Length == 0 || options.Scales.Any(s => !(s > 0 && s <= 8)))
+            throw new UserException($"--scales must be positive factors up to 8, got {string.Join(",", options.Scales)}");
+        var wasTraining = model.training;
+        model.eval();
+        var clock = Stopwatch.StartNew();
+        var samples = new List<EvalSample>();
+        var done = 0;
+        var limit = Math.Min(totalImages, options.MaxImages ?? int.MaxValue);
+        using var cm = new ConfusionMatrix(numClasses);
+        try
+        {
+            using var inference = inference_mode();
+            foreach (var batch in loader.Epoch(0, ct))
+            {
+                using (batch)
+                using (var scope = NewDisposeScope())
+                {
+                    var images = batch.Images.to(device);
+                    var masks = batch.Masks.to(device);
+                    var scores = Predict(model, images, options.Scales, options.Flip, options.AlignCorners);
+                    var pred = scores.argmax(1);
+                    cm.Update(pred, masks);
+                    var n = (int)images.size(0);
+                    if (options.OnPrediction != null || samples.Count < options.KeepSamples)
+                    {
+                        var h = (int)images.size(2);
+                        var w = (int)images.size(3);
+                        var predBytes = pred.to(ScalarType.Byte).cpu();
+                        for (var k = 0; k < n; k++)
+                        {
+                            var p = predBytes[k].contiguous().ToArray<byte>();
+                            options.OnPrediction?.Invoke(batch.Ids[k], p, h, w);
+                            if (samples.Count < options.KeepSamples)
+                            {
+                                var truth = masks[k].to(ScalarType.Byte).cpu().contiguous().ToArray<byte>();
+                                samples.Add(new EvalSample(batch.Ids[k], h, w, Denormalize(images[k]), truth, p));
+                            }
+                        }
+                    }
+                    done += n;
+                }
+                options.OnProgress?.Invoke(done, limit);
+                ct.ThrowIfCancellationRequested();
+                if (done >= limit) break;
+            }
+        }
+        finally
+        {
+            model.train(wasTraining);
+        }
+        return new EvalResult(cm.Compute(classNames), done, clock.Elapsed.TotalSeconds, samples);
+    }
+
+    /// <summary>
+    /// Class scores [N,C,H,W] at the input size. One scale without flip returns the logits; otherwise
+    /// the softmax probabilities are averaged over every scale (and its horizontal flip).
+    /// </summary>
+    public static Tensor Predict(nn.Module<Tensor, Tensor> model, Tensor images, double[] scales, bool flip, bool alignCorners = true)
+    {
+        var h = images.size(2);
+        var w = images.size(3);
+        if (scales.Length == 1 && scales[0] == 1.0 && !flip) return model.call(images);
+        using var scope = NewDisposeScope();
+        Tensor? sum = null;
+        foreach (var s in scales)
+        {
+            var sh = Math.Max(8, (long)Math.Round(h * s));
+            var sw = Math.Max(8, (long)Math.Round(w * s));
+            var x = s == 1.0 ? images : nn.functional.interpolate(images, (sh, sw), nn.InterpolationMode.Bilinear, alignCorners);
+            var views = flip ? new[] { false, true } : new[] { false };
+            foreach (var f in views)
+            {
+                var input = f ? x.flip(3) : x;
+                var logits = model.call(input);
+                if (f) logits = logits.flip(3);
+                if (logits.size(2) != h || logits.size(3) != w)
+                    logits = nn.functional.interpolate(logits, (h, w), nn.InterpolationMode.Bilinear, alignCorners);
+                var prob = nn.functional.softmax(logits, 1);
+                sum = sum is null ? prob : sum.add(prob);
+            }
+        }
+        return sum!.div(scales.Length * (flip ? 2 : 1)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>A normalised [3,H,W] image back to RGB bytes (HWC), undoing ImageNet mean/std.</summary>
+    public static byte[] Denormalize(Tensor chw)
+    {
+        using var scope = NewDisposeScope();
+        var mean = tensor(ImageTensor.Mean, new long[] { 3, 1, 1 }).to(chw.device);
+        var std = tensor(ImageTensor.Std, new long[] { 3, 1, 1 }).to(chw.device);
+        var rgb = chw.mul(std).add(mean).mul(255).round().clamp(0, 255).to(ScalarType.Byte).permute(1, 2, 0).contiguous().cpu();
+        return rgb.ToArray<byte>();
+    }
+}

@@ -1,0 +1,95 @@
+using System.Text;
+using System.Text.Json;
+using DeepLabTorch.Evaluation;
+
+namespace DeepLabTorch.Reporting;
+
+/// <summary>
+/// metrics.jsonl: one JSON object per line, flushed as written so a crash loses nothing.
+/// "type": "train" lines carry epoch, iter, step, lr, loss, images_per_sec; "type": "eval" lines
+/// carry the evaluation metrics with per-class IoU by class name. NaN is written as null.
+/// </summary>
+public sealed class MetricsLog : IDisposable
+{
+    private readonly StreamWriter _writer;
+    private readonly object _lock = new();
+
+    public MetricsLog(string path, bool append = true)
+    {
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (dir != null) Directory.CreateDirectory(dir);
+        FilePath = path;
+        _writer = new StreamWriter(new FileStream(path, append ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.Read), new UTF8Encoding(false)) { AutoFlush = true };
+    }
+
+    public string FilePath { get; }
+
+    public void Iteration(int epoch, int iter, long step, double lr, double loss, double imagesPerSec) => Line(w =>
+    {
+        w.WriteString("type", "train");
+        w.WriteNumber("epoch", epoch);
+        w.WriteNumber("iter", iter);
+        w.WriteNumber("step", step);
+        Num(w, "lr", lr);
+        Num(w, "loss", loss);
+        Num(w, "images_per_sec", imagesPerSec);
+    });
+
+    public void Evaluation(int epoch, long step, SegmentationMetrics m, double seconds, int images) => Line(w =>
+    {
+        w.WriteString("type", "eval");
+        w.WriteNumber("epoch", epoch);
+        w.WriteNumber("step", step);
+        Num(w, "miou", m.MeanIoU);
+        Num(w, "pixel_acc", m.PixelAccuracy);
+        Num(w, "mean_class_acc", m.MeanClassAccuracy);
+        Num(w, "fwiou", m.FrequencyWeightedIoU);
+        w.WriteNumber("images", images);
+        Num(w, "seconds", seconds);
+        w.WriteStartObject("class_iou");
+        for (var k = 0; k < m.ClassIoU.Length; k++) Num(w, m.ClassNames[k], m.ClassIoU[k]);
+        w.WriteEndObject();
+    });
+
+    /// <summary>A free-form line (e.g. the run summary): every value must be a string, bool or number.</summary>
+    public void Record(string type, IReadOnlyDictionary<string, object?> values) => Line(w =>
+    {
+        w.WriteString("type", type);
+        foreach (var (k, v) in values)
+        {
+            switch (v)
+            {
+                case null: w.WriteNull(k); break;
+                case string s: w.WriteString(k, s); break;
+                case bool b: w.WriteBoolean(k, b); break;
+                case int i: w.WriteNumber(k, i); break;
+                case long l: w.WriteNumber(k, l); break;
+                case double d: Num(w, k, d); break;
+                case float f: Num(w, k, f); break;
+                default: w.WriteString(k, v.ToString()); break;
+            }
+        }
+    });
+
+    private static void Num(Utf8JsonWriter w, string key, double v)
+    {
+        if (double.IsFinite(v)) w.WriteNumber(key, v);
+        else w.WriteNull(key);
+    }
+
+    private void Line(Action<Utf8JsonWriter> body)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            w.WriteStartObject();
+            w.WriteString("time", DateTimeOffset.UtcNow.ToString("o"));
+            body(w);
+            w.WriteEndObject();
+        }
+        var line = Encoding.UTF8.GetString(ms.ToArray());
+        lock (_lock) _writer.WriteLine(line);
+    }
+
+    public void Dispose() => _writer.Dispose();
+}

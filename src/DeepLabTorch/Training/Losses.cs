@@ -1,0 +1,84 @@
+using DeepLabTorch.Torch;
+using static DeepLabTorch.Torch.torch;
+
+namespace DeepLabTorch.Training;
+
+/// <summary>
+/// Segmentation losses with the reference's normalisation: the cross-entropy is averaged over the
+/// non-ignored pixels (weighted by class weights when given) and then, with batchAverage (the
+/// reference's default), divided once more by the batch size N.
+/// </summary>
+public static class Losses
+{
+    public static readonly string[] Types = { "ce", "focal", "dice" };
+
+    /// <summary>logits [N,C,H,W], target [N,H,W] int64 with ignoreIndex marking void.</summary>
+    public static Tensor CrossEntropy(Tensor logits, Tensor target, Tensor? weight = null, long ignoreIndex = 255, bool batchAverage = true)
+    {
+        var n = logits.size(0);
+        using var scope = NewDisposeScope();
+        var loss = nn.functional.cross_entropy(logits, target, weight, ignoreIndex);
+        if (batchAverage) loss = loss.div(n);
+        return loss.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The reference focal loss: logpt = -CE (the batch-mean cross-entropy above, not per pixel),
+    /// pt = exp(logpt), loss = -(1 - pt)^gamma * alpha * logpt, then / N with batchAverage.
+    /// With perPixel the modulation is applied to every pixel's CE before averaging (Lin et al.).
+    /// </summary>
+    public static Tensor Focal(Tensor logits, Tensor target, Tensor? weight = null, long ignoreIndex = 255, double gamma = 2, double alpha = 0.5,
+        bool batchAverage = true, bool perPixel = false)
+    {
+        var n = logits.size(0);
+        using var scope = NewDisposeScope();
+        Tensor loss;
+        if (!perPixel)
+        {
+            var logpt = nn.functional.cross_entropy(logits, target, weight, ignoreIndex).neg();
+            var pt = logpt.exp();
+            loss = (1.0 - pt).pow(gamma).mul(logpt.mul(alpha)).neg();
+        }
+        else
+        {
+            var ce = nn.functional.cross_entropy(logits, target, weight, ignoreIndex, nn.Reduction.None);
+            var valid = target.ne(ignoreIndex);
+            var pt = ce.neg().exp();
+            var per = (1.0 - pt).pow(gamma).mul(ce).mul(alpha);
+            var count = valid.to(ScalarType.Float32).sum().clamp(min: 1);
+            loss = per.masked_fill(valid.logical_not(), 0).sum().div(count);
+        }
+        if (batchAverage) loss = loss.div(n);
+        return loss.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Soft dice loss for the binary (foreground/background) case: logits [N,2,H,W] (softmax, channel 1
+    /// is foreground) or [N,1,H,W] (sigmoid); target [N,H,W] in {0,1} with ignoreIndex void pixels left out.
+    /// loss = 1 - (2 sum(p t) + smooth) / (sum(p) + sum(t) + smooth), over the whole batch.
+    /// </summary>
+    public static Tensor Dice(Tensor logits, Tensor target, long ignoreIndex = 255, double smooth = 1)
+    {
+        var c = logits.size(1);
+        if (c != 1 && c != 2) throw new UserException($"the dice loss is for binary segmentation (1 or 2 output channels), the model has {c}");
+        using var scope = NewDisposeScope();
+        var p = c == 2 ? nn.functional.softmax(logits, 1).select(1, 1) : logits.select(1, 0).sigmoid();
+        var valid = target.ne(ignoreIndex);
+        var t = target.gt(0).logical_and(valid).to(p.dtype);
+        var v = valid.to(p.dtype);
+        p = p.mul(v);
+        var inter = p.mul(t).sum();
+        var denom = p.sum().add(t.sum()).add(smooth);
+        var loss = 1.0 - inter.mul(2).add(smooth).div(denom);
+        return loss.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The loss function for a --loss-type name.</summary>
+    public static Func<Tensor, Tensor, Tensor> Build(string type, Tensor? weight, long ignoreIndex = 255, bool batchAverage = true) => type switch
+    {
+        "ce" => (x, y) => CrossEntropy(x, y, weight, ignoreIndex, batchAverage),
+        "focal" => (x, y) => Focal(x, y, weight, ignoreIndex, 2, 0.5, batchAverage),
+        "dice" => (x, y) => Dice(x, y, ignoreIndex),
+        _ => throw new UserException($"unknown loss type '{type}' (expected ce, focal or dice)"),
+    };
+}

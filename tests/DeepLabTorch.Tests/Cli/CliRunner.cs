@@ -1,0 +1,26 @@
+using System.Diagnostics;
+using DeepLabTorch.Tests.Training;
+
+namespace DeepLabTorch.Tests.Cli;
+
+/// <summary>Runs the built CLI (deeplab.dll) as a child process, as a user would.</summary>
+internal static class CliRunner
+{
+    public static string Dll => Path.Combine(ReferenceScripts.RepoRoot, "src", "DeepLabTorch.Cli", "bin", "Release", "net10.0", "deeplab.dll");
+
+    public static (int Code, string Stdout, string Stderr) Run(string workDir, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = workDir };
+        psi.ArgumentList.Add(Dll);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(300_000))
+        {
+            p.Kill(true);
+            throw new TimeoutException($"deeplab {string.Join(" ", args)} did not finish in 300 s");
+        }
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+}

@@ -1,0 +1,74 @@
+using DeepLabTorch.Torch;
+using DeepLabTorch.Training;
+using Xunit;
+
+namespace DeepLabTorch.Tests.Training;
+
+public class LrSchedulerTests
+{
+    // base 0.01, 2 epochs x 5 iterations: N = 10. Values computed by hand with Python's math module.
+    private static readonly double[] Poly =
+    {
+        0.01, 0.009095325760829623, 0.008180521460508584, 0.007254178469372199, 0.006314458674893553,
+        0.005358867312681466, 0.0043838329055408696, 0.0033838346190164987, 0.0023492378861760376, 0.001258925411794167,
+    };
+    private static readonly double[] Cos =
+    {
+        0.01, 0.009755282581475769, 0.009045084971874737, 0.007938926261462366, 0.006545084971874737,
+        0.005, 0.003454915028125263, 0.0020610737385376348, 0.0009549150281252633, 0.00024471741852423234,
+    };
+
+    [Fact]
+    public void PolyFollowsTheFormulaIterationByIteration()
+    {
+        var s = new LrScheduler("poly", 0.01, epochs: 2, itersPerEpoch: 5);
+        for (var t = 0; t < 10; t++)
+        {
+            Assert.Equal(Poly[t], s.LearningRate(t / 5, t % 5), 15);
+            Assert.Equal(0.01 * Math.Pow(1 - t / 10.0, 0.9), s.LearningRate(t / 5, t % 5), 15);
+        }
+    }
+
+    [Fact]
+    public void CosFollowsTheFormulaIterationByIteration()
+    {
+        var s = new LrScheduler("cos", 0.01, epochs: 2, itersPerEpoch: 5);
+        for (var t = 0; t < 10; t++) Assert.Equal(Cos[t], s.LearningRate(t / 5, t % 5), 15);
+    }
+
+    [Fact]
+    public void StepDecaysTenfoldEveryLrStepEpochs()
+    {
+        var s = new LrScheduler("step", 0.1, epochs: 6, itersPerEpoch: 3, lrStep: 2);
+        double[] perEpoch = { 0.1, 0.1, 0.01, 0.01, 0.001, 0.001 };
+        for (var e = 0; e < 6; e++)
+            for (var i = 0; i < 3; i++)
+                Assert.Equal(perEpoch[e], s.LearningRate(e, i), 15);
+        Assert.Throws<UserException>(() => new LrScheduler("step", 0.1, 6, 3));
+        Assert.Throws<UserException>(() => new LrScheduler("linear", 0.1, 6, 3));
+    }
+
+    [Fact]
+    public void WarmupScalesLinearlyThenHandsOver()
+    {
+        var s = new LrScheduler("poly", 0.01, epochs: 2, itersPerEpoch: 5, warmupIters: 4);
+        Assert.Equal(0.0, s.LearningRate(0, 0));
+        Assert.Equal(Poly[1] * 1 / 4, s.LearningRate(0, 1), 15);
+        Assert.Equal(Poly[3] * 3 / 4, s.LearningRate(0, 3), 15);
+        Assert.Equal(Poly[4], s.LearningRate(0, 4), 15);
+        Assert.Equal(Poly[7], s.LearningRate(1, 2), 15);
+    }
+
+    [Fact]
+    public void ApplySetsTheHeadGroupToTenTimesTheBackbone()
+    {
+        using var a = new torch.nn.Parameter(torch.zeros(2));
+        using var b = new torch.nn.Parameter(torch.zeros(2));
+        using var opt = new torch.optim.SGD(new[] { new torch.optim.ParamGroup(new[] { a }), new torch.optim.ParamGroup(new[] { b }) }, lr: 1, momentum: 0.9);
+        var s = new LrScheduler("poly", 0.01, epochs: 2, itersPerEpoch: 5);
+        var lr = s.Apply(opt, 1, 1);
+        Assert.Equal(Poly[6], lr, 15);
+        Assert.Equal(Poly[6], opt.param_groups[0].lr, 15);
+        Assert.Equal(Poly[6] * 10, opt.param_groups[1].lr, 14);
+    }
+}
