@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Rebuilds docs/images/matte-example.png with the project itself: synthetic portraits, a small portrait
 # model trained on them, `deeplab matte` over a synthetic VOC scene. Python/PIL only lays out the panels.
-# Usage: docs/images/make-matte-example.sh [WORKDIR] [EPOCHS]   (about 20 CPU-minutes with the defaults)
+# Usage: docs/images/make-matte-example.sh [WORKDIR] [EPOCHS]   (roughly 10 to 30 CPU-minutes with the defaults)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-work="${1:-/tmp/deeplab-matte-example}"; epochs="${2:-24}"
+work="${1:-/tmp/deeplab-matte-example}"; epochs="${2:-12}"
 deeplab() { dotnet "$root/src/DeepLabTorch.Cli/bin/Release/net10.0/deeplab.dll" "$@"; }
 "$root/scripts/bootstrap.sh" --quiet
 mkdir -p "$work"
