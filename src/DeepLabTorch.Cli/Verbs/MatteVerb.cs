@@ -1,0 +1,142 @@
+using System.Globalization;
+using CommandLine;
+using DeepLabTorch.Data;
+using DeepLabTorch.Inference;
+using DeepLabTorch.Torch;
+
+namespace DeepLabTorch.Cli.Verbs;
+
+[Verb("matte", HelpText = "Replace the background behind people in images or video: person mask from the model, edges refined " +
+    "with a guided filter, composited over an image, a colour or the blurred input. Video goes through ffmpeg, audio kept.")]
+public sealed class MatteVerb : IVerb
+{
+    [Option("weights", Required = true, HelpText = "A 2-class portrait model, or a VOC model (person = class 15).")]
+    public string Weights { get; set; } = "";
+    [Option("input", Required = true, HelpText = "An image, a video (.mp4 .mov .mkv .avi .webm ...), a folder of them, or a glob.")]
+    public string Input { get; set; } = "";
+    [Option("background", Required = true, HelpText = "An image file, a colour (#RRGGBB, #RGB or a name such as green), 'blur' or 'blur:RADIUS'.")]
+    public string Background { get; set; } = "";
+    [Option("output", Required = true, HelpText = "Output folder; or, for a single input, a file name (.png/.jpg for images, .mp4 etc. for video).")]
+    public string Output { get; set; } = "";
+
+    [Option("person-class", HelpText = "The person class, by index or name (default: 1 for a 2-class model, 15 for VOC).")]
+    public string? PersonClass { get; set; }
+    [Option("edge-radius", HelpText = "Guided-filter radius in pixels; 0 turns edge refinement off (default: 1.5% of the short side).")]
+    public int? EdgeRadius { get; set; }
+    [Option("edge-eps", Default = 1e-3, HelpText = "Guided-filter regularisation: larger is softer, smaller follows image edges more.")]
+    public double EdgeEps { get; set; } = 1e-3;
+    [Option("smooth", Default = 0.0, HelpText = "Video: temporal smoothing of the mask in [0, 1): alpha = s*previous + (1-s)*current. 0 is off.")]
+    public double Smooth { get; set; }
+    [Option("save-alpha", HelpText = "Images: also write <stem>_alpha.png, the refined matte as 8-bit gray.")]
+    public bool SaveAlpha { get; set; }
+
+    [Option("resize", HelpText = "Resize so the short side is this many pixels before the model (faster on large frames).")]
+    public int? Resize { get; set; }
+    [Option("scales", Default = "1.0", HelpText = "Comma-separated test-time scales.")]
+    public string Scales { get; set; } = "1.0";
+    [Option("flip", HelpText = "Also average over the mirrored image.")]
+    public bool Flip { get; set; }
+    [Option("backbone", HelpText = "Backbone for weight files that do not say (default: recognised from the keys).")]
+    public string? Backbone { get; set; }
+    [Option("out-stride", HelpText = "Output stride for weight files that do not say (default: 16).")]
+    public int? OutStride { get; set; }
+    [Option("num-classes", HelpText = "Number of classes for weight files that do not say (default: the classifier's).")]
+    public int? NumClasses { get; set; }
+    [Option("device", HelpText = "cpu | cuda | cuda:N (default: cuda when available).")]
+    public string? Device { get; set; }
+    [Option("threads", HelpText = "CPU threads for libtorch (default: all cores).")]
+    public int? Threads { get; set; }
+    [Option("quiet", HelpText = "No progress bar.")]
+    public bool Quiet { get; set; }
+
+    public int Run()
+    {
+        var predictOptions = PredictVerb.BuildOptions(Scales, Flip, Resize, null, 1.0 / 3.0);
+        var background = Inference.Background.Parse(Background);
+        var files = InputFiles.Expand(Input, includeVideo: true);
+        var device = PredictVerb.SetUpEngine(Device, Threads);
+        // Fail on ffmpeg before loading a model when there is video to do.
+        if (files.Any(Ffmpeg.IsVideo)) Ffmpeg.Find("ffmpeg");
+        using var loaded = ModelLoader.Load(Weights, Backbone, OutStride, NumClasses, device, m => Console.Error.WriteLine(m));
+        int? person = PersonClass is { } pc ? ModelLoader.ResolveClass(pc, loaded.ClassNames, "--person-class") : null;
+        var matteOptions = new MatteOptions { PersonClass = person, EdgeRadius = EdgeRadius, EdgeEps = EdgeEps, Smoothing = Smooth }.Validate();
+        int cls = matteOptions.ResolvePersonClass(loaded.Config.NumClasses);
+        Console.Error.WriteLine($"matte: {files.Count} input(s), person = class {cls} ({loaded.ClassNames[cls]}), background {Describe(background)}");
+
+        bool singleFileOutput = files.Count == 1 && Path.HasExtension(Output) && !Directory.Exists(Output);
+        if (!singleFileOutput) Directory.CreateDirectory(Output);
+        var predictor = new Predictor(loaded.Model, predictOptions, device);
+        using var renderer = new BackgroundRenderer(background, path => ImageCodec.DecodeImage(path));
+        using var matter = new Matter(predictor, matteOptions);
+
+        int failed = 0, images = 0, videos = 0;
+        var stems = PredictJob.OutputStems(files);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var bar = new ProgressLine(Quiet ? TextWriter.Null : Console.Error, "images", files.Count(f => !Ffmpeg.IsVideo(f)), Quiet ? false : null);
+        for (int i = 0; i < files.Count; i++)
+        {
+            var file = files[i];
+            bool video = Ffmpeg.IsVideo(file);
+            var target = singleFileOutput ? Output : Path.Combine(Output, stems[i] + (video ? ".mp4" : ".png"));
+            var dir = Path.GetDirectoryName(Path.GetFullPath(target));
+            if (dir != null) Directory.CreateDirectory(dir);
+            try
+            {
+                if (video)
+                {
+                    Console.Error.WriteLine($"matte: {file} → {target}");
+                    var r = VideoMatting.Run(file, target, matter, renderer, Quiet ? null : Console.Error);
+                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"matte: {r.Frames} frames of {r.Info.Width}x{r.Info.Height} in {r.Elapsed.TotalSeconds:F1} s ({r.Fps:F1} fps){(r.Info.HasAudio ? ", audio copied" : "")}"));
+                    videos++;
+                }
+                else
+                {
+                    var (rgb, h, w) = ImageCodec.DecodeImage(file);
+                    matter.Reset();
+                    using var scope = torch.NewDisposeScope();
+                    var frame = RgbTensors.FromBytes(rgb, h, w);
+                    var alpha = matter.Alpha(frame);
+                    var bg = renderer.Render(frame);
+                    var outp = RgbTensors.ToBytes(Matter.Composite(frame, bg, alpha));
+                    WriteImage(target, outp, h, w);
+                    if (SaveAlpha)
+                    {
+                        var a = alpha.mul(255.0).round().clamp(0, 255).to(DeepLabTorch.Torch.ScalarType.Byte).ToArray<byte>();
+                        var alphaPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(target))!, Path.GetFileNameWithoutExtension(target) + "_alpha.png");
+                        ImageCodec.WriteGrayPng(alphaPath, a, h, w);
+                    }
+                    images++;
+                    bar.Step();
+                }
+            }
+            catch (Exception e) when (e is DataException or IOException or UnauthorizedAccessException)
+            {
+                bar.Finish();
+                Console.Error.WriteLine($"skipped {(e is DataException ? e.Message : file + ": " + e.Message)}");
+                failed++;
+                if (!video) bar.Step();
+            }
+        }
+        bar.Finish();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"matte: {images} image(s), {videos} video(s) in {clock.Elapsed.TotalSeconds:F1} s; {failed} failed; output in {Output}"));
+        return failed > 0 ? 1 : 0;
+    }
+
+    private static void WriteImage(string path, byte[] rgb, int h, int w)
+    {
+        var ext = Path.GetExtension(path).ToLowerInvariant();
+        if (ext is ".jpg" or ".jpeg") ImageCodec.WriteJpeg(path, rgb, h, w, 92);
+        else if (ext == ".png") ImageCodec.WritePng(path, rgb, h, w);
+        else throw new UserException($"{path}: write images as .png or .jpg");
+    }
+
+    private static string Describe(Inference.Background b) => b switch
+    {
+        Inference.Background.Colour c => $"#{c.R:X2}{c.G:X2}{c.B:X2}",
+        Inference.Background.Blur bl => bl.Radius is int r ? $"blur (radius {r})" : "blur",
+        Inference.Background.Picture p => p.Path,
+        _ => b.ToString(),
+    };
+}

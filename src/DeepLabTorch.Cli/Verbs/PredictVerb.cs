@@ -1,0 +1,124 @@
+using System.Globalization;
+using CommandLine;
+using DeepLabTorch.Inference;
+using DeepLabTorch.Torch;
+
+namespace DeepLabTorch.Cli.Verbs;
+
+[Verb("predict", HelpText = "Segment images (a file, a folder or a glob): palette PNG masks, and optionally overlays, " +
+    "class probabilities and raw logits (.npy). Input: RGB, /255, ImageNet mean/std, no resize unless --resize.")]
+public sealed class PredictVerb : IVerb
+{
+    [Option("weights", Required = true, HelpText = "Our checkpoint (.safetensors), a plain safetensors state_dict or a reference .pth/.pth.tar.")]
+    public string Weights { get; set; } = "";
+    [Option("input", Required = true, HelpText = "An image, a folder of images (.jpg .jpeg .png) or a glob such as 'photos/**/*.jpg' (quote it).")]
+    public string Input { get; set; } = "";
+    [Option("output", Required = true, HelpText = "Output folder (created). Per image: <stem>.png, and <stem>_overlay.png, <stem>_prob.png, <stem>.npy on request.")]
+    public string Output { get; set; } = "";
+
+    [Option("overlay", HelpText = "Also write <stem>_overlay.png: class colours blended over the image (background left as is).")]
+    public bool Overlay { get; set; }
+    [Option("overlay-opacity", Default = 0.5, HelpText = "Weight of the class colour in the overlay, 0..1.")]
+    public double OverlayOpacity { get; set; } = 0.5;
+    [Option("save-probs", HelpText = "Also write <stem>_prob.png: the softmax probability of --prob-class as 8-bit gray (255 = 1.0).")]
+    public bool SaveProbs { get; set; }
+    [Option("prob-class", HelpText = "Class for --save-probs, by index or name (default: 'person' when the model has it, else class 1).")]
+    public string? ProbClass { get; set; }
+    [Option("save-logits", HelpText = "Also write <stem>.npy: float32 [C,H,W] pre-softmax logits at the input's size (numpy.load reads it).")]
+    public bool SaveLogits { get; set; }
+    [Option("no-masks", HelpText = "Do not write the mask PNGs (only the other outputs asked for).")]
+    public bool NoMasks { get; set; }
+
+    [Option("resize", HelpText = "Resize so the short side is this many pixels before the model; outputs keep the original size.")]
+    public int? Resize { get; set; }
+    [Option("scales", Default = "1.0", HelpText = "Comma-separated test-time scales, e.g. 0.75,1.0,1.25 (logits averaged).")]
+    public string Scales { get; set; } = "1.0";
+    [Option("flip", HelpText = "Also average over the horizontally mirrored image.")]
+    public bool Flip { get; set; }
+    [Option("window", HelpText = "Sliding-window inference with square windows of this size (for very large images).")]
+    public int? Window { get; set; }
+    [Option("window-overlap", Default = 1.0 / 3.0, HelpText = "Overlap between neighbouring windows, in [0, 1).")]
+    public double WindowOverlap { get; set; } = 1.0 / 3.0;
+    [Option("batch-size", Default = 1, HelpText = "Images per forward pass; consecutive images of equal size are batched.")]
+    public int BatchSize { get; set; } = 1;
+
+    [Option("backbone", HelpText = "Backbone for weight files that do not say (default: recognised from the keys).")]
+    public string? Backbone { get; set; }
+    [Option("out-stride", HelpText = "Output stride for weight files that do not say (default: 16).")]
+    public int? OutStride { get; set; }
+    [Option("num-classes", HelpText = "Number of classes for weight files that do not say (default: the classifier's).")]
+    public int? NumClasses { get; set; }
+    [Option("device", HelpText = "cpu | cuda | cuda:N (default: cuda when available).")]
+    public string? Device { get; set; }
+    [Option("threads", HelpText = "CPU threads for libtorch (default: all cores).")]
+    public int? Threads { get; set; }
+    [Option("quiet", HelpText = "No progress bar.")]
+    public bool Quiet { get; set; }
+
+    public int Run()
+    {
+        var options = BuildOptions(Scales, Flip, Resize, Window, WindowOverlap);
+        var device = SetUpEngine(Device, Threads);
+        var files = InputFiles.Expand(Input);
+        using var loaded = ModelLoader.Load(Weights, Backbone, OutStride, NumClasses, device, m => Console.Error.WriteLine(m));
+        int? probClass = null;
+        if (SaveProbs)
+            probClass = ProbClass is { } pc ? ModelLoader.ResolveClass(pc, loaded.ClassNames, "--prob-class")
+                : DefaultProbabilityClass(loaded.ClassNames);
+        else if (ProbClass != null) throw new UserException("--prob-class goes with --save-probs");
+        if (!(OverlayOpacity >= 0 && OverlayOpacity <= 1)) throw new UserException($"--overlay-opacity must lie in [0, 1], got {OverlayOpacity}");
+        var outputs = new PredictOutputs
+        {
+            Masks = !NoMasks, Overlay = Overlay, OverlayOpacity = OverlayOpacity, ProbabilityClass = probClass, Logits = SaveLogits,
+        };
+        if (!outputs.Masks && !outputs.Overlay && outputs.ProbabilityClass is null && !outputs.Logits)
+            throw new UserException("--no-masks leaves nothing to write: add --overlay, --save-probs or --save-logits");
+
+        Console.Error.WriteLine($"predict: {files.Count} image(s), {loaded.Config.Backbone} OS{loaded.Config.OutputStride}, {loaded.Config.NumClasses} classes, " +
+            $"device {device}, scales {string.Join(",", options.Scales.Select(s => s.ToString(CultureInfo.InvariantCulture)))}{(options.Flip ? " + flip" : "")}");
+        var job = new PredictJob(new Predictor(loaded.Model, options, device), Output, outputs, loaded.Palette, BatchSize, Console.Error);
+        var summary = job.Run(files, Quiet ? null : Console.Error);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"predict: {summary.Images} image(s) in {summary.Elapsed.TotalSeconds:F1} s ({summary.ImagesPerSecond:F2} images/s); {summary.Failed} failed; outputs in {Output}"));
+        return summary.Failed > 0 ? 1 : 0;
+    }
+
+    /// <summary>'person' when the model has it, else class 1 (the foreground of a binary model).</summary>
+    internal static int DefaultProbabilityClass(IReadOnlyList<string> names)
+    {
+        for (int i = 0; i < names.Count; i++)
+            if (names[i].Equals("person", StringComparison.OrdinalIgnoreCase)) return i;
+        return Math.Min(1, names.Count - 1);
+    }
+
+    /// <summary>Test-time options from the shared flags (predict and matte).</summary>
+    internal static PredictOptions BuildOptions(string scales, bool flip, int? resize, int? window, double overlap) => new PredictOptions
+    {
+        Scales = ParseScales(scales), Flip = flip, ResizeShort = resize, WindowSize = window, WindowOverlap = overlap,
+    }.Validate();
+
+    internal static double[] ParseScales(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (parts.Length == 0) throw new UserException("--scales: give at least one scale, e.g. 1.0 or 0.75,1.0,1.25");
+        return parts.Select(p => double.TryParse(p, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s > 0 && s <= 8
+            ? s : throw new UserException($"--scales: '{p}' is not a scale factor in (0, 8]")).ToArray();
+    }
+
+    /// <summary>Threads and device, as the other verbs set them.</summary>
+    internal static DeepLabTorch.Torch.Device SetUpEngine(string? device, int? threads)
+    {
+        if (threads is { } th)
+        {
+            if (th < 1) throw new UserException($"--threads must be >= 1, got {th}");
+            torch.set_num_threads(th);
+        }
+        if (device is null) return torch.cuda.is_available() ? torch.CUDA : torch.CPU;
+        DeepLabTorch.Torch.Device d;
+        try { d = DeepLabTorch.Torch.Device.Parse(device); }
+        catch (Exception e) when (e is ArgumentException or FormatException) { throw new UserException($"--device '{device}': expected cpu, cuda or cuda:N", e); }
+        if (d.type == DeviceType.CUDA && !torch.cuda.is_available())
+            throw new UserException($"--device {device}: CUDA is not available in this libtorch build or on this machine");
+        return d;
+    }
+}

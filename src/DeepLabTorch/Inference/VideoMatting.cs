@@ -1,0 +1,37 @@
+namespace DeepLabTorch.Inference;
+
+/// <summary>The outcome of a video run.</summary>
+public sealed record VideoResult(long Frames, TimeSpan Elapsed, VideoInfo Info)
+{
+    public double Fps => Frames / Math.Max(1e-9, Elapsed.TotalSeconds);
+}
+
+/// <summary>
+/// Background replacement over a whole video: one ffmpeg decoding to raw rgb24 on a pipe, one encoding
+/// from a pipe (with the input's audio copied), and the Matter in between, frame by frame.
+/// </summary>
+public static class VideoMatting
+{
+    public static VideoResult Run(string input, string output, Matter matter, BackgroundRenderer background, TextWriter? progress = null,
+        CancellationToken ct = default, string? searchPath = null)
+    {
+        var info = Ffmpeg.Probe(input, searchPath);
+        if (Path.GetFullPath(input) == Path.GetFullPath(output))
+            throw new UserException($"{output}: the output would overwrite the input video");
+        matter.Reset();
+        using var reader = new VideoReader(input, info, searchPath);
+        using var writer = VideoWriter.Open(output, info, info.HasAudio ? input : null, searchPath);
+        var frame = new byte[reader.FrameBytes];
+        var bar = new ProgressLine(progress ?? TextWriter.Null, "frames", info.FrameCount, progress is null ? false : null);
+        while (reader.Read(frame))
+        {
+            ct.ThrowIfCancellationRequested();
+            var composed = matter.Process(frame, info.Height, info.Width, background);
+            writer.Write(composed);
+            bar.Step();
+        }
+        writer.Finish();
+        bar.Finish();
+        return new VideoResult(bar.Done, bar.Elapsed, info);
+    }
+}

@@ -1,0 +1,54 @@
+using DeepLabTorch.Inference;
+using DeepLabTorch.Torch;
+using Xunit;
+using static DeepLabTorch.Torch.torch;
+using static DeepLabTorch.Tests.Inference.InferenceTestUtil;
+
+namespace DeepLabTorch.Tests.Inference;
+
+/// <summary>Tensor.LiveCount is process-wide: these run alone, after the parallel tests.</summary>
+[CollectionDefinition("Inference live-count", DisableParallelization = true)]
+public class LiveCountCollection { }
+
+[Collection("Inference live-count")]
+public class LeakTests
+{
+    /// <summary>Lets finalizers of other tests' garbage run, so they do not move the count mid-test.</summary>
+    private static void Settle()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+    }
+
+    private static Tensor Image(int n, int h, int w, int seed = 11) => RandomTensor(new long[] { n, 3, h, w }, seed);
+
+    [Fact]
+    public void PredictorFreesItsTemporaries()
+    {
+        using var net = new TinyNet(3);
+        using var x = Image(1, 10, 10);
+        var predictor = new Predictor(net, new PredictOptions { Scales = new[] { 0.75, 1.0, 1.5 }, Flip = true, WindowSize = 8 });
+        using (predictor.Logits(x)) { }
+        Settle();
+        long before = Tensor.LiveCount;
+        using (predictor.Logits(x)) { }
+        Settle();
+        Assert.Equal(before, Tensor.LiveCount);
+    }
+
+    [Fact]
+    public void MatterAndBackgroundsFreeTheirTemporaries()
+    {
+        using var net = new TinyNet(2);
+        var rgb = TestImage(12, 14);
+        using var matter = new Matter(new Predictor(net), new MatteOptions { EdgeRadius = 2, Smoothing = 0.5 });
+        using var blur = new BackgroundRenderer(new Background.Blur(2), _ => throw new InvalidOperationException());
+        matter.Process(rgb, 12, 14, blur);
+        Settle();
+        long before = Tensor.LiveCount;
+        for (int i = 0; i < 3; i++) matter.Process(rgb, 12, 14, blur);
+        Settle();
+        Assert.Equal(before, Tensor.LiveCount);
+    }
+}

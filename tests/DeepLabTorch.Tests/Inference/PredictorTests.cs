@@ -1,0 +1,152 @@
+using System.Text.Json;
+using DeepLabTorch.Inference;
+using DeepLabTorch.Torch;
+using Xunit;
+using static DeepLabTorch.Torch.torch;
+using static DeepLabTorch.Tests.Inference.InferenceTestUtil;
+
+namespace DeepLabTorch.Tests.Inference;
+
+public class PredictorTests
+{
+    private static Tensor Image(int n, int h, int w, int seed = 11) => RandomTensor(new long[] { n, 3, h, w }, seed);
+
+    [Fact]
+    public void PlainPredictReturnsTheModelsLogitsAtInputSize()
+    {
+        using var net = new TinyNet(5);
+        using var x = Image(2, 9, 13);
+        using var p = new Predictor(net).Logits(x);
+        using var direct = net.forward(x);
+        Assert.Equal(new long[] { 2, 5, 9, 13 }, p.shape);
+        Assert.True(p.allclose(direct, 0, 1e-6));
+    }
+
+    [Fact]
+    public void SingleScaleWithoutFlipEqualsPlainPredict()
+    {
+        using var net = new TinyNet(4);
+        using var x = Image(1, 10, 12);
+        using var plain = new Predictor(net).Logits(x);
+        using var tta = new Predictor(net, new PredictOptions { Scales = new[] { 1.0 }, Flip = false }).Logits(x);
+        Assert.True(plain.equal(tta));
+    }
+
+    [Fact]
+    public void FlipAveragesTheMirroredPass()
+    {
+        using var net = new TinyNet(3);
+        using var x = Image(1, 8, 11);
+        using var got = new Predictor(net, new PredictOptions { Flip = true }).Logits(x);
+        // By hand: (f(x) + mirror(f(mirror(x)))) / 2.
+        using var a = net.forward(x);
+        using var xf = x.flip(3);
+        using var bf = net.forward(xf);
+        using var b = bf.flip(3);
+        using var sum = a + b;
+        using var want = sum / 2;
+        Assert.True(got.allclose(want, 0, 1e-6));
+        using var plain = new Predictor(net).Logits(x);
+        Assert.False(got.allclose(plain, 0, 1e-4), "the mirrored pass must change a position-dependent network's output");
+    }
+
+    [Fact]
+    public void SlidingWindowsOfAPointwiseNetworkEqualTheWholeImage()
+    {
+        using var net = new PointwiseNet(3);
+        using var x = Image(2, 21, 30);
+        using var whole = new Predictor(net).Logits(x);
+        using var slid = new Predictor(net, new PredictOptions { WindowSize = 8, WindowOverlap = 0.25 }).Logits(x);
+        Assert.Equal(whole.shape, slid.shape);
+        Assert.True(slid.allclose(whole, 1e-5, 1e-5));
+        // A window bigger than the image pads with zeros, which a pointwise network never sees in the crop.
+        using var big = new Predictor(net, new PredictOptions { WindowSize = 40 }).Logits(x);
+        Assert.True(big.allclose(whole, 1e-5, 1e-5));
+    }
+
+    [Fact]
+    public void WindowOriginsCoverTheAxisAndEndFlush()
+    {
+        Assert.Equal(new long[] { 0, 6, 12, 13 }, Predictor.Starts(21, 8, 6).ToArray());
+        Assert.Equal(new long[] { 0 }, Predictor.Starts(8, 8, 6).ToArray());
+        Assert.Equal(new long[] { 0, 2 }, Predictor.Starts(10, 8, 6).ToArray());
+    }
+
+    [Fact]
+    public void ResizeShortBringsLogitsBackToTheOriginalSize()
+    {
+        using var net = new TinyNet(2);
+        using var x = Image(1, 12, 20);
+        using var y = new Predictor(net, new PredictOptions { ResizeShort = 6 }).Logits(x);
+        Assert.Equal(new long[] { 1, 2, 12, 20 }, y.shape);
+        Assert.Equal((6L, 10L), Predictor.ResizedShort(12, 20, 6));
+        Assert.Equal((13L, 8L), Predictor.ResizedShort(33, 20, 8));
+    }
+
+    [Fact]
+    public void LogitsCanBeChangedInPlaceAfterInference()
+    {
+        using var net = new TinyNet(2);
+        using var x = Image(1, 6, 6);
+        using var y = new Predictor(net).Logits(x);
+        y.add_(1.0); // an inference tensor would throw here
+        Assert.Equal(new long[] { 1, 2, 6, 6 }, y.shape);
+    }
+
+    [Fact]
+    public void BadOptionsAreUserErrors()
+    {
+        Assert.Throws<UserException>(() => new PredictOptions { Scales = Array.Empty<double>() }.Validate());
+        Assert.Throws<UserException>(() => new PredictOptions { Scales = new[] { 0.0 } }.Validate());
+        Assert.Throws<UserException>(() => new PredictOptions { WindowOverlap = 1 }.Validate());
+        Assert.Throws<UserException>(() => new PredictOptions { ResizeShort = 0 }.Validate());
+        using var net = new TinyNet(2);
+        using var wrong = zeros(1, 1, 4, 4);
+        Assert.Throws<ArgumentException>(() => new Predictor(net).Logits(wrong));
+    }
+
+    /// <summary>Every TTA path against PyTorch running the same weights through tests/reference/infer_predict.py.</summary>
+    [Fact]
+    public void MatchesPyTorchForScalesFlipResizeAndWindows()
+    {
+        var dir = TempDir("predict");
+        try
+        {
+            using var net = new TinyNet(3, seed: 21);
+            using var x = Image(1, 13, 18, seed: 5);
+            NpyWriter.Write(Path.Combine(dir, "x.npy"), x);
+            NpyWriter.Write(Path.Combine(dir, "w1.npy"), net.conv1.weight);
+            NpyWriter.Write(Path.Combine(dir, "b1.npy"), net.conv1.bias!);
+            NpyWriter.Write(Path.Combine(dir, "w2.npy"), net.conv2.weight);
+            NpyWriter.Write(Path.Combine(dir, "b2.npy"), net.conv2.bias!);
+            var cases = new (string Name, PredictOptions Options)[]
+            {
+                ("plain", new PredictOptions()),
+                ("scales", new PredictOptions { Scales = new[] { 0.5, 1.0, 1.75 } }),
+                ("scales_flip", new PredictOptions { Scales = new[] { 0.75, 1.25 }, Flip = true }),
+                ("resize", new PredictOptions { ResizeShort = 9 }),
+                ("resize_flip", new PredictOptions { ResizeShort = 20, Flip = true, Scales = new[] { 1.0, 0.5 } }),
+                ("window", new PredictOptions { WindowSize = 8, WindowOverlap = 0.5 }),
+                ("window_scales", new PredictOptions { WindowSize = 10, Scales = new[] { 0.5, 1.5 }, Flip = true }),
+            };
+            var json = JsonSerializer.Serialize(cases.Select(c => new Dictionary<string, object?>
+            {
+                ["name"] = c.Name, ["scales"] = c.Options.Scales, ["flip"] = c.Options.Flip,
+                ["resize_short"] = c.Options.ResizeShort, ["window"] = c.Options.WindowSize, ["overlap"] = c.Options.WindowOverlap,
+            }));
+            File.WriteAllText(Path.Combine(dir, "cases.json"), json);
+            Python("infer_predict.py", dir);
+            foreach (var (name, options) in cases)
+            {
+                using var got = new Predictor(net, options).Logits(x);
+                var (shape, want) = ReadNpy(Path.Combine(dir, name + ".npy"));
+                Assert.Equal(shape, got.shape);
+                var mine = got.ToArray<float>();
+                double maxDiff = 0;
+                for (int i = 0; i < mine.Length; i++) maxDiff = Math.Max(maxDiff, Math.Abs(mine[i] - want[i]));
+                Assert.True(maxDiff < 1e-4, $"{name}: max |ours - PyTorch| = {maxDiff}");
+            }
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}
