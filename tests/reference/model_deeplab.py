@@ -2,7 +2,7 @@
 """Independent PyTorch DeepLabV3+ for golden files (issue 3).
 
 Written for this project from the specification in the issue and the state_dict listings in
-shared/reference/state-dict/*.tsv (module names, shapes and order of the pytorch-deeplab-xception
+tests/reference/state-dict/*.tsv (module names, shapes and order of the pytorch-deeplab-xception
 layout). It follows that layout's behaviour where it matters for parity:
   * "fixed padding": the input of every 3x3 depthwise/separable conv is zero-padded by the effective
     kernel size first; in MobileNetV2's expanding blocks that pad happens before the 1x1 expansion;

@@ -9,7 +9,7 @@ namespace DeepLabTorch.Tests.Models;
 
 /// <summary>
 /// Structure against the shared reference facts: state_dict keys, shapes, dtypes and order
-/// (shared/reference/state-dict/*.tsv), parameter counts, and feature strides on odd input sizes.
+/// (tests/reference/state-dict/*.tsv, copied from shared/reference), parameter counts, and feature strides on odd input sizes.
 /// </summary>
 [Collection("Models")]
 public class ArchitectureTests
@@ -18,7 +18,7 @@ public class ArchitectureTests
 
     private static (List<TsvRow> rows, long parameters) ReadTsv(string backbone)
     {
-        var path = ReferenceGolden.RepoFile("shared", "reference", "state-dict", $"deeplabv3plus-{backbone}-21.tsv");
+        var path = ReferenceGolden.RepoFile("tests", "reference", "state-dict", $"deeplabv3plus-{backbone}-21.tsv");
         var rows = new List<TsvRow>();
         long parameters = -1;
         foreach (var line in File.ReadLines(path))
