@@ -33,6 +33,11 @@ public sealed record CheckpointInfo
     /// <summary>Epochs completed, and optimizer steps taken, when the checkpoint was written.</summary>
     public int Epoch { get; init; }
     public long Iteration { get; init; }
+    /// <summary>
+    /// Batches already trained in epoch Epoch + 1 when a run stopped mid-epoch (--max-iters,
+    /// --time-budget, Ctrl+C); 0 at an epoch boundary. A resumed run starts at that batch.
+    /// </summary>
+    public int EpochIteration { get; init; }
     /// <summary>Best validation mIoU so far (NaN when never evaluated).</summary>
     public double BestMIoU { get; init; } = double.NaN;
     /// <summary>LR-scheduler position and parameters (e.g. "step", "total_steps", "base_lr").</summary>

@@ -40,6 +40,8 @@ public sealed class Batch : IDisposable
     public torch.Tensor Masks { get; }
     public IReadOnlyList<string> Ids { get; }
     public int Size => Ids.Count;
+    /// <summary>The batch's position in its epoch (batches dropped by --skip-bad keep their numbers).</summary>
+    public int Index { get; internal set; }
 
     public void Dispose()
     {

@@ -43,18 +43,28 @@ public sealed class DataLoader : IDisposable
     /// <summary>Called (on a worker thread) for each skipped sample; default: Datasets.Log.</summary>
     public Action<string>? OnBadSample { get; set; }
 
-    /// <summary>The batches of one epoch. Stop early by disposing the enumerator (foreach break) or cancelling.</summary>
-    public IEnumerable<Batch> Epoch(int epoch, CancellationToken ct = default)
+    /// <summary>
+    /// The batches of one epoch, from batch firstBatch on (the earlier ones are neither loaded nor
+    /// augmented; the rest are exactly what a full epoch would give). Stop early by disposing the
+    /// enumerator (foreach break) or cancelling.
+    /// </summary>
+    public IEnumerable<Batch> Epoch(int epoch, CancellationToken ct = default, int firstBatch = 0)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var run = new EpochRun(this, epoch, ct);
+        if (firstBatch < 0 || firstBatch > BatchesPerEpoch)
+            throw new ArgumentOutOfRangeException(nameof(firstBatch), $"batch {firstBatch} is outside an epoch of {BatchesPerEpoch} batches");
+        var run = new EpochRun(this, epoch, ct, firstBatch);
         try
         {
             run.Start();
-            for (int b = 0; b < BatchesPerEpoch; b++)
+            for (int b = firstBatch; b < BatchesPerEpoch; b++)
             {
                 var batch = run.Take(b);
-                if (batch != null) yield return batch;
+                if (batch != null)
+                {
+                    batch.Index = b;
+                    yield return batch;
+                }
             }
         }
         finally
@@ -99,7 +109,7 @@ public sealed class DataLoader : IDisposable
         private bool _stop;
         private CancellationTokenRegistration _reg;
 
-        public EpochRun(DataLoader l, int epoch, CancellationToken ct)
+        public EpochRun(DataLoader l, int epoch, CancellationToken ct, int firstBatch = 0)
         {
             _l = l;
             _epoch = epoch;
@@ -108,6 +118,8 @@ public sealed class DataLoader : IDisposable
             _total = l._train ? l.BatchesPerEpoch * l._batchSize : l._ds.Count;
             int workers = Math.Max(1, l._o.Workers);
             _window = Math.Max(l._o.Prefetch, (2 * workers + l._batchSize - 1) / l._batchSize);
+            _next = Math.Min(_total, firstBatch * l._batchSize);
+            _consumed = firstBatch;
         }
 
         public void Start()

@@ -16,14 +16,18 @@ public static class DeepLabOnnxExporter
 {
     public static void Export(DeepLabV3Plus model, string path, bool withPreprocessing = false, bool argmax = false)
     {
-        if (model.Config.Backbone != "mobilenet")
-            throw new UserException($"ONNX export supports the mobilenet backbone in this version; '{model.Config.Backbone}' is not wired yet (export safetensors instead)");
         model.eval();
         var g = new OnnxGraphBuilder();
         string input = withPreprocessing
             ? g.Preprocess(g.Input("input", OnnxType.UInt8, "N", "H", "W", 3L), ImageTensor.Mean, ImageTensor.Std)
             : g.Input("input", OnnxType.Float, "N", 3L, "H", "W");
-        var (high, low) = MobileNet(g, model, input);
+        var (high, low) = model.Config.Backbone switch
+        {
+            "mobilenet" => MobileNet(g, model, input),
+            "xception" => Xception(g, model, input),
+            "resnet" => ResNet(g, model, input),
+            var b => throw new UserException($"ONNX export does not know the backbone '{b}'"),
+        };
         var asppOut = Aspp(g, model, high);
         var logits = Decoder(g, model, asppOut, low);
         var full = g.ResizeLike(logits, input, model.Config.AlignCorners);
@@ -78,6 +82,85 @@ public static class DeepLabOnnxExporter
         var depthwise = seq.Count == 5 ? first : conv(3);
         bool residual = depthwise.stride == (1, 1) && first.weight.shape[1] * (seq.Count == 5 ? first.groups : 1) == last.weight.shape[0];
         return residual ? g.Add(y, x) : y;
+    }
+
+    private static (string high, string low) Xception(OnnxGraphBuilder g, nn.Module model, string x)
+    {
+        string h = ConvBnRelu(g, model, "backbone.conv1", "backbone.bn1", x);
+        h = ConvBnRelu(g, model, "backbone.conv2", "backbone.bn2", h);
+        string low = g.Relu(XceptionBlock(g, model, "backbone.block1", h));
+        h = low;
+        for (int i = 2; model.get_submodule($"backbone.block{i}") != null; i++)
+            h = XceptionBlock(g, model, $"backbone.block{i}", h);
+        h = g.Relu(h);
+        for (int i = 3; i <= 5; i++)
+            h = g.Relu(SeparableConvBn(g, model, $"backbone.conv{i}", $"backbone.bn{i}", h));
+        return (h, low);
+    }
+
+    /// <summary>Xception's separable conv (depthwise, BN, pointwise) and the BN after it: two folded Convs.</summary>
+    private static string SeparableConvBn(OnnxGraphBuilder g, nn.Module model, string sep, string bn, string x)
+    {
+        var depthwise = g.ConvBn(x, Sub<nn.Conv2d>(model, sep + ".conv1"), Sub<nn.BatchNorm2d>(model, sep + ".bn"));
+        return g.ConvBn(depthwise, Sub<nn.Conv2d>(model, sep + ".pointwise"), Sub<nn.BatchNorm2d>(model, bn));
+    }
+
+    private static string XceptionBlock(OnnxGraphBuilder g, nn.Module model, string prefix, string x)
+    {
+        var rep = Sub<nn.Sequential>(model, prefix + ".rep");
+        // A block that starts with ReLU applies it in place to its input, so the shortcut sees relu(x) too.
+        int k = 0;
+        if (rep[0] is nn.ReLU)
+        {
+            x = g.Relu(x);
+            k = 1;
+        }
+        string h = x;
+        for (; k < rep.Count; k++)
+        {
+            switch (rep[k])
+            {
+                case nn.ReLU:
+                    h = g.Relu(h);
+                    break;
+                case Models.Backbones.SeparableConv2d:
+                    h = SeparableConvBn(g, model, $"{prefix}.rep.{k}", $"{prefix}.rep.{k + 1}", h);
+                    k++; // the BatchNorm that follows is folded into the pointwise conv
+                    break;
+                default:
+                    throw new InvalidOperationException($"unexpected {rep[k].GetType().Name} at {prefix}.rep.{k}");
+            }
+        }
+        string shortcut = model.get_submodule(prefix + ".skip") != null
+            ? g.ConvBn(x, Sub<nn.Conv2d>(model, prefix + ".skip"), Sub<nn.BatchNorm2d>(model, prefix + ".skipbn"))
+            : x;
+        return g.Add(h, shortcut);
+    }
+
+    private static (string high, string low) ResNet(OnnxGraphBuilder g, nn.Module model, string x)
+    {
+        string h = ConvBnRelu(g, model, "backbone.conv1", "backbone.bn1", x);
+        h = g.MaxPool(h, 3, 2, 1);
+        string? low = null;
+        for (int stage = 1; stage <= 4; stage++)
+        {
+            var layer = Sub<nn.Sequential>(model, $"backbone.layer{stage}");
+            for (int b = 0; b < layer.Count; b++)
+                h = Bottleneck(g, model, $"backbone.layer{stage}.{b}", h);
+            if (stage == 1) low = h;
+        }
+        return (h, low!);
+    }
+
+    private static string Bottleneck(OnnxGraphBuilder g, nn.Module model, string prefix, string x)
+    {
+        string h = ConvBnRelu(g, model, prefix + ".conv1", prefix + ".bn1", x);
+        h = ConvBnRelu(g, model, prefix + ".conv2", prefix + ".bn2", h);
+        h = g.ConvBn(h, Sub<nn.Conv2d>(model, prefix + ".conv3"), Sub<nn.BatchNorm2d>(model, prefix + ".bn3"));
+        string shortcut = model.get_submodule(prefix + ".downsample") != null
+            ? g.ConvBn(x, Sub<nn.Conv2d>(model, prefix + ".downsample.0"), Sub<nn.BatchNorm2d>(model, prefix + ".downsample.1"))
+            : x;
+        return g.Relu(g.Add(h, shortcut));
     }
 
     private static string ConvBnRelu(OnnxGraphBuilder g, nn.Module model, string conv, string bn, string x) =>

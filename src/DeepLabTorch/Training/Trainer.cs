@@ -111,6 +111,7 @@ public sealed class Trainer
         using var model = ModelFactory.Create(new ModelConfig(c.Backbone, c.OutStride, numClasses));
         model.FreezeBatchNorm = c.FreezeBn;
         var start = c.StartEpoch;
+        var startBatch = 0;
         var best = double.NaN;
         var bestEpoch = -1;
         long step = 0;
@@ -120,7 +121,9 @@ public sealed class Trainer
         using var optimizer = new optim.SGD(new[] { backbone, head }, c.Lr!.Value, c.Momentum, 0, c.WeightDecay, c.Nesterov);
         if (c.Resume is { } resume)
         {
-            (start, best, bestEpoch, step) = Resume(resume, model, optimizer, c, start);
+            (start, startBatch, best, bestEpoch, step) = Resume(resume, model, optimizer, c, start);
+            if (startBatch >= trainLoader.BatchesPerEpoch) (start, startBatch) = (start + 1, 0);
+            if (startBatch > 0) Log($"resume: continuing epoch {start + 1} at batch {startBatch + 1} of {trainLoader.BatchesPerEpoch}");
             model.to(device);
         }
 
@@ -151,12 +154,14 @@ public sealed class Trainer
         double trainSeconds = 0;
         var interrupted = false;
         var completed = start;
+        var partialBatches = startBatch; // batches trained in epoch `completed` + 1 when it is unfinished
 
         CheckpointInfo Info(int epochsDone) => new()
         {
             Model = new CheckpointModel(c.Backbone, c.OutStride, numClasses, classNames),
             TrainingConfigJson = ConfigLoader.ToJson(c),
             Epoch = epochsDone,
+            EpochIteration = partialBatches,
             Iteration = step,
             BestMIoU = best,
             Scheduler = new Dictionary<string, double>
@@ -190,18 +195,22 @@ public sealed class Trainer
             var lossCount = 0;
             var epochClock = Stopwatch.StartNew();
             long epochImages = 0;
-            var i = 0;
+            var firstBatch = epoch == start ? startBatch : 0;
+            var done = firstBatch; // batches of this epoch behind us (trained, or dropped by --skip-bad)
+            var stoppedEarly = false;
             var hitMax = false;
             model.train();
             try
             {
-                foreach (var batch in trainLoader.Epoch(epoch, ct))
+                foreach (var batch in trainLoader.Epoch(epoch, ct, firstBatch))
                 {
+                    var i = batch.Index;
                     var spent = trainSeconds + epochClock.Elapsed.TotalSeconds;
                     if (c.TimeBudget is { } budget && spent >= budget)
                     {
                         batch.Dispose();
-                        hitMax = true;
+                        done = i;
+                        hitMax = stoppedEarly = true;
                         break;
                     }
                     using (batch)
@@ -234,14 +243,14 @@ public sealed class Trainer
                         }
                         bar.Update(i + 1, lossSum / lossCount, lr, ips);
                     }
-                    i++;
-                    if (step >= maxIters) { hitMax = true; break; }
-                    if (ct.IsCancellationRequested) { interrupted = true; break; }
+                    done = i + 1;
+                    if (step >= maxIters) { hitMax = stoppedEarly = true; break; }
+                    if (ct.IsCancellationRequested) { interrupted = stoppedEarly = true; break; }
                 }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
-                interrupted = true;
+                interrupted = stoppedEarly = true;
             }
             catch (NonFiniteLossException)
             {
@@ -254,14 +263,17 @@ public sealed class Trainer
             var meanLoss = lossCount > 0 ? lossSum / lossCount : double.NaN;
             if (lossCount > 0) epochLosses.Add(meanLoss);
             tb.AddScalar("train/total_loss_epoch", meanLoss, epoch);
+            // A stop mid-epoch records how far the epoch got, so --resume continues at the next batch.
+            var epochFinished = !stoppedEarly || done >= itersPerEpoch;
+            if (epochFinished) (completed, partialBatches) = (epoch + 1, 0);
+            else partialBatches = done;
             if (interrupted)
             {
-                Log($"interrupted in epoch {epoch + 1} after {i} iterations; saving {lastPath}");
+                Log($"interrupted in epoch {epoch + 1} after {done} of {itersPerEpoch} batches; saving {lastPath}");
                 CheckpointStore.Save(lastPath, model, optimizer, Info(completed));
                 break;
             }
-            completed = epoch + 1;
-            Log(Inv($"epoch {epoch + 1}/{epochs}: mean loss {meanLoss:0.0000}, {epochImages / Math.Max(1e-9, epochClock.Elapsed.TotalSeconds):0.0} img/s, {epochClock.Elapsed.TotalSeconds:0.0} s"));
+            Log(Inv($"epoch {epoch + 1}/{epochs}{(epochFinished ? "" : $" (stopped after {done} of {itersPerEpoch} batches)")}: mean loss {meanLoss:0.0000}, {epochImages / Math.Max(1e-9, epochClock.Elapsed.TotalSeconds):0.0} img/s, {epochClock.Elapsed.TotalSeconds:0.0} s"));
 
             var last = completed == epochs || hitMax;
             if (valLoader != null && (epoch % c.EvalInterval == c.EvalInterval - 1 || last))
@@ -346,7 +358,7 @@ public sealed class Trainer
     }
 
     /// <summary>Restores a --resume file: our checkpoint (weights, and optimizer unless --ft) or any weight file (weights only).</summary>
-    private (int start, double best, int bestEpoch, long step) Resume(string path, DeepLabV3Plus model, optim.Optimizer optimizer, TrainConfig c, int start)
+    private (int start, int startBatch, double best, int bestEpoch, long step) Resume(string path, DeepLabV3Plus model, optim.Optimizer optimizer, TrainConfig c, int start)
     {
         if (!File.Exists(path)) throw new UserException($"--resume: no checkpoint found at '{path}'");
         var info = CheckpointStore.ReadInfo(path);
@@ -355,17 +367,17 @@ public sealed class Trainer
             // A reference .pth or plain safetensors: weights only (the classifier is re-initialised for another class count).
             WeightLoader.LoadInto(model, path, model.Config.NumClasses, model.ClassifierPrefix, Log, DeepLabV3Plus.ReferenceAliases(c.Backbone));
             Log($"resume: loaded weights from {path}; starting at epoch {start + 1}");
-            return (start, double.NaN, -1, 0);
+            return (start, 0, double.NaN, -1, 0);
         }
         if (c.Ft)
         {
             WeightLoader.LoadInto(model, path, model.Config.NumClasses, model.ClassifierPrefix, Log);
             Log($"fine-tuning from {path} (trained {info.Epoch} epochs); optimizer state not restored, starting at epoch 1");
-            return (0, double.NaN, -1, 0);
+            return (0, 0, double.NaN, -1, 0);
         }
         var loaded = CheckpointStore.Load(path, model, optimizer);
         Log(Inv($"resume: {path} after epoch {loaded.Epoch} (iteration {loaded.Iteration}, best mIoU {(double.IsNaN(loaded.BestMIoU) ? "n/a" : (100 * loaded.BestMIoU).ToString("0.00", CultureInfo.InvariantCulture) + "%")})"));
-        return (loaded.Epoch, loaded.BestMIoU, double.IsNaN(loaded.BestMIoU) ? -1 : loaded.Epoch - 1, loaded.Iteration);
+        return (loaded.Epoch, loaded.EpochIteration, loaded.BestMIoU, double.IsNaN(loaded.BestMIoU) ? -1 : loaded.Epoch - 1, loaded.Iteration);
     }
 
     private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
