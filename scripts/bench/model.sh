@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # DeepLabV3+ forward latency (1x3x513x513, eval), train-step time (4x3x321x321: forward, loss,
-# backward, SGD step) and peak RSS per backbone at output stride 16: C# (scripts/bench/model_bench.cs
-# over DeepLabTorch.Models.ModelBenchmark) vs the PyTorch reference (tests/reference/model_bench.py),
+# backward, SGD step) and peak RSS per backbone at output stride 16: C# (`deeplab bench model`, over
+# DeepLabTorch.Models.ModelBenchmark) vs the PyTorch reference (tests/reference/model_bench.py),
 # each backbone in its own process, both at the same thread count; prints one JSON document.
 # Usage: scripts/bench.sh model [backbones=mobilenet,xception,resnet] [threads=2] [forward_runs=5]
 #        [train_steps=3] [warmup=1] [channels_last=true|false] [os=16]
@@ -16,11 +16,10 @@ for a in "$@"; do
     *) echo "model.sh: settings are key=value, got '$a'" >&2; exit 2 ;;
   esac
 done
-# Build the C# side once, quietly (dotnet run reuses the build afterwards).
-dotnet build "$root/scripts/bench/model_bench.cs" -c Release -nologo -v quiet >/dev/null
+deeplab=(dotnet "$root/src/DeepLabTorch.Cli/bin/Release/net10.0/deeplab.dll")
 results=()
 for b in ${backbones//,/ }; do
-  cs=$(dotnet run --no-build -c Release "$root/scripts/bench/model_bench.cs" -- "backbone=$b" "${settings[@]}")
+  cs=$("${deeplab[@]}" bench model "backbone=$b" "${settings[@]}")
   py=$(/usr/bin/python3 "$root/tests/reference/model_bench.py" "backbone=$b" "${settings[@]}")
   results+=("$b" "$cs" "$py")
 done

@@ -1,5 +1,6 @@
 using System.Reflection;
 using CommandLine;
+using CommandLine.Text;
 using DeepLabTorch.Data;
 using DeepLabTorch.Torch.Native;
 
@@ -19,7 +20,7 @@ public static class Program
     {
         var parser = new Parser(s =>
         {
-            s.HelpWriter = stderr;
+            s.HelpWriter = null; // help and errors are written below: full help on request, one line on a mistake
             s.CaseInsensitiveEnumValues = true;
             s.AutoVersion = false;
         });
@@ -32,8 +33,30 @@ public static class Program
         var parsed = parser.ParseArguments(args, verbs);
         if (parsed is NotParsed<object> notParsed)
         {
-            // Help and version requests are not errors.
-            return notParsed.Errors.All(e => e is HelpRequestedError or HelpVerbRequestedError or VersionRequestedError) ? 0 : 2;
+            var help = HelpText.AutoBuild(parsed, h =>
+            {
+                h.AdditionalNewLineAfterOption = false;
+                h.AddDashesToOption = true;
+                return h;
+            }, e => e, verbsIndex: notParsed.TypeInfo.Current == typeof(NullInstance));
+            // Help and version requests are not errors: the full help goes to stdout.
+            if (notParsed.Errors.All(e => e is HelpRequestedError or HelpVerbRequestedError or VersionRequestedError))
+            {
+                stdout.WriteLine(help);
+                return 0;
+            }
+            if (notParsed.Errors.Any(e => e is NoVerbSelectedError))
+            {
+                stderr.WriteLine(help);
+                return 2;
+            }
+            // A mistake: one line that names it, and where to look.
+            var verbName = notParsed.TypeInfo.Current.GetCustomAttribute<VerbAttribute>()?.Name;
+            var format = SentenceBuilder.Create().FormatError;
+            var messages = notParsed.Errors.Select(format).Where(m => m.Length > 0).Distinct().ToList();
+            var where = verbName is null ? "deeplab --help lists the verbs" : $"deeplab {verbName} --help lists its options";
+            stderr.WriteLine($"deeplab{(verbName is null ? "" : " " + verbName)}: {string.Join("; ", messages)} ({where})");
+            return 2;
         }
         var verb = (IVerb)((Parsed<object>)parsed).Value;
         try

@@ -12,120 +12,33 @@ Usage: train_learn.py --data-root DIR --budget SECONDS [--crop-size 257 --base-s
 """
 import argparse
 import json
-import math
 import os
 import random
+import sys
 import time
 
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from PIL import Image
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from model_deeplab import DeepLab  # noqa: E402
+
 # ----------------------------------------------------------------------------- model
+# The network is the project's independent PyTorch DeepLabV3+ (model_deeplab.py, the golden-file model),
+# initialised as the reference does for training: He-normal convs, BatchNorm weight 1 and bias 0.
 
 
-def same_pad(x, k, d):
-    # Pad so a k x k convolution with dilation d keeps the size (stride 1) or halves it (stride 2).
-    eff = k + (k - 1) * (d - 1)
-    total = eff - 1
-    a = total // 2
-    return F.pad(x, (a, total - a, a, total - a))
-
-
-class Block(nn.Module):
-    """MobileNetV2 inverted residual: 1x1 expand, 3x3 depthwise (dilated), 1x1 project."""
-
-    def __init__(self, cin, cout, stride, dilation, expand):
-        super().__init__()
-        hidden = int(round(cin * expand))
-        self.residual = stride == 1 and cin == cout
-        self.dilation = dilation
-        layers = []
-        if expand != 1:
-            layers += [nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True)]
-        layers += [
-            nn.Conv2d(hidden, hidden, 3, stride, 0, dilation, groups=hidden, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True),
-            nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout),
-        ]
-        self.conv = nn.Sequential(*layers)
-
-    def forward(self, x):
-        y = self.conv(same_pad(x, 3, self.dilation))
-        return x + y if self.residual else y
-
-
-class MobileNetV2(nn.Module):
-    def __init__(self, output_stride=16):
-        super().__init__()
-        stem = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU6(inplace=True))
-        blocks = [stem]
-        # Once the output stride is reached, later stages keep stride 1 and dilate instead; as in the
-        # reference, a stage's dilation is the rate accumulated by the stages before it.
-        current, rate, cin = 2, 1, 32
-        for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]:
-            if current == output_stride:
-                stride, dilation = 1, rate
-                rate *= s
-            else:
-                stride, dilation = s, 1
-                current *= s
-            for i in range(n):
-                blocks.append(Block(cin, c, stride if i == 0 else 1, dilation, t))
-                cin = c
-        self.low = nn.Sequential(*blocks[:4])
-        self.high = nn.Sequential(*blocks[4:])
-
-    def forward(self, x):
-        low = self.low(x)
-        return self.high(low), low
-
-
-def conv_bn_relu(cin, cout, k, dilation=1):
-    pad = 0 if k == 1 else dilation
-    return nn.Sequential(nn.Conv2d(cin, cout, k, 1, pad, dilation, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
-
-
-class ASPP(nn.Module):
-    def __init__(self, cin, rates):
-        super().__init__()
-        self.branches = nn.ModuleList([conv_bn_relu(cin, 256, 1)] + [conv_bn_relu(cin, 256, 3, r) for r in rates])
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, 256, 1, bias=False), nn.BatchNorm2d(256), nn.ReLU(inplace=True))
-        self.project = nn.Sequential(nn.Conv2d(256 * (len(rates) + 2), 256, 1, bias=False), nn.BatchNorm2d(256), nn.ReLU(inplace=True), nn.Dropout(0.5))
-
-    def forward(self, x):
-        outs = [b(x) for b in self.branches]
-        p = F.interpolate(self.pool(x), size=x.shape[2:], mode="bilinear", align_corners=True)
-        return self.project(torch.cat(outs + [p], 1))
-
-
-class DeepLabV3Plus(nn.Module):
-    def __init__(self, num_classes, output_stride=16):
-        super().__init__()
-        self.backbone = MobileNetV2(output_stride)
-        self.aspp = ASPP(320, [6, 12, 18] if output_stride == 16 else [12, 24, 36])
-        self.reduce = conv_bn_relu(24, 48, 1)
-        self.head = nn.Sequential(
-            conv_bn_relu(304, 256, 3), nn.Dropout(0.5), conv_bn_relu(256, 256, 3), nn.Dropout(0.1), nn.Conv2d(256, num_classes, 1))
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight)
-            elif isinstance(m, nn.BatchNorm2d):
-                m.weight.data.fill_(1)
-                m.bias.data.zero_()
-
-    def head_parameters(self):
-        return [p for m in (self.aspp, self.reduce, self.head) for p in m.parameters()]
-
-    def forward(self, x):
-        size = x.shape[2:]
-        high, low = self.backbone(x)
-        y = self.aspp(high)
-        low = self.reduce(low)
-        y = F.interpolate(y, size=low.shape[2:], mode="bilinear", align_corners=True)
-        y = self.head(torch.cat([y, low], 1))
-        return F.interpolate(y, size=size, mode="bilinear", align_corners=True)
+def build_model(num_classes, output_stride=16):
+    model = DeepLab("mobilenet", output_stride, num_classes)
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight)
+        elif isinstance(m, nn.BatchNorm2d):
+            m.weight.data.fill_(1)
+            m.bias.data.zero_()
+    return model
 
 
 # ----------------------------------------------------------------------------- data
@@ -241,11 +154,8 @@ def main():
         val_ids = val_ids[:args.max_val_images]
     loader = torch.utils.data.DataLoader(train, batch_size=args.batch_size, shuffle=True, drop_last=True,
                                          num_workers=args.workers, worker_init_fn=seed_worker, persistent_workers=args.workers > 0)
-    model = DeepLabV3Plus(args.num_classes)
-    head = set(id(p) for p in model.head_parameters())
-    backbone = [p for p in model.parameters() if id(p) not in head]
-    opt = torch.optim.SGD([{"params": backbone, "lr": args.lr}, {"params": model.head_parameters(), "lr": args.lr * 10}],
-                          lr=args.lr, momentum=0.9, weight_decay=5e-4)
+    model = build_model(args.num_classes)
+    opt = torch.optim.SGD(model.parameter_groups(args.lr), lr=args.lr, momentum=0.9, weight_decay=5e-4)
     criterion = nn.CrossEntropyLoss(ignore_index=255)
 
     model.train()

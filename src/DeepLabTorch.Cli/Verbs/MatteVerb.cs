@@ -8,7 +8,7 @@ namespace DeepLabTorch.Cli.Verbs;
 
 [Verb("matte", HelpText = "Replace the background behind people in images or video: person mask from the model, edges refined " +
     "with a guided filter, composited over an image, a colour or the blurred input. Video goes through ffmpeg, audio kept.")]
-public sealed class MatteVerb : IVerb
+public sealed class MatteVerb : ModelRunOptions, IVerb
 {
     [Option("weights", Required = true, HelpText = "A 2-class portrait model, or a VOC model (person = class 15).")]
     public string Weights { get; set; } = "";
@@ -36,18 +36,6 @@ public sealed class MatteVerb : IVerb
     public string Scales { get; set; } = "1.0";
     [Option("flip", HelpText = "Also average over the mirrored image.")]
     public bool Flip { get; set; }
-    [Option("backbone", HelpText = "Backbone for weight files that do not say (default: recognised from the keys).")]
-    public string? Backbone { get; set; }
-    [Option("out-stride", HelpText = "Output stride for weight files that do not say (default: 16).")]
-    public int? OutStride { get; set; }
-    [Option("num-classes", HelpText = "Number of classes for weight files that do not say (default: the classifier's).")]
-    public int? NumClasses { get; set; }
-    [Option("device", HelpText = "cpu | cuda | cuda:N (default: cuda when available).")]
-    public string? Device { get; set; }
-    [Option("threads", HelpText = "CPU threads for libtorch (default: all cores).")]
-    public int? Threads { get; set; }
-    [Option("quiet", HelpText = "No progress bar.")]
-    public bool Quiet { get; set; }
 
     public int Run()
     {

@@ -7,7 +7,7 @@ namespace DeepLabTorch.Cli.Verbs;
 
 [Verb("predict", HelpText = "Segment images (a file, a folder or a glob): palette PNG masks, and optionally overlays, " +
     "class probabilities and raw logits (.npy). Input: RGB, /255, ImageNet mean/std, no resize unless --resize.")]
-public sealed class PredictVerb : IVerb
+public sealed class PredictVerb : ModelRunOptions, IVerb
 {
     [Option("weights", Required = true, HelpText = "Our checkpoint (.safetensors), a plain safetensors state_dict or a reference .pth/.pth.tar.")]
     public string Weights { get; set; } = "";
@@ -41,19 +41,6 @@ public sealed class PredictVerb : IVerb
     public double WindowOverlap { get; set; } = 1.0 / 3.0;
     [Option("batch-size", Default = 1, HelpText = "Images per forward pass; consecutive images of equal size are batched.")]
     public int BatchSize { get; set; } = 1;
-
-    [Option("backbone", HelpText = "Backbone for weight files that do not say (default: recognised from the keys).")]
-    public string? Backbone { get; set; }
-    [Option("out-stride", HelpText = "Output stride for weight files that do not say (default: 16).")]
-    public int? OutStride { get; set; }
-    [Option("num-classes", HelpText = "Number of classes for weight files that do not say (default: the classifier's).")]
-    public int? NumClasses { get; set; }
-    [Option("device", HelpText = "cpu | cuda | cuda:N (default: cuda when available).")]
-    public string? Device { get; set; }
-    [Option("threads", HelpText = "CPU threads for libtorch (default: all cores).")]
-    public int? Threads { get; set; }
-    [Option("quiet", HelpText = "No progress bar.")]
-    public bool Quiet { get; set; }
 
     public int Run()
     {

@@ -95,10 +95,12 @@ public sealed class TrainVerb : IVerb
     public bool NoVal { get; set; }
     [Option("output", HelpText = "Output folder (default: checkpoints/<dataset>-<backbone>-<checkname>/).")]
     public string? Output { get; set; }
-    [Option("max-iters", HelpText = "Stop after this many iterations in total (for short runs).")]
+    [Option("max-iters", HelpText = "Stop after this many iterations in total (for short runs). The schedule still spans --epochs, and the checkpoint records the batch reached: --resume continues exactly there.")]
     public long? MaxIters { get; set; }
-    [Option("time-budget", HelpText = "Stop training after this many seconds (evaluation excluded); poly/cos follow the time spent.")]
+    [Option("time-budget", HelpText = "Stop training after this many seconds (evaluation excluded); poly/cos follow the time spent. --resume continues the data order, but the budget and its schedule start afresh.")]
     public double? TimeBudget { get; set; }
+    [Option("keep", HelpText = "Also keep periodic checkpoints: epoch-NNNN.safetensors after each epoch, the newest N kept (default 0: only last and best).")]
+    public int? Keep { get; set; }
     [Option("max-val-images", HelpText = "Evaluate on at most this many validation images.")]
     public int? MaxValImages { get; set; }
     [Option("log-interval", HelpText = "Iterations between metrics.jsonl lines (default: 10).")]
@@ -148,6 +150,7 @@ public sealed class TrainVerb : IVerb
             NoVal = NoVal || c.NoVal,
             Output = Output ?? c.Output,
             MaxIters = MaxIters ?? c.MaxIters,
+            Keep = Keep ?? c.Keep,
             TimeBudget = TimeBudget ?? c.TimeBudget,
             MaxValImages = MaxValImages ?? c.MaxValImages,
             LogInterval = LogInterval ?? c.LogInterval,

@@ -63,6 +63,8 @@ public sealed record TrainConfig
     public bool NoVal { get; init; }
     public string? Output { get; init; }
     public long? MaxIters { get; init; }
+    /// <summary>Also write epoch-NNNN.safetensors after every epoch and keep the newest N of them (0: none).</summary>
+    public int Keep { get; init; }
     /// <summary>Stop training after this many seconds of training (evaluation excluded); poly/cos then follow the fraction of it spent.</summary>
     public double? TimeBudget { get; init; }
     /// <summary>Iterations between metrics.jsonl lines and TensorBoard loss points.</summary>

@@ -42,6 +42,7 @@ public static class TrainConfigRules
         if (c.Lr is { } lr && !(lr > 0 && double.IsFinite(lr))) throw new UserException($"--lr must be a positive number, got {lr}");
         if (!(c.Momentum >= 0 && c.Momentum < 1)) throw new UserException($"--momentum must be in [0, 1), got {c.Momentum}");
         if (!(c.WeightDecay >= 0)) throw new UserException($"--weight-decay must be >= 0, got {c.WeightDecay}");
+        if (c.Keep < 0) throw new UserException($"--keep must be 0 or more, got {c.Keep}");
         if (c.WarmupIters < 0) throw new UserException($"--warmup-iters must be >= 0, got {c.WarmupIters}");
         if (c.Nesterov && c.Momentum == 0) throw new UserException("--nesterov needs a momentum above 0");
         if (c.LrScheduler == "step" && c.LrStep <= 0) throw new UserException("--lr-scheduler step needs --lr-step N (epochs between 10x decays)");

@@ -30,9 +30,9 @@ public sealed class MetricsLog : IDisposable
         w.WriteNumber("epoch", epoch);
         w.WriteNumber("iter", iter);
         w.WriteNumber("step", step);
-        Num(w, "lr", lr);
-        Num(w, "loss", loss);
-        Num(w, "images_per_sec", imagesPerSec);
+        JsonValues.Number(w, "lr", lr);
+        JsonValues.Number(w, "loss", loss);
+        JsonValues.Number(w, "images_per_sec", imagesPerSec);
     });
 
     public void Evaluation(int epoch, long step, SegmentationMetrics m, double seconds, int images) => Line(w =>
@@ -40,42 +40,19 @@ public sealed class MetricsLog : IDisposable
         w.WriteString("type", "eval");
         w.WriteNumber("epoch", epoch);
         w.WriteNumber("step", step);
-        Num(w, "miou", m.MeanIoU);
-        Num(w, "pixel_acc", m.PixelAccuracy);
-        Num(w, "mean_class_acc", m.MeanClassAccuracy);
-        Num(w, "fwiou", m.FrequencyWeightedIoU);
-        w.WriteNumber("images", images);
-        Num(w, "seconds", seconds);
-        w.WriteStartObject("class_iou");
-        for (var k = 0; k < m.ClassIoU.Length; k++) Num(w, m.ClassNames[k], m.ClassIoU[k]);
-        w.WriteEndObject();
+        JsonValues.Metrics(w, m, classAccuracy: false, beforeClasses: x =>
+        {
+            x.WriteNumber("images", images);
+            JsonValues.Number(x, "seconds", seconds);
+        });
     });
 
     /// <summary>A free-form line (e.g. the run summary): every value must be a string, bool or number.</summary>
     public void Record(string type, IReadOnlyDictionary<string, object?> values) => Line(w =>
     {
         w.WriteString("type", type);
-        foreach (var (k, v) in values)
-        {
-            switch (v)
-            {
-                case null: w.WriteNull(k); break;
-                case string s: w.WriteString(k, s); break;
-                case bool b: w.WriteBoolean(k, b); break;
-                case int i: w.WriteNumber(k, i); break;
-                case long l: w.WriteNumber(k, l); break;
-                case double d: Num(w, k, d); break;
-                case float f: Num(w, k, f); break;
-                default: w.WriteString(k, v.ToString()); break;
-            }
-        }
+        foreach (var (k, v) in values) JsonValues.Write(w, k, v);
     });
-
-    private static void Num(Utf8JsonWriter w, string key, double v)
-    {
-        if (double.IsFinite(v)) w.WriteNumber(key, v);
-        else w.WriteNull(key);
-    }
 
     private void Line(Action<Utf8JsonWriter> body)
     {

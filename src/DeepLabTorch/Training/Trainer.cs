@@ -324,6 +324,11 @@ public sealed class Trainer
                 }
             }
             CheckpointStore.Save(lastPath, model, optimizer, Info(completed));
+            if (c.Keep > 0 && epochFinished)
+            {
+                CheckpointStore.Save(CheckpointFiles.Periodic(outDir, completed), model, optimizer, Info(completed));
+                foreach (var gone in CheckpointFiles.Prune(outDir, c.Keep)) Log($"--keep {c.Keep}: removed {gone}");
+            }
             tb.Flush();
             WriteReport();
             if (hitMax)

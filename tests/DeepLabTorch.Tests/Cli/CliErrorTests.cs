@@ -57,8 +57,31 @@ public class CliErrorTests : IDisposable
     {
         var (code, err) = Run("train", "--bogus-flag", "3");
         Assert.Equal(2, code);
-        Assert.Contains("bogus-flag", err);
-        Assert.DoesNotContain("   at ", err);
+        var line = Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("deeplab train: ", line);
+        Assert.Contains("bogus-flag", line);
+        Assert.Contains("deeplab train --help", line);
+    }
+
+    [Fact]
+    public void AnUnknownVerbIsNamedInOneLine()
+    {
+        var (code, err) = Run("trian", "--lr", "0.1");
+        Assert.Equal(2, code);
+        var line = Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("trian", line);
+        Assert.Contains("deeplab --help", line);
+    }
+
+    [Fact]
+    public void HelpIsNotAnError()
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        Assert.Equal(0, Program.Run(new[] { "train", "--help" }, stdout, stderr));
+        Assert.Contains("--backbone", stdout.ToString());
+        Assert.Contains("--lr-scheduler", stdout.ToString());
+        Assert.Equal("", stderr.ToString());
     }
 
     [Fact]

@@ -83,4 +83,20 @@ public sealed class ResumeEqualityTests : IDisposable
         }
         AssertSameTensors(Path.Combine(straight, "last.safetensors"), Path.Combine(split, "last.safetensors"));
     }
+
+    [Fact]
+    public void KeepWritesPeriodicCheckpointsThatResumeExactly()
+    {
+        var kept = Path.Combine(_dir, "kept");
+        var log = Train(kept, "--keep", "2");
+        Assert.False(File.Exists(Path.Combine(kept, "epoch-0001.safetensors")));
+        Assert.True(File.Exists(Path.Combine(kept, "epoch-0002.safetensors")));
+        Assert.True(File.Exists(Path.Combine(kept, "epoch-0003.safetensors")));
+        Assert.Contains("epoch-0001.safetensors", log); // the pruning is logged
+        Assert.Equal(2, CheckpointStore.ReadInfo(Path.Combine(kept, "epoch-0002.safetensors"))!.Epoch);
+
+        var again = Path.Combine(_dir, "from-epoch-2");
+        Train(again, "--resume", Path.Combine(kept, "epoch-0002.safetensors"));
+        AssertSameTensors(Path.Combine(kept, "last.safetensors"), Path.Combine(again, "last.safetensors"));
+    }
 }

@@ -1,6 +1,5 @@
 using DeepLabTorch.Export;
 using DeepLabTorch.Models;
-using DeepLabTorch.Tests.Checkpoints;
 using Xunit;
 using static DeepLabTorch.Torch.torch;
 
@@ -37,6 +36,12 @@ public class DeepLabOnnxTests
         using var dir = new TempDir();
         using var model = Model(backbone, os, align);
         DeepLabOnnxExporter.Export(model, dir["m.onnx"]);
+        // onnx.checker (full check with shape inference) on the whole network, then ORT's numbers.
+        var report = Python.Run("onnx_check.py", dir["m.onnx"]);
+        Assert.Contains("opset 13", report);
+        Assert.Contains("('input', ['N', 3, 'H', 'W'])", report);
+        Assert.Contains("('logits', ['N', 3, 'H', 'W'])", report);
+        Assert.DoesNotContain("BatchNormalization", report);
         foreach (var dims in sizes)
         {
             using var scope = NewDisposeScope();

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using DeepLabTorch.Export.Onnx;
-using DeepLabTorch.Tests.Checkpoints;
 using DeepLabTorch.Torch;
 using Xunit;
 using static DeepLabTorch.Torch.torch;

@@ -1,0 +1,45 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using DeepLabTorch.Models;
+
+namespace DeepLabTorch.Cli.Bench;
+
+/// <summary>
+/// Forward latency, train-step time and peak RSS of one DeepLabV3+ (ModelBenchmark); run one backbone
+/// per process so the RSS figure is that model's. scripts/bench/model.sh runs the PyTorch twin.
+/// </summary>
+public sealed class ModelBench : IBenchmark
+{
+    public string Name => "model";
+    public string Description => "forward latency, train-step time, peak RSS (backbone=mobilenet os=16 threads=2 forward_runs=5 train_steps=3 " +
+        "forward_size=513 train_batch=4 train_size=321 warmup=1 channels_last=false)";
+
+    public JsonObject Run(IReadOnlyDictionary<string, string> args)
+    {
+        var known = new HashSet<string> { "backbone", "os", "threads", "forward_runs", "train_steps", "forward_size", "train_batch", "train_size", "warmup", "channels_last" };
+        foreach (var k in args.Keys)
+            if (!known.Contains(k)) throw new UserException($"bench model: unknown setting '{k}' (known: {string.Join(", ", known)})");
+        int Int(string key, int fallback)
+        {
+            if (!args.TryGetValue(key, out var v)) return fallback;
+            return int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= 0 ? n
+                : throw new UserException($"bench model: {key} must be a whole number, got '{v}'");
+        }
+        var backbone = args.GetValueOrDefault("backbone", "mobilenet");
+        if (!Architecture.Backbones.Contains(backbone))
+            throw new UserException($"bench model: unknown backbone '{backbone}' (known: {string.Join(", ", Architecture.Backbones)})");
+        return ModelBenchmark.Run(new ModelBenchmarkOptions
+        {
+            Backbone = backbone,
+            OutputStride = Int("os", 16),
+            Threads = Int("threads", 2),
+            ForwardRuns = Math.Max(1, Int("forward_runs", 5)),
+            TrainSteps = Math.Max(1, Int("train_steps", 3)),
+            ForwardSize = Int("forward_size", 513),
+            TrainBatch = Math.Max(2, Int("train_batch", 4)),
+            TrainSize = Int("train_size", 321),
+            Warmup = Int("warmup", 1),
+            ChannelsLast = args.GetValueOrDefault("channels_last", "false") == "true",
+        });
+    }
+}

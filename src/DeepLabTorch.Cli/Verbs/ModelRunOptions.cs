@@ -1,0 +1,20 @@
+using CommandLine;
+
+namespace DeepLabTorch.Cli.Verbs;
+
+/// <summary>The options shared by the verbs that run a trained model over files (predict, matte).</summary>
+public abstract class ModelRunOptions
+{
+    [Option("backbone", HelpText = "Backbone for weight files that do not say (default: recognised from the keys).")]
+    public string? Backbone { get; set; }
+    [Option("out-stride", HelpText = "Output stride for weight files that do not say (default: 16).")]
+    public int? OutStride { get; set; }
+    [Option("num-classes", HelpText = "Number of classes for weight files that do not say (default: the classifier's).")]
+    public int? NumClasses { get; set; }
+    [Option("device", HelpText = "cpu | cuda | cuda:N (default: cuda when available).")]
+    public string? Device { get; set; }
+    [Option("threads", HelpText = "CPU threads for libtorch (default: all cores).")]
+    public int? Threads { get; set; }
+    [Option("quiet", HelpText = "No progress bar.")]
+    public bool Quiet { get; set; }
+}
