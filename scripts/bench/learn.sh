@@ -32,7 +32,7 @@ if [ "$maxval" != 0 ]; then valflag=(--max-val-images "$maxval"); pyval=(--max-v
 echo "learn: ours, ${budget}s of training ..." >&2
 "${deeplab[@]}" train --dataset synthetic --data-root "$data" --backbone mobilenet --out-stride 16 --lr 0.007 \
   --crop-size "$crop" --base-size "$crop" --batch-size "$batch" --workers "$workers" --threads "$threads" \
-  --time-budget "$budget" --eval-interval 1000000 --output "$run" "${valflag[@]}" > "$run.log" 2>&1 \
+  --time-budget "$budget" --eval-interval 1000000 --log-interval 1 --output "$run" "${valflag[@]}" > "$run.log" 2>&1 \
   || { tail -5 "$run.log" >&2; exit 1; }
 
 echo "learn: python reference, ${budget}s of training ..." >&2
@@ -48,7 +48,9 @@ train = [l for l in lines if l["type"] == "train"]
 ours = {
     "miou": ev["miou"], "pixel_acc": ev["pixel_acc"], "iterations": summary["iterations"],
     "images_per_sec": summary["images_per_sec"], "eval_seconds": ev["seconds"], "val_images": ev["images"],
-    "first_loss": train[0]["loss"] if train else None, "last_loss": train[-1]["loss"] if train else None,
+    # Means of the first and last 10 iterations' losses, as the Python side reports them.
+    "first_loss": sum(t["loss"] for t in train[:10]) / len(train[:10]) if train else None,
+    "last_loss": sum(t["loss"] for t in train[-10:]) / len(train[-10:]) if train else None,
 }
 py = json.loads(sys.argv[2])
 r = lambda k: round(ours[k] / py[k], 3) if py.get(k) else None

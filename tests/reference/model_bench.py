@@ -49,15 +49,20 @@ def main():
     opt = torch.optim.SGD(model.parameter_groups(0.007), lr=0.007, momentum=0.9, weight_decay=5e-4)
     x = torch.randn(tbatch, 3, tsize, tsize).contiguous(memory_format=fmt)
     target = torch.randint(0, classes, (tbatch, tsize, tsize))
-    train = []
+    train, phases = [], {"forward_loss": [], "backward": [], "optimizer": []}
     for i in range(warmup + steps):
         t = time.perf_counter()
         loss = F.cross_entropy(model(x), target, ignore_index=255)
+        t1 = time.perf_counter()
         opt.zero_grad()
         loss.backward()
+        t2 = time.perf_counter()
         opt.step()
+        t3 = time.perf_counter()
         if i >= warmup:
-            train.append((time.perf_counter() - t) * 1000)
+            train.append((t3 - t) * 1000)
+            for k, v in zip(phases, (t1 - t, t2 - t1, t3 - t2)):
+                phases[k].append(v * 1000)
 
     print(json.dumps({
         "backbone": backbone, "output_stride": os_, "threads": torch.get_num_threads(), "channels_last": channels_last,
@@ -65,6 +70,7 @@ def main():
         "forward_ms_median": round(statistics.median(forward), 1), "forward_ms_min": round(min(forward), 1),
         "train_input": "%dx3x%dx%d" % (tbatch, tsize, tsize),
         "train_step_ms_median": round(statistics.median(train), 1), "train_step_ms_min": round(min(train), 1),
+        "train_phases_ms_median": {k: round(statistics.median(v), 1) for k, v in phases.items()},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
     }))
 

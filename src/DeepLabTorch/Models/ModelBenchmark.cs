@@ -55,6 +55,7 @@ public static class ModelBenchmark
         // Train step.
         model.train();
         var steps = new List<double>();
+        var phases = new[] { new List<double>(), new List<double>(), new List<double>() }; // forward+loss, backward, optimizer
         using (var opt = new optim.SGD(model.ParameterGroups(0.007), 0.007, momentum: 0.9, weight_decay: 5e-4))
         using (var x0 = randn(o.TrainBatch, 3, o.TrainSize, o.TrainSize))
         using (var x = o.ChannelsLast ? x0.contiguous_channels_last() : x0.alias())
@@ -63,15 +64,25 @@ public static class ModelBenchmark
             for (int i = 0; i < o.Warmup + o.TrainSteps; i++)
             {
                 var sw = Stopwatch.StartNew();
+                double t1, t2, t3;
                 using (var scope = NewDisposeScope())
                 {
                     var y = model.forward(x);
                     var loss = F.cross_entropy(y, target, ignore_index: 255);
+                    t1 = sw.Elapsed.TotalMilliseconds;
                     opt.zero_grad();
                     loss.backward();
+                    t2 = sw.Elapsed.TotalMilliseconds;
                     opt.step();
+                    t3 = sw.Elapsed.TotalMilliseconds;
                 }
-                if (i >= o.Warmup) steps.Add(sw.Elapsed.TotalMilliseconds);
+                if (i >= o.Warmup)
+                {
+                    steps.Add(sw.Elapsed.TotalMilliseconds);
+                    phases[0].Add(t1);
+                    phases[1].Add(t2 - t1);
+                    phases[2].Add(t3 - t2);
+                }
             }
         }
 
@@ -87,6 +98,12 @@ public static class ModelBenchmark
             ["train_input"] = $"{o.TrainBatch}x3x{o.TrainSize}x{o.TrainSize}",
             ["train_step_ms_median"] = Math.Round(Median(steps), 1),
             ["train_step_ms_min"] = Math.Round(steps.Min(), 1),
+            ["train_phases_ms_median"] = new JsonObject
+            {
+                ["forward_loss"] = Math.Round(Median(phases[0]), 1),
+                ["backward"] = Math.Round(Median(phases[1]), 1),
+                ["optimizer"] = Math.Round(Median(phases[2]), 1),
+            },
             ["peak_rss_mb"] = PeakRssMb(),
         };
     }
