@@ -85,6 +85,8 @@ public sealed class TrainVerb : IVerb
     // Run control
     [Option("resume", HelpText = "Checkpoint to resume from (ours: weights, optimizer and epoch; a .pth or safetensors: weights only).")]
     public string? Resume { get; set; }
+    [Option("init-weights", HelpText = "Start a new run from these weights: our checkpoint, a safetensors state_dict or a PyTorch .pth/.pth.tar (the reference's or the other port's). A different --num-classes re-initialises the classifier; the optimizer and schedule start afresh.")]
+    public string? InitWeights { get; set; }
     [Option("checkname", HelpText = "Run name (default: deeplab-<backbone>).")]
     public string? Checkname { get; set; }
     [Option("ft", HelpText = "Fine-tune: with --resume, load the weights only and start at epoch 0.")]
@@ -144,6 +146,7 @@ public sealed class TrainVerb : IVerb
             Threads = Threads ?? c.Threads,
             Seed = Seed ?? c.Seed,
             Resume = Resume ?? c.Resume,
+            InitWeights = InitWeights ?? c.InitWeights,
             Checkname = Checkname ?? c.Checkname,
             Ft = Ft || c.Ft,
             EvalInterval = EvalInterval ?? c.EvalInterval,

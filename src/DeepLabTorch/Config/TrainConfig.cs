@@ -57,6 +57,8 @@ public sealed record TrainConfig
 
     // Run control
     public string? Resume { get; init; }
+    /// <summary>Weights to start from (our checkpoint, safetensors or a PyTorch .pth/.pth.tar); the schedule starts at 0.</summary>
+    public string? InitWeights { get; init; }
     public string? Checkname { get; init; }
     public bool Ft { get; init; }
     public int EvalInterval { get; init; } = 1;

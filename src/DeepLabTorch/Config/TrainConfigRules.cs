@@ -47,6 +47,7 @@ public static class TrainConfigRules
         if (c.Nesterov && c.Momentum == 0) throw new UserException("--nesterov needs a momentum above 0");
         if (c.LrScheduler == "step" && c.LrStep <= 0) throw new UserException("--lr-scheduler step needs --lr-step N (epochs between 10x decays)");
         if (c.UseSbd && c.Dataset != "pascal") throw new UserException($"--use-sbd adds SBD to pascal training; it makes no sense with --dataset {c.Dataset}");
+        if (c.InitWeights != null && c.Resume != null) throw new UserException("--init-weights and --resume both say where to start: give one (--resume continues a run, --init-weights starts a new one from weights)");
         if (c.Ft && c.Resume is null) throw new UserException("--ft fine-tunes from a checkpoint; give it with --resume PATH");
         if (c.LossType == "dice" && c.NumClasses is > 2) throw new UserException("--loss-type dice is for binary segmentation (2 classes)");
         if (c.ValCrop && c.NoVal) throw new UserException("--val-crop and --no-val together make no sense");

@@ -92,6 +92,9 @@ public sealed class Trainer
         var trainSet = Datasets.Open(dataOptions, c.TrainSplit);
         var valSet = c.NoVal ? null : Datasets.Open(dataOptions, c.ValSplit);
         var numClasses = c.NumClasses ?? trainSet.NumClasses;
+        if (numClasses < trainSet.NumClasses)
+            throw new UserException($"--num-classes {numClasses} is fewer than the {trainSet.NumClasses} classes of {trainSet.Name} (its labels go up to {trainSet.NumClasses - 1}); " +
+                "leave --num-classes out to use the data set's count");
         var classNames = trainSet.ClassNames.Count == numClasses ? trainSet.ClassNames.ToArray()
             : Enumerable.Range(0, numClasses).Select(i => $"class {i}").ToArray();
         if (c.LossType == "dice" && numClasses != 2) throw new UserException($"--loss-type dice is for binary segmentation; {trainSet.Name} has {numClasses} classes");
@@ -110,6 +113,7 @@ public sealed class Trainer
         // Model, optimizer, loss
         using var model = ModelFactory.Create(new ModelConfig(c.Backbone, c.OutStride, numClasses));
         model.FreezeBatchNorm = c.FreezeBn;
+        if (c.InitWeights is { } init) InitFrom(init, model, c, numClasses);
         var start = c.StartEpoch;
         var startBatch = 0;
         var best = double.NaN;
@@ -360,6 +364,24 @@ public sealed class Trainer
         Log($"  report         {Path.Combine(outDir, "report.html")}");
         weight?.Dispose();
         return result;
+    }
+
+    /// <summary>--init-weights: any weight file into the new model; only the classifier may differ (it is re-initialised).</summary>
+    private void InitFrom(string path, DeepLabV3Plus model, TrainConfig c, int numClasses)
+    {
+        var sd = WeightFiles.LoadStateDict(path, out var info);
+        try
+        {
+            // Our checkpoints say what they hold: a different backbone or output stride is named, not guessed at.
+            WeightFiles.ResolveModel(path, info, c.Backbone, c.OutStride, numClasses);
+            var report = WeightLoader.Apply(model, sd, path, numClasses, model.ClassifierPrefix, Log, DeepLabV3Plus.ReferenceAliases(c.Backbone), info);
+            Log($"init: {report.Loaded.Count} tensors from {path}" +
+                (report.Reinitialised.Count > 0 ? $"; classifier re-initialised for {numClasses} classes" : ""));
+        }
+        finally
+        {
+            foreach (var t in sd.Values) t.Dispose();
+        }
     }
 
     /// <summary>Restores a --resume file: our checkpoint (weights, and optimizer unless --ft) or any weight file (weights only).</summary>

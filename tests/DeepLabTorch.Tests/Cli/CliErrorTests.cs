@@ -37,6 +37,7 @@ public class CliErrorTests : IDisposable
     [InlineData(new[] { "train", "--loss-type", "hinge" }, "--loss-type")]
     [InlineData(new[] { "train", "--lr-scheduler", "step" }, "--lr-step")]
     [InlineData(new[] { "train", "--ft" }, "--resume")]
+    [InlineData(new[] { "train", "--init-weights", "a.pth", "--resume", "b.safetensors" }, "--init-weights", "--resume")]
     [InlineData(new[] { "train", "--use-sbd", "--dataset", "synthetic" }, "--use-sbd")]
     [InlineData(new[] { "train", "--no-cuda", "--device", "cuda:0" }, "--no-cuda")]
     [InlineData(new[] { "train", "--lr", "-1" }, "--lr")]

@@ -179,4 +179,41 @@ public class TrainCliTests : IClassFixture<TrainedRunFixture>
         Assert.Contains("epoch 3/3", stdout);
         Assert.DoesNotContain("epoch 1/3", stdout);
     }
+
+    [Fact]
+    public void InitWeightsStartsANewRunFromACheckpoint()
+    {
+        AssertTrained();
+        var weights = Path.Combine(_run.Out, "last.safetensors");
+        string[] Args(string output, params string[] extra) => new[]
+        {
+            "train", "--dataset", "synthetic", "--data-root", _run.Data, "--backbone", "mobilenet", "--lr", "0.01", "--epochs", "1",
+            "--batch-size", "4", "--crop-size", "65", "--base-size", "72", "--workers", "1", "--no-val", "--max-iters", "1",
+            "--init-weights", weights, "--output", Path.Combine(_run.Dir, output),
+        }.Concat(extra).ToArray();
+
+        var (code, stdout, stderr) = CliRunner.Run(_run.Dir, Args("init-same"));
+        Assert.True(code == 0, stdout + stderr);
+        Assert.Matches(@"init: \d+ tensors from .*last\.safetensors", stdout);
+        Assert.DoesNotContain("re-initialised", stdout);
+        // A new run: its schedule and step count start at zero.
+        var info = CheckpointStore.ReadInfo(Path.Combine(_run.Dir, "init-same", "last.safetensors"))!;
+        Assert.Equal(1, info.Iteration);
+
+        (code, stdout, stderr) = CliRunner.Run(_run.Dir, Args("init-25", "--num-classes", "25"));
+        Assert.True(code == 0, stdout + stderr);
+        Assert.Contains("re-initialised decoder.last_conv.8.weight: file [21, 256, 1, 1] vs model [25, 256, 1, 1]", stdout);
+        Assert.Contains("classifier re-initialised for 25 classes", stdout);
+
+        // Fewer classes than the data's labels is named up front, not left to a libtorch error mid-step.
+        (code, stdout, stderr) = CliRunner.Run(_run.Dir, Args("init-3", "--num-classes", "3"));
+        Assert.Equal(2, code);
+        Assert.Contains("--num-classes 3 is fewer than the 21 classes", stderr);
+
+        (code, stdout, stderr) = CliRunner.Run(_run.Dir, Args("init-resnet").Select(a => a == "mobilenet" ? "resnet" : a).ToArray());
+        Assert.Equal(2, code);
+        Assert.Contains("--backbone resnet", stderr);
+        Assert.Contains("mobilenet", stderr);
+        Assert.DoesNotContain("   at ", stderr);
+    }
 }
