@@ -30,6 +30,12 @@ public static class Program
             stderr.WriteLine("deeplab: no verbs are built in");
             return 2;
         }
+        if (args is ["--version"])
+        {
+            var version = typeof(Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
+            stdout.WriteLine($"deeplab {version} (libtorch {DeepLabTorch.Torch.torch.__version__})");
+            return 0;
+        }
         var parsed = parser.ParseArguments(args, verbs);
         if (parsed is NotParsed<object> notParsed)
         {

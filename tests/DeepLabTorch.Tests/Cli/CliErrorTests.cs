@@ -83,6 +83,10 @@ public class CliErrorTests : IDisposable
         Assert.Contains("--backbone", stdout.ToString());
         Assert.Contains("--lr-scheduler", stdout.ToString());
         Assert.Equal("", stderr.ToString());
+
+        var version = new StringWriter();
+        Assert.Equal(0, Program.Run(new[] { "--version" }, version, stderr));
+        Assert.Matches(@"^deeplab \S+ \(libtorch \d+\.\d+", version.ToString());
     }
 
     [Fact]
