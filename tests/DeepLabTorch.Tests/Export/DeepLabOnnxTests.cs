@@ -76,10 +76,16 @@ public class DeepLabOnnxTests
     // whose ReLU6 blocks amplify rounding. 1e-5 also catches small graph mistakes deep in the backbone
     // (a block-start ReLU left out of Xception's export moves its logits by about 1e-4 of their scale).
     [OrtFact]
-    public void XceptionExportMatchesOnnxRuntime() =>
+    public void XceptionExportMatchesOnnxRuntime()
+    {
         CheckParity("xception", 16, true, 1e-5, new long[] { 1, 3, 65, 97 }, new long[] { 2, 3, 33, 41 });
+        CheckParity("xception", 8, false, 1e-5, new long[] { 1, 3, 49, 57 });
+    }
 
     [OrtFact]
-    public void ResNetExportMatchesOnnxRuntime() =>
+    public void ResNetExportMatchesOnnxRuntime()
+    {
         CheckParity("resnet", 8, false, 1e-5, new long[] { 1, 3, 65, 97 }, new long[] { 2, 3, 33, 41 });
+        CheckParity("resnet", 16, true, 1e-5, new long[] { 1, 3, 49, 57 });
+    }
 }
