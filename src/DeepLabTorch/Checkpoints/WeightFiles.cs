@@ -34,7 +34,17 @@ public static class WeightFiles
             info = pinfo;
             return sd;
         }
-        using var file = Safetensors.Read(path);
+        SafetensorsFile opened;
+        try
+        {
+            opened = Safetensors.Read(path);
+        }
+        catch (CheckpointException e) when (e.Path == path)
+        {
+            // Not a zip, so it had to be safetensors: say both, so a wrong file is recognised as such.
+            throw new CheckpointException(path, "neither a PyTorch .pth (zip) nor a valid safetensors file: " + e.Reason);
+        }
+        using var file = opened;
         info = CheckpointStore.ReadInfo(path, file.Metadata);
         var result = new Dictionary<string, torch.Tensor>(StringComparer.Ordinal);
         foreach (var name in file.Tensors.Keys.ToList())

@@ -106,9 +106,8 @@ public sealed class Trainer
         Log($"data: {trainSet.Name} {trainSet.Count} training images ({itersPerEpoch} batches of {c.BatchSize}), " +
             (valSet is null ? "no validation" : $"{valSet.Count} validation images") + $", {numClasses} classes");
 
-        // Only now that the data is there does the run get a folder (a typo in --data-root leaves nothing behind).
-        Directory.CreateDirectory(outDir);
-        ConfigLoader.Save(c, Path.Combine(outDir, "config.json"));
+        if (c.InitWeights is { } iw && !File.Exists(iw)) throw new UserException($"--init-weights: no file at '{iw}'");
+        if (c.Resume is { } rs && !File.Exists(rs)) throw new UserException($"--resume: no checkpoint found at '{rs}'");
 
         // Model, optimizer, loss
         using var model = ModelFactory.Create(new ModelConfig(c.Backbone, c.OutStride, numClasses));
@@ -130,6 +129,11 @@ public sealed class Trainer
             if (startBatch > 0) Log($"resume: continuing epoch {start + 1} at batch {startBatch + 1} of {trainLoader.BatchesPerEpoch}");
             model.to(device);
         }
+
+        // Only now that the data, the model and any weights to start from have loaded does the run get a
+        // folder: a typo in --data-root or a bad --init-weights/--resume file leaves nothing behind.
+        Directory.CreateDirectory(outDir);
+        ConfigLoader.Save(c, Path.Combine(outDir, "config.json"));
 
         Tensor? weight = null;
         if (c.UseBalancedWeights)

@@ -210,6 +210,14 @@ public class TrainCliTests : IClassFixture<TrainedRunFixture>
         Assert.Equal(2, code);
         Assert.Contains("--num-classes 3 is fewer than the 21 classes", stderr);
 
+        // A file that is no weights at all is named with the reason, and the run leaves no folder behind.
+        var junk = Path.Combine(_run.Dir, "junk.pth");
+        File.WriteAllText(junk, "these are not weights");
+        (code, stdout, stderr) = CliRunner.Run(_run.Dir, Args("init-junk").Select(a => a == weights ? junk : a).ToArray());
+        Assert.Equal(2, code);
+        Assert.Contains("junk.pth: neither a PyTorch .pth (zip) nor a valid safetensors file", stderr);
+        Assert.False(Directory.Exists(Path.Combine(_run.Dir, "init-junk")));
+
         (code, stdout, stderr) = CliRunner.Run(_run.Dir, Args("init-resnet").Select(a => a == "mobilenet" ? "resnet" : a).ToArray());
         Assert.Equal(2, code);
         Assert.Contains("--backbone resnet", stderr);
