@@ -59,7 +59,9 @@ public static class Program
             // A mistake: one line that names it, and where to look.
             var verbName = notParsed.TypeInfo.Current.GetCustomAttribute<VerbAttribute>()?.Name;
             var format = SentenceBuilder.Create().FormatError;
-            var messages = notParsed.Errors.Select(format).Where(m => m.Length > 0).Distinct().ToList();
+            var messages = notParsed.Errors
+                .Select(e => e is BadFormatConversionError bad ? BadValue(bad.NameInfo.LongName, notParsed.TypeInfo.Current, args) ?? format(e) : format(e))
+                .Where(m => m.Length > 0).Distinct().ToList();
             var where = verbName is null ? "deeplab --help lists the verbs" : $"deeplab {verbName} --help lists its options";
             stderr.WriteLine($"deeplab{(verbName is null ? "" : " " + verbName)}: {string.Join("; ", messages)} ({where})");
             return 2;
@@ -74,6 +76,27 @@ public static class Program
             stderr.WriteLine("deeplab: " + Describe(e));
             return e is UserException or DataException or ArgumentException or FileNotFoundException or DirectoryNotFoundException ? 2 : 1;
         }
+    }
+
+    /// <summary>"--lr expects a number, got 'abc'": the flag, what it takes and the value given.</summary>
+    private static string? BadValue(string name, Type verb, string[] args)
+    {
+        if (string.IsNullOrEmpty(name)) return null;
+        var flag = "--" + name;
+        string? value = null;
+        for (int i = 0; i < args.Length && value == null; i++)
+        {
+            if (args[i] == flag && i + 1 < args.Length) value = args[i + 1];
+            else if (args[i].StartsWith(flag + "=", StringComparison.Ordinal)) value = args[i][(flag.Length + 1)..];
+        }
+        var type = verb.GetProperties().FirstOrDefault(p => p.GetCustomAttribute<OptionAttribute>()?.LongName == name)?.PropertyType;
+        if (value == null || type == null) return null;
+        type = Nullable.GetUnderlyingType(type) ?? type;
+        var what = type == typeof(int) || type == typeof(long) ? "a whole number"
+            : type == typeof(double) || type == typeof(float) ? "a number"
+            : type == typeof(bool) ? "no value (it is a switch)"
+            : "a value of type " + type.Name;
+        return $"{flag} expects {what}, got '{value}'";
     }
 
     /// <summary>One line for the user: the message chain, no stack trace.</summary>

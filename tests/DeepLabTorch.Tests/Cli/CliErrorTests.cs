@@ -64,6 +64,18 @@ public class CliErrorTests : IDisposable
         Assert.Contains("deeplab train --help", line);
     }
 
+    [Theory]
+    [InlineData(new[] { "train", "--lr", "abc" }, "--lr expects a number, got 'abc'")]
+    [InlineData(new[] { "train", "--epochs", "2.5" }, "--epochs expects a whole number, got '2.5'")]
+    [InlineData(new[] { "predict", "--weights", "w", "--input", "i", "--output", "o", "--batch-size=x" }, "--batch-size expects a whole number, got 'x'")]
+    public void AValueOfTheWrongTypeIsNamedWithTheFlag(string[] args, string expected)
+    {
+        var (code, err) = Run(args);
+        Assert.Equal(2, code);
+        var line = Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains(expected, line);
+    }
+
     [Fact]
     public void AnUnknownVerbIsNamedInOneLine()
     {
