@@ -15,7 +15,7 @@ namespace DeepLabTorch.Cli.Bench;
 public sealed class InferBenchmark : IBenchmark
 {
     public string Name => "infer";
-    public string Description => "inference latency at batch 1 and throughput at batch N (size=513 batch=8 iters_b1=10 iters_batch=3 backbone=mobilenet os=16 device=cpu flush_denormal=true)";
+    public string Description => "inference latency at batch 1 and throughput at batch N (size=513 batch=8 iters_b1=10 iters_batch=3 backbone=mobilenet os=16 device=cpu flush_denormal=true channels_last=true)";
 
     public JsonObject Run(IReadOnlyDictionary<string, string> args)
     {
@@ -33,6 +33,10 @@ public sealed class InferBenchmark : IBenchmark
         using var model = ModelFactory.Create(new ModelConfig(backbone, os, 21));
         model.eval();
         if (device.type != DeviceType.CPU) model.to(device);
+        // As ModelLoader prepares a model for predict and matte: channels-last weights on the CPU
+        // (the convolutions then run in oneDNN's NHWC layout; inputs stay as they come).
+        bool channelsLast = device.type == DeviceType.CPU && (!args.TryGetValue("channels_last", out var cl) || cl != "false");
+        if (channelsLast) model.to_channels_last();
         var predictor = new Predictor(model, new PredictOptions(), device);
         using var x1 = randn(1, 3, size, size);
         using var xb = randn(batch, 3, size, size);
@@ -60,6 +64,7 @@ public sealed class InferBenchmark : IBenchmark
             ["iters_b1"] = iters1,
             ["iters_batch"] = itersB,
             ["flush_denormal"] = flushed,
+            ["channels_last"] = channelsLast,
             ["libtorch"] = __version__,
         };
     }

@@ -79,9 +79,15 @@ public class PredictVerbTests
                 // The .npy is the pre-softmax logits at the input size.
                 var (shape, npy) = ReadNpy(Path.Combine(output, stem + ".npy"));
                 Assert.Equal(new long[] { 3, h, w }, shape);
-                double maxDiff = 0;
-                for (int i = 0; i < npy.Length; i++) maxDiff = Math.Max(maxDiff, Math.Abs(npy[i] - logits[i]));
-                Assert.True(maxDiff < 1e-4, $"{stem}.npy differs from the model by {maxDiff}");
+                double maxDiff = 0, maxAbs = 0;
+                for (int i = 0; i < npy.Length; i++)
+                {
+                    maxDiff = Math.Max(maxDiff, Math.Abs(npy[i] - logits[i]));
+                    maxAbs = Math.Max(maxAbs, Math.Abs(logits[i]));
+                }
+                // predict runs the weights channels-last (NHWC convolutions), which sums in another order
+                // than the plain model: float32 rounding, relative to the logits' scale.
+                Assert.True(maxDiff <= 1e-5 * Math.Max(1, maxAbs), $"{stem}.npy differs from the model by {maxDiff} (max |logit| {maxAbs})");
                 Assert.True(File.Exists(Path.Combine(output, stem + "_overlay.png")));
                 // The probability PNG is person's (class 2, by name) softmax × 255.
                 var (prob, ph, pw) = ImageCodec.DecodeMask(Path.Combine(output, stem + "_prob.png"));
