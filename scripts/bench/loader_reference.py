@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The Python baseline for scripts/bench/loader.sh: a torch DataLoader over PIL with the reference
 DeepLabV3+ training transforms (flip, random scale of the short side in [0.5, 2] x base, pad 0/255,
-random crop, optional Gaussian blur, ImageNet normalisation), written here from the recipe.
+random crop, optional Gaussian blur, ImageNet normalisation) of tests/reference/voc_transforms.py.
 
 usage: loader_reference.py VOC_ROOT --workers 1,2,4 --crop 513 --base 513 --batch 4 --batches 10 [--blur]
 Prints {"1": images_per_second, ...}. Timing starts when the first batch arrives (as ours does).
@@ -10,49 +10,27 @@ import argparse
 import json
 import os
 import random
+import sys
 import time
 
-import numpy as np
 import torch
-from PIL import Image, ImageFilter, ImageOps
 
-MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-STD = np.array([0.229, 0.224, 0.225], np.float32)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "reference"))
+from voc_transforms import open_pair, read_split, to_tensors, train_pair, voc_dir  # noqa: E402
 
 
 class VocTrain(torch.utils.data.Dataset):
     def __init__(self, root, base, crop, blur):
-        voc = os.path.join(root, "VOCdevkit", "VOC2012")
-        with open(os.path.join(voc, "ImageSets", "Segmentation", "train.txt")) as f:
-            self.ids = [l.strip() for l in f if l.strip()]
-        self.voc, self.base, self.crop, self.blur = voc, base, crop, blur
+        self.voc = voc_dir(root)
+        self.ids = read_split(self.voc, "train")
+        self.base, self.crop, self.blur = base, crop, blur
 
     def __len__(self):
         return len(self.ids)
 
     def __getitem__(self, i):
-        img = Image.open(os.path.join(self.voc, "JPEGImages", self.ids[i] + ".jpg")).convert("RGB")
-        mask = Image.open(os.path.join(self.voc, "SegmentationClass", self.ids[i] + ".png"))
-        if random.random() < 0.5:
-            img, mask = img.transpose(Image.FLIP_LEFT_RIGHT), mask.transpose(Image.FLIP_LEFT_RIGHT)
-        short = random.randint(int(self.base * 0.5), int(self.base * 2.0))
-        w, h = img.size
-        if h > w:
-            ow, oh = short, int(1.0 * h * short / w)
-        else:
-            oh, ow = short, int(1.0 * w * short / h)
-        img, mask = img.resize((ow, oh), Image.BILINEAR), mask.resize((ow, oh), Image.NEAREST)
-        if short < self.crop:
-            ph, pw = max(self.crop - oh, 0), max(self.crop - ow, 0)
-            img = ImageOps.expand(img, border=(0, 0, pw, ph), fill=0)
-            mask = ImageOps.expand(mask, border=(0, 0, pw, ph), fill=255)
-        w, h = img.size
-        x, y = random.randint(0, w - self.crop), random.randint(0, h - self.crop)
-        img, mask = img.crop((x, y, x + self.crop, y + self.crop)), mask.crop((x, y, x + self.crop, y + self.crop))
-        if self.blur and random.random() < 0.5:
-            img = img.filter(ImageFilter.GaussianBlur(radius=random.random()))
-        a = (np.asarray(img, np.float32) / 255.0 - MEAN) / STD
-        return torch.from_numpy(a.transpose(2, 0, 1).copy()), torch.from_numpy(np.asarray(mask, np.int64).copy())
+        img, mask = open_pair(self.voc, self.ids[i])
+        return to_tensors(*train_pair(img, mask, self.base, self.crop, self.blur))
 
 
 def measure(ds, workers, batch, batches):

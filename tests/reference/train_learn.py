@@ -20,10 +20,10 @@ import time
 import numpy as np
 import torch
 import torch.nn as nn
-from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model_deeplab import DeepLab  # noqa: E402
+from voc_transforms import open_pair, read_split, to_tensors, train_pair, voc_dir  # noqa: E402
 
 # ----------------------------------------------------------------------------- model
 # The network is the project's independent PyTorch DeepLabV3+ (model_deeplab.py, the golden-file model),
@@ -43,31 +43,8 @@ def build_model(num_classes, output_stride=16):
 
 # ----------------------------------------------------------------------------- data
 
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
-
-def voc_dir(root):
-    for c in (root, os.path.join(root, "VOCdevkit", "VOC2012"), os.path.join(root, "VOC2012")):
-        if os.path.isdir(os.path.join(c, "JPEGImages")):
-            return c
-    raise SystemExit("no VOC tree under %s" % root)
-
-
-def read_split(voc, split):
-    with open(os.path.join(voc, "ImageSets", "Segmentation", split + ".txt")) as f:
-        return [l.strip() for l in f if l.strip()]
-
-
-def to_tensors(img, mask):
-    x = (np.asarray(img, dtype=np.float32) / 255.0 - MEAN) / STD
-    return torch.from_numpy(x.transpose(2, 0, 1).copy()), torch.from_numpy(np.asarray(mask, dtype=np.int64).copy())
-
 
 class TrainSet(torch.utils.data.Dataset):
-    """Reference augmentation: random horizontal flip, random rescale of the short side to
-    [0.5, 2] x base size, pad (image 0, mask 255) to the crop, random crop, normalise."""
-
     def __init__(self, voc, ids, base, crop):
         self.voc, self.ids, self.base, self.crop = voc, ids, base, crop
 
@@ -75,29 +52,8 @@ class TrainSet(torch.utils.data.Dataset):
         return len(self.ids)
 
     def __getitem__(self, i):
-        img = Image.open(os.path.join(self.voc, "JPEGImages", self.ids[i] + ".jpg")).convert("RGB")
-        # Palette indices as a plain 8-bit image, so padding and resizing never touch colours.
-        mask = Image.fromarray(np.asarray(Image.open(os.path.join(self.voc, "SegmentationClass", self.ids[i] + ".png")), dtype=np.uint8))
-        if random.random() < 0.5:
-            img, mask = img.transpose(Image.FLIP_LEFT_RIGHT), mask.transpose(Image.FLIP_LEFT_RIGHT)
-        short = random.randint(int(self.base * 0.5), int(self.base * 2.0))
-        w, h = img.size
-        if h > w:
-            ow, oh = short, int(1.0 * h * short / w)
-        else:
-            oh, ow = short, int(1.0 * w * short / h)
-        img, mask = img.resize((ow, oh), Image.BILINEAR), mask.resize((ow, oh), Image.NEAREST)
-        if short < self.crop:
-            ph, pw = max(self.crop - oh, 0), max(self.crop - ow, 0)
-            canvas = Image.new("RGB", (ow + pw, oh + ph), (0, 0, 0))
-            canvas.paste(img, (0, 0))
-            mcanvas = Image.new("L", (ow + pw, oh + ph), 255)
-            mcanvas.paste(mask, (0, 0))
-            img, mask = canvas, mcanvas
-        w, h = img.size
-        x1, y1 = random.randint(0, w - self.crop), random.randint(0, h - self.crop)
-        box = (x1, y1, x1 + self.crop, y1 + self.crop)
-        return to_tensors(img.crop(box), mask.crop(box))
+        img, mask = open_pair(self.voc, self.ids[i])
+        return to_tensors(*train_pair(img, mask, self.base, self.crop))
 
 
 class ValSet(torch.utils.data.Dataset):
@@ -108,9 +64,7 @@ class ValSet(torch.utils.data.Dataset):
         return len(self.ids)
 
     def __getitem__(self, i):
-        img = Image.open(os.path.join(self.voc, "JPEGImages", self.ids[i] + ".jpg")).convert("RGB")
-        mask = Image.open(os.path.join(self.voc, "SegmentationClass", self.ids[i] + ".png"))
-        return to_tensors(img, mask)
+        return to_tensors(*open_pair(self.voc, self.ids[i]))
 
 
 def seed_worker(worker_id):
