@@ -11,36 +11,15 @@ namespace DeepLabTorch.Tests.Inference;
 /// <summary>Small networks with known weights, a Python runner and a test-side .npy reader.</summary>
 internal static partial class InferenceTestUtil
 {
-    public static string RepoRoot
-    {
-        get
-        {
-            var d = new DirectoryInfo(AppContext.BaseDirectory);
-            while (d != null && !File.Exists(Path.Combine(d.FullName, "DeepLabTorch.sln"))) d = d.Parent;
-            return d?.FullName ?? throw new InvalidOperationException("repository root not found above " + AppContext.BaseDirectory);
-        }
-    }
+    public static string RepoRoot => global::DeepLabTorch.Tests.Python.RepoRoot;
 
-    public static string TempDir(string tag)
-    {
-        var dir = Path.Combine(Path.GetTempPath(), $"dlt-infer-{tag}-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(dir);
-        return dir;
-    }
+    public static string TempDir(string tag) => global::DeepLabTorch.Tests.Python.NewTempDir("infer-" + tag);
 
-    /// <summary>Runs Debian's python3 on a script in tests/reference; returns stdout, asserting exit code 0.</summary>
+    /// <summary>Runs Debian's python3 on a script in tests/reference (or at a path); returns stdout; a non-zero exit throws with stderr.</summary>
     public static string Python(string script, params string[] args)
     {
-        var psi = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(script.Contains('/') ? script : Path.Combine(RepoRoot, "tests", "reference", script));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["OMP_NUM_THREADS"] = "1";
-        using var p = Process.Start(psi)!;
-        var err = p.StandardError.ReadToEndAsync();
-        var outp = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, $"python {script} failed ({p.ExitCode}): {err.Result}");
-        return outp;
+        var path = script.Contains('/') ? script : Path.Combine(RepoRoot, "tests", "reference", script);
+        return global::DeepLabTorch.Tests.Python.RunProcess(global::DeepLabTorch.Tests.Python.Exe, new[] { path }.Concat(args).ToArray(), timeoutSeconds: 600);
     }
 
     /// <summary>Runs python3 -c CODE with args.</summary>

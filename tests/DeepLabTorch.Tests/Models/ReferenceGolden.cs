@@ -71,12 +71,8 @@ public sealed class ReferenceGolden : IDisposable
 
     public static string ScriptPath(string name)
     {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
-        {
-            var p = Path.Combine(d.FullName, "tests", "reference", name);
-            if (File.Exists(p)) return p;
-        }
-        throw new FileNotFoundException($"tests/reference/{name} not found above {AppContext.BaseDirectory}");
+        var p = Path.Combine(Python.ReferenceDir, name);
+        return File.Exists(p) ? p : throw new FileNotFoundException($"{p} not found");
     }
 
     public static string RepoFile(params string[] parts)
@@ -89,24 +85,9 @@ public sealed class ReferenceGolden : IDisposable
         throw new FileNotFoundException($"{Path.Combine(parts)} not found above {AppContext.BaseDirectory}");
     }
 
-    /// <summary>Runs Debian's python3 (which has torch) and returns stdout; a failure throws with stderr.</summary>
-    public static string RunPython(string script, params string[] args)
-    {
-        var psi = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(script);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start /usr/bin/python3");
-        var stderr = p.StandardError.ReadToEndAsync();
-        var stdout = p.StandardOutput.ReadToEnd();
-        if (!p.WaitForExit(TimeSpan.FromMinutes(5)))
-        {
-            p.Kill(true);
-            throw new TimeoutException($"{script} {string.Join(" ", args)} did not finish in 5 minutes");
-        }
-        if (p.ExitCode != 0)
-            throw new InvalidOperationException($"{script} {string.Join(" ", args)} failed ({p.ExitCode}): {stderr.Result}");
-        return stdout;
-    }
+    /// <summary>Runs Debian's python3 (which has torch, at its own thread count) and returns stdout; a failure throws with stderr.</summary>
+    public static string RunPython(string script, params string[] args) =>
+        Python.RunProcess(Python.Exe, new[] { script }.Concat(args).ToArray(), timeoutSeconds: 300, ompThreads: null);
 
     public void Dispose()
     {

@@ -25,37 +25,49 @@ internal static class Python
 {
     public const string Exe = "/usr/bin/python3";
 
-    public static string ReferenceDir
+    /// <summary>The checkout's root (the folder holding DeepLabTorch.sln) above the test binaries.</summary>
+    public static string RepoRoot
     {
         get
         {
-            for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
-            {
-                var r = System.IO.Path.Combine(d.FullName, "tests", "reference");
-                if (File.Exists(System.IO.Path.Combine(r, "ckpt_tiny.py"))) return r;
-            }
-            throw new InvalidOperationException("tests/reference not found above " + AppContext.BaseDirectory);
+            var d = new DirectoryInfo(AppContext.BaseDirectory);
+            while (d != null && !File.Exists(System.IO.Path.Combine(d.FullName, "DeepLabTorch.sln"))) d = d.Parent;
+            return d?.FullName ?? throw new InvalidOperationException("repository root not found above " + AppContext.BaseDirectory);
         }
+    }
+
+    public static string ReferenceDir => System.IO.Path.Combine(RepoRoot, "tests", "reference");
+
+    /// <summary>A fresh folder dlt-PREFIX-GUID under the system temp folder; the caller deletes it.</summary>
+    public static string NewTempDir(string prefix)
+    {
+        var dir = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"dlt-{prefix}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        return dir;
     }
 
     /// <summary>Runs a script from tests/reference; fails the test with its output when it fails.</summary>
     public static string Run(string script, params string[] args) => RunProcess(Exe, new[] { System.IO.Path.Combine(ReferenceDir, script) }.Concat(args).ToArray());
 
-    public static string RunProcess(string exe, string[] args, int timeoutSeconds = 120)
+    /// <summary>
+    /// Runs a process and returns its stdout; a non-zero exit throws InvalidOperationException with the
+    /// output, a timeout TimeoutException. ompThreads sets OMP_NUM_THREADS (null leaves the environment's).
+    /// </summary>
+    public static string RunProcess(string exe, string[] args, int timeoutSeconds = 120, int? ompThreads = 1)
     {
         var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["OMP_NUM_THREADS"] = "1";
+        if (ompThreads is int n) psi.Environment["OMP_NUM_THREADS"] = n.ToString(System.Globalization.CultureInfo.InvariantCulture);
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         if (!p.WaitForExit(timeoutSeconds * 1000))
         {
             p.Kill(true);
-            throw new Xunit.Sdk.XunitException($"{exe} {string.Join(" ", args)} timed out");
+            throw new TimeoutException($"{exe} {string.Join(" ", args)} timed out after {timeoutSeconds} s");
         }
         if (p.ExitCode != 0)
-            throw new Xunit.Sdk.XunitException($"{exe} {string.Join(" ", args)} failed ({p.ExitCode}):\n{stdout.Result}\n{stderr.Result}");
+            throw new InvalidOperationException($"{exe} {string.Join(" ", args)} failed ({p.ExitCode}):\n{stdout.Result}\n{stderr.Result}");
         return stdout.Result;
     }
 
