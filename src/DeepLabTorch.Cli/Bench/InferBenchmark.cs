@@ -31,12 +31,10 @@ public sealed class InferBenchmark : IBenchmark
 
         manual_seed(0);
         using var model = ModelFactory.Create(new ModelConfig(backbone, os, 21));
-        model.eval();
-        if (device.type != DeviceType.CPU) model.to(device);
-        // As ModelLoader prepares a model for predict and matte: channels-last weights on the CPU
+        // Prepared as predict, matte and eval prepare theirs: channels-last weights on the CPU
         // (the convolutions then run in oneDNN's NHWC layout; inputs stay as they come).
         bool channelsLast = device.type == DeviceType.CPU && (!args.TryGetValue("channels_last", out var cl) || cl != "false");
-        if (channelsLast) model.to_channels_last();
+        ModelLoader.PrepareForInference(model, device, channelsLast);
         var predictor = new Predictor(model, new PredictOptions(), device);
         using var x1 = randn(1, 3, size, size);
         using var xb = randn(batch, 3, size, size);

@@ -3,6 +3,7 @@ using CommandLine;
 using DeepLabTorch.Checkpoints;
 using DeepLabTorch.Data;
 using DeepLabTorch.Evaluation;
+using DeepLabTorch.Inference;
 using DeepLabTorch.Models;
 using DeepLabTorch.Reporting;
 using DeepLabTorch.Torch;
@@ -54,17 +55,9 @@ public sealed class EvalVerb : IVerb
     [Option("threads", HelpText = "CPU threads for libtorch (default: all cores).")]
     public int? Threads { get; set; }
 
-    public static double[] ParseScales(string text)
-    {
-        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (parts.Length == 0) throw new UserException("--scales: give at least one scale, e.g. 1.0 or 0.5,0.75,1.0");
-        return parts.Select(p => double.TryParse(p, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s > 0 && s <= 8
-            ? s : throw new UserException($"--scales: '{p}' is not a scale factor in (0, 8]")).ToArray();
-    }
-
     public int Run()
     {
-        var scales = ParseScales(Scales);
+        var scales = PredictVerb.ParseScales(Scales);
         if (Threads is { } th)
         {
             if (th < 1) throw new UserException($"--threads must be >= 1, got {th}");
@@ -86,8 +79,7 @@ public sealed class EvalVerb : IVerb
             var m = WeightFiles.ResolveModel(Weights, info, Backbone, OutStride, NumClasses ?? (info?.Model is null ? ds.NumClasses : null));
             using var model = ModelFactory.Create(new ModelConfig(m.Backbone, m.OutputStride, m.NumClasses));
             model.LoadReferenceStateDict(sd, strict: true);
-            model.to(device);
-            if (device.type == DeviceType.CPU) model.to_channels_last(); // faster CPU inference, as in ModelLoader
+            ModelLoader.PrepareForInference(model, device);
             var names = m.ClassNames is { } cn && cn.Count == m.NumClasses ? cn
                 : ds.ClassNames.Count == m.NumClasses ? ds.ClassNames : Enumerable.Range(0, m.NumClasses).Select(i => $"class {i}").ToArray();
             if (SavePredictions != null) Directory.CreateDirectory(SavePredictions);

@@ -57,12 +57,7 @@ public static class ModelLoader
                 // Inference never re-initialises the classifier: its shape must match the file.
                 WeightLoader.Apply(model, sd, weights, expectedClasses: null, model.ClassifierPrefix, log,
                     DeepLabV3Plus.ReferenceAliases(m.Backbone), info);
-                model.eval();
-                if (device.type != DeviceType.CPU) model.to(device);
-                // On the CPU, channels-last weights make oneDNN run every convolution in NHWC: 10–25%
-                // faster at batch 1 and ~25% at batch 4 (scripts/bench.sh infer). Training keeps the
-                // default layout: there the backward pass was slower in channels-last.
-                else model.to_channels_last();
+                PrepareForInference(model, device);
                 var names = m.ClassNames is { Count: > 0 } n && n.Count == m.NumClasses ? n : DefaultClassNames(m.NumClasses);
                 return new LoadedModel(model, names, info, device);
             }
@@ -76,6 +71,18 @@ public static class ModelLoader
         {
             foreach (var t in sd.Values) t.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Eval mode on the device. On the CPU the weights go channels-last (unless channelsLast is false),
+    /// which makes oneDNN run every convolution in NHWC: 10–25% faster at batch 1 and ~25% at batch 4
+    /// (scripts/bench.sh infer). Training keeps the default layout: there the backward pass was slower.
+    /// </summary>
+    public static void PrepareForInference(DeepLabV3Plus model, Device device, bool channelsLast = true)
+    {
+        model.eval();
+        if (device.type != DeviceType.CPU) model.to(device);
+        else if (channelsLast) model.to_channels_last();
     }
 
     /// <summary>mobilenet / resnet / xception from the reference's key names; null when none fits.</summary>
