@@ -44,7 +44,7 @@ public static class DeepLabOnnxExporter
     {
         var features = Sub<nn.Sequential>(model, "backbone.features");
         // features.0: stem conv (own padding 1), BatchNorm, ReLU6.
-        string h = g.Relu6(g.ConvBn(x, Sub<nn.Conv2d>(model, "backbone.features.0.0"), Sub<nn.BatchNorm2d>(model, "backbone.features.0.1")));
+        string h = g.Relu6(ConvBn(g, model, "backbone.features.0.0", "backbone.features.0.1", x));
         string? low = null;
         for (int i = 1; i < features.Count; i++)
         {
@@ -101,8 +101,8 @@ public static class DeepLabOnnxExporter
     /// <summary>Xception's separable conv (depthwise, BN, pointwise) and the BN after it: two folded Convs.</summary>
     private static string SeparableConvBn(OnnxGraphBuilder g, nn.Module model, string sep, string bn, string x)
     {
-        var depthwise = g.ConvBn(x, Sub<nn.Conv2d>(model, sep + ".conv1"), Sub<nn.BatchNorm2d>(model, sep + ".bn"));
-        return g.ConvBn(depthwise, Sub<nn.Conv2d>(model, sep + ".pointwise"), Sub<nn.BatchNorm2d>(model, bn));
+        var depthwise = ConvBn(g, model, sep + ".conv1", sep + ".bn", x);
+        return ConvBn(g, model, sep + ".pointwise", bn, depthwise);
     }
 
     private static string XceptionBlock(OnnxGraphBuilder g, nn.Module model, string prefix, string x)
@@ -132,7 +132,7 @@ public static class DeepLabOnnxExporter
             }
         }
         string shortcut = model.get_submodule(prefix + ".skip") != null
-            ? g.ConvBn(x, Sub<nn.Conv2d>(model, prefix + ".skip"), Sub<nn.BatchNorm2d>(model, prefix + ".skipbn"))
+            ? ConvBn(g, model, prefix + ".skip", prefix + ".skipbn", x)
             : x;
         return g.Add(h, shortcut);
     }
@@ -156,15 +156,19 @@ public static class DeepLabOnnxExporter
     {
         string h = ConvBnRelu(g, model, prefix + ".conv1", prefix + ".bn1", x);
         h = ConvBnRelu(g, model, prefix + ".conv2", prefix + ".bn2", h);
-        h = g.ConvBn(h, Sub<nn.Conv2d>(model, prefix + ".conv3"), Sub<nn.BatchNorm2d>(model, prefix + ".bn3"));
+        h = ConvBn(g, model, prefix + ".conv3", prefix + ".bn3", h);
         string shortcut = model.get_submodule(prefix + ".downsample") != null
-            ? g.ConvBn(x, Sub<nn.Conv2d>(model, prefix + ".downsample.0"), Sub<nn.BatchNorm2d>(model, prefix + ".downsample.1"))
+            ? ConvBn(g, model, prefix + ".downsample.0", prefix + ".downsample.1", x)
             : x;
         return g.Relu(g.Add(h, shortcut));
     }
 
+    /// <summary>The conv and the BatchNorm at these module paths, folded into one Conv.</summary>
+    private static string ConvBn(OnnxGraphBuilder g, nn.Module model, string conv, string bn, string x) =>
+        g.ConvBn(x, Sub<nn.Conv2d>(model, conv), Sub<nn.BatchNorm2d>(model, bn));
+
     private static string ConvBnRelu(OnnxGraphBuilder g, nn.Module model, string conv, string bn, string x) =>
-        g.Relu(g.ConvBn(x, Sub<nn.Conv2d>(model, conv), Sub<nn.BatchNorm2d>(model, bn)));
+        g.Relu(ConvBn(g, model, conv, bn, x));
 
     private static string Aspp(OnnxGraphBuilder g, nn.Module model, string x)
     {

@@ -388,10 +388,9 @@ public sealed class Trainer
         }
     }
 
-    /// <summary>Restores a --resume file: our checkpoint (weights, and optimizer unless --ft) or any weight file (weights only).</summary>
+    /// <summary>Restores a --resume file (Run has checked it exists): our checkpoint (weights, and optimizer unless --ft) or any weight file (weights only).</summary>
     private (int start, int startBatch, double best, int bestEpoch, long step) Resume(string path, DeepLabV3Plus model, optim.Optimizer optimizer, TrainConfig c, int start)
     {
-        if (!File.Exists(path)) throw new UserException($"--resume: no checkpoint found at '{path}'");
         var info = CheckpointStore.ReadInfo(path);
         if (info is null)
         {
