@@ -2,7 +2,7 @@ using System.Reflection;
 using CommandLine;
 using CommandLine.Text;
 using DeepLabTorch.Data;
-using DeepLabTorch.Torch.Native;
+using DeepLabTorch.Runtime;
 
 namespace DeepLabTorch.Cli;
 
@@ -33,7 +33,7 @@ public static class Program
         if (args is ["--version"])
         {
             var version = typeof(Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
-            stdout.WriteLine($"deeplab {version} (libtorch {DeepLabTorch.Torch.torch.__version__})");
+            stdout.WriteLine($"deeplab {version} (TorchSharp {TorchRuntime.TorchSharpVersion}, libtorch {TorchRuntime.LibTorchVersion})");
             return 0;
         }
         var parsed = parser.ParseArguments(args, verbs);
@@ -110,6 +110,6 @@ public static class Program
             if (m.Length > 0 && !parts.Any(p => p.Contains(m, StringComparison.Ordinal))) parts.Add(m);
         }
         var text = string.Join(": ", parts);
-        return e is TorchException ? "libtorch error: " + text : text;
+        return e is System.Runtime.InteropServices.ExternalException ? "libtorch error: " + text : text;
     }
 }

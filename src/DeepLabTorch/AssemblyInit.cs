@@ -1,13 +1,13 @@
 using System.Runtime.CompilerServices;
-using DeepLabTorch.Torch.Native;
+using DeepLabTorch.Runtime;
 
 namespace DeepLabTorch;
 
 internal static class AssemblyInit
 {
-    // This assembly P/Invokes the native library too (image codecs): give it the same resolver.
+    // Load TorchSharp's natives our way before any TorchSharp call (see TorchRuntime).
 #pragma warning disable CA2255
     [ModuleInitializer]
 #pragma warning restore CA2255
-    internal static void Init() => NativeLoader.RegisterFor(typeof(AssemblyInit).Assembly);
+    internal static void Init() => TorchRuntime.Preload();
 }

@@ -3,8 +3,9 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using DeepLabTorch.Inference;
 using DeepLabTorch.Models;
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Cli.Bench;
 
@@ -22,12 +23,12 @@ public sealed class InferBenchmark : IBenchmark
         int Int(string key, int fallback) => args.TryGetValue(key, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
         int size = Int("size", 513), batch = Int("batch", 8), iters1 = Int("iters_b1", 10), itersB = Int("iters_batch", 3), os = Int("os", 16);
         var backbone = args.TryGetValue("backbone", out var b) ? b : "mobilenet";
-        var device = args.TryGetValue("device", out var d) ? Device.Parse(d) : CPU;
+        var device = args.TryGetValue("device", out var d) ? torch.device(d) : CPU;
         if (size < 32 || batch < 1 || iters1 < 1 || itersB < 1) throw new UserException("bench infer: size >= 32, batch, iters_b1 and iters_batch >= 1");
         // Random weights in eval mode shrink activations into denormal floats, which are many times slower
         // than a trained model's; both sides flush them to zero (the Python script does the same).
         bool flush = !args.TryGetValue("flush_denormal", out var fd) || fd != "false";
-        bool flushed = flush && set_flush_denormal(true);
+        bool flushed = flush && FlushDenormal.Set(true);
 
         manual_seed(0);
         using var model = ModelFactory.Create(new ModelConfig(backbone, os, 21));
@@ -74,7 +75,7 @@ public sealed class InferBenchmark : IBenchmark
         {
             var sw = Stopwatch.StartNew();
             using (predictor.Logits(x)) { }
-            if (device.type == DeviceType.CUDA) cuda.synchronize(device.index < 0 ? 0 : device.index);
+            if (device.type == DeviceType.CUDA) cuda.synchronize(device);
             times[i] = sw.Elapsed.TotalMilliseconds;
         }
         return times;

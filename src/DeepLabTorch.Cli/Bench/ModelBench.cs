@@ -26,8 +26,8 @@ public sealed class ModelBench : IBenchmark
                 : throw new UserException($"bench model: {key} must be a whole number, got '{v}'");
         }
         var backbone = args.GetValueOrDefault("backbone", "mobilenet");
-        if (!Architecture.Backbones.Contains(backbone))
-            throw new UserException($"bench model: unknown backbone '{backbone}' (known: {string.Join(", ", Architecture.Backbones)})");
+        if (!ModelCatalog.Names.Contains(backbone))
+            throw new UserException($"bench model: unknown backbone '{backbone}' (known: {string.Join(", ", ModelCatalog.Names)})");
         return ModelBenchmark.Run(new ModelBenchmarkOptions
         {
             Backbone = backbone,

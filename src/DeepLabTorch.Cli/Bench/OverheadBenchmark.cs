@@ -1,7 +1,8 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Cli.Bench;
 
@@ -22,12 +23,12 @@ public sealed class OverheadBenchmark : IBenchmark
         using var _ = no_grad();
 
         // Warm up both paths, then time the loops; each result is freed at once, as Python's refcount does.
-        for (int i = 0; i < 1000; i++) { using var r = x + y; using var q = nn.functional.conv2d(input, w, null, null, (1, 1)); }
+        for (int i = 0; i < 1000; i++) { using var r = x + y; using var q = nn.functional.conv2d(input, w, null, null, new long[] { 1, 1 }); }
         var sw = Stopwatch.StartNew();
         for (int i = 0; i < adds; i++) { using var r = x + y; }
         double addUs = sw.Elapsed.TotalMilliseconds * 1000 / adds;
         sw.Restart();
-        for (int i = 0; i < convs; i++) { using var r = nn.functional.conv2d(input, w, null, null, (1, 1)); }
+        for (int i = 0; i < convs; i++) { using var r = nn.functional.conv2d(input, w, null, null, new long[] { 1, 1 }); }
         double convUs = sw.Elapsed.TotalMilliseconds * 1000 / convs;
         return new JsonObject
         {

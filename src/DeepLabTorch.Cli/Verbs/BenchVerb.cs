@@ -2,7 +2,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using CommandLine;
 using DeepLabTorch.Cli.Bench;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
 
 namespace DeepLabTorch.Cli.Verbs;
 

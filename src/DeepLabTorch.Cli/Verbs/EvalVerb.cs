@@ -1,12 +1,14 @@
 using System.Globalization;
 using CommandLine;
+using DeepLabTorch.Runtime;
 using DeepLabTorch.Checkpoints;
 using DeepLabTorch.Data;
 using DeepLabTorch.Evaluation;
 using DeepLabTorch.Inference;
 using DeepLabTorch.Models;
 using DeepLabTorch.Reporting;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
 
 namespace DeepLabTorch.Cli.Verbs;
 
@@ -58,14 +60,8 @@ public sealed class EvalVerb : IVerb
     public int Run()
     {
         var scales = PredictVerb.ParseScales(Scales);
-        if (Threads is { } th)
-        {
-            if (th < 1) throw new UserException($"--threads must be >= 1, got {th}");
-            torch.set_num_threads(th);
-        }
-        else if (torch.get_num_threads() < Environment.ProcessorCount) torch.set_num_threads(Environment.ProcessorCount);
         if (MaxImages is < 1) throw new UserException($"--max-images must be >= 1, got {MaxImages}");
-        var device = Device is { } d ? DeepLabTorch.Torch.Device.Parse(d) : NoCuda || !torch.cuda.is_available() ? torch.CPU : torch.CUDA;
+        var device = Engine.SetUp(Device, Threads, NoCuda);
         if (Json) Datasets.Log = Console.Error.WriteLine;
 
         var options = new DataOptions
@@ -82,7 +78,7 @@ public sealed class EvalVerb : IVerb
             ModelLoader.PrepareForInference(model, device);
             var names = m.ClassNames is { } cn && cn.Count == m.NumClasses ? cn
                 : ds.ClassNames.Count == m.NumClasses ? ds.ClassNames : Enumerable.Range(0, m.NumClasses).Select(i => $"class {i}").ToArray();
-            if (SavePredictions != null) Directory.CreateDirectory(SavePredictions);
+            if (SavePredictions is not null) Directory.CreateDirectory(SavePredictions);
             using var loader = new DataLoader(ds, options, train: false, 1);
             var tty = !Json && ProgressBar.StdoutIsTerminal;
             var total = Math.Min(ds.Count, MaxImages ?? int.MaxValue);

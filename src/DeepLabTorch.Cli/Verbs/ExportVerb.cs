@@ -62,7 +62,7 @@ public sealed class ExportVerb : IVerb
             };
             // The reference model's state_dict also lists alias keys (MobileNetV2): add the ones the file lacks,
             // so the reference's strict load_state_dict accepts the export.
-            var aliases = DeepLabV3Plus.ReferenceAliases(resolved.Backbone)
+            var aliases = ModelCatalog.Get(resolved.Backbone).AliasMap
                 .Where(a => sd.ContainsKey(a.Value) && !sd.ContainsKey(a.Key))
                 .ToDictionary(a => a.Key, a => a.Value);
             SafetensorsExport.Write(Output, sd, aliases, meta);

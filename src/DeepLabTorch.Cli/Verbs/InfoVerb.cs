@@ -1,20 +1,27 @@
 using CommandLine;
-using DeepLabTorch.Torch;
+using DeepLabTorch.Runtime;
+using TorchSharp;
 
 namespace DeepLabTorch.Cli.Verbs;
 
-[Verb("info", HelpText = "Print the engine: libtorch version, threads, CUDA devices and build configuration.")]
+[Verb("info", HelpText = "Print the engine: TorchSharp and libtorch versions, threads, CUDA devices and the Debian 12 load fix.")]
 public sealed class InfoVerb : IVerb
 {
-    [Option("build", HelpText = "Also print libtorch's build configuration.")]
-    public bool Build { get; set; }
-
     public int Run()
     {
-        Console.WriteLine($"libtorch {torch.__version__}");
+        TorchRuntime.EnsureLoaded();
+        Console.WriteLine($"TorchSharp {TorchRuntime.TorchSharpVersion}");
+        Console.WriteLine($"libtorch {TorchRuntime.LibTorchVersion}");
         Console.WriteLine($"intra-op threads: {torch.get_num_threads()}");
         Console.WriteLine($"CUDA: {(torch.cuda.is_available() ? $"{torch.cuda.device_count()} device(s)" : "not available")}");
-        if (Build) Console.WriteLine(torch.build_info());
+        var (path, weak) = TorchRuntime.ElfFixStatus();
+        var fix = weak switch
+        {
+            true => $"applied ({ElfVersionNeeds.GlibcxxVersion} requirement is weak)",
+            false => $"NOT applied ({ElfVersionNeeds.GlibcxxVersion} is a hard requirement)",
+            null => $"not needed (no {ElfVersionNeeds.GlibcxxVersion} requirement)",
+        };
+        Console.WriteLine($"GLIBCXX load fix: {fix}{(path is null ? "" : $" in {path}")}");
         return 0;
     }
 }

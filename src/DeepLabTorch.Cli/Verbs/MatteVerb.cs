@@ -1,8 +1,10 @@
 using System.Globalization;
 using CommandLine;
+using DeepLabTorch.Runtime;
 using DeepLabTorch.Data;
 using DeepLabTorch.Inference;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
 
 namespace DeepLabTorch.Cli.Verbs;
 
@@ -42,7 +44,7 @@ public sealed class MatteVerb : ModelRunOptions, IVerb
         var predictOptions = PredictVerb.BuildOptions(Scales, Flip, Resize, null, 1.0 / 3.0);
         var background = Inference.Background.Parse(Background);
         var files = InputFiles.Expand(Input, includeVideo: true);
-        var device = PredictVerb.SetUpEngine(Device, Threads);
+        var device = Engine.SetUp(Device, Threads);
         // Fail on ffmpeg before loading a model when there is video to do.
         if (files.Any(Ffmpeg.IsVideo)) Ffmpeg.Find("ffmpeg");
         using var loaded = ModelLoader.Load(Weights, Backbone, OutStride, NumClasses, device, m => Console.Error.WriteLine(m));
@@ -67,7 +69,7 @@ public sealed class MatteVerb : ModelRunOptions, IVerb
             bool video = Ffmpeg.IsVideo(file);
             var target = singleFileOutput ? Output : Path.Combine(Output, stems[i] + (video ? ".mp4" : ".png"));
             var dir = Path.GetDirectoryName(Path.GetFullPath(target));
-            if (dir != null) Directory.CreateDirectory(dir);
+            if (dir is not null) Directory.CreateDirectory(dir);
             try
             {
                 if (video)
@@ -90,7 +92,7 @@ public sealed class MatteVerb : ModelRunOptions, IVerb
                     WriteImage(target, outp, h, w);
                     if (SaveAlpha)
                     {
-                        var a = alpha.mul(255.0).round().clamp(0, 255).to(DeepLabTorch.Torch.ScalarType.Byte).ToArray<byte>();
+                        var a = alpha.mul(255.0).round().clamp(0, 255).to(torch.ScalarType.Byte).ToArray<byte>();
                         var alphaPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(target))!, Path.GetFileNameWithoutExtension(target) + "_alpha.png");
                         ImageCodec.WriteGrayPng(alphaPath, a, h, w);
                     }

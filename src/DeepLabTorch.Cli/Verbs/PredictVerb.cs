@@ -1,7 +1,9 @@
 using System.Globalization;
 using CommandLine;
+using DeepLabTorch.Runtime;
 using DeepLabTorch.Inference;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
 
 namespace DeepLabTorch.Cli.Verbs;
 
@@ -45,14 +47,14 @@ public sealed class PredictVerb : ModelRunOptions, IVerb
     public int Run()
     {
         var options = BuildOptions(Scales, Flip, Resize, Window, WindowOverlap);
-        var device = SetUpEngine(Device, Threads);
+        var device = Engine.SetUp(Device, Threads);
         var files = InputFiles.Expand(Input);
         using var loaded = ModelLoader.Load(Weights, Backbone, OutStride, NumClasses, device, m => Console.Error.WriteLine(m));
         int? probClass = null;
         if (SaveProbs)
             probClass = ProbClass is { } pc ? ModelLoader.ResolveClass(pc, loaded.ClassNames, "--prob-class")
                 : DefaultProbabilityClass(loaded.ClassNames);
-        else if (ProbClass != null) throw new UserException("--prob-class goes with --save-probs");
+        else if (ProbClass is not null) throw new UserException("--prob-class goes with --save-probs");
         if (!(OverlayOpacity >= 0 && OverlayOpacity <= 1)) throw new UserException($"--overlay-opacity must lie in [0, 1], got {OverlayOpacity}");
         var outputs = new PredictOutputs
         {
@@ -90,22 +92,5 @@ public sealed class PredictVerb : ModelRunOptions, IVerb
         if (parts.Length == 0) throw new UserException("--scales: give at least one scale, e.g. 1.0 or 0.75,1.0,1.25");
         return parts.Select(p => double.TryParse(p, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s > 0 && s <= 8
             ? s : throw new UserException($"--scales: '{p}' is not a scale factor in (0, 8]")).ToArray();
-    }
-
-    /// <summary>Threads and device, as the other verbs set them.</summary>
-    internal static DeepLabTorch.Torch.Device SetUpEngine(string? device, int? threads)
-    {
-        if (threads is { } th)
-        {
-            if (th < 1) throw new UserException($"--threads must be >= 1, got {th}");
-            torch.set_num_threads(th);
-        }
-        if (device is null) return torch.cuda.is_available() ? torch.CUDA : torch.CPU;
-        DeepLabTorch.Torch.Device d;
-        try { d = DeepLabTorch.Torch.Device.Parse(device); }
-        catch (Exception e) when (e is ArgumentException or FormatException) { throw new UserException($"--device '{device}': expected cpu, cuda or cuda:N", e); }
-        if (d.type == DeviceType.CUDA && !torch.cuda.is_available())
-            throw new UserException($"--device {device}: CUDA is not available in this libtorch build or on this machine");
-        return d;
     }
 }

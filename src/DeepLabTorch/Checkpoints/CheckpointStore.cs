@@ -1,5 +1,7 @@
 using System.Globalization;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Checkpoints;
 
@@ -22,16 +24,16 @@ public static class CheckpointStore
     {
         using var scope = torch.NewDisposeScope();
         var tensors = new Dictionary<string, torch.Tensor>();
-        foreach (var (k, t) in model.state_dict())
+        foreach (var (k, t) in model.StateDictInOrder())
         {
             if (k.StartsWith(OptimizerPrefix, StringComparison.Ordinal) || k.StartsWith("rng.", StringComparison.Ordinal))
                 throw new ArgumentException($"model state key '{k}' collides with the checkpoint's reserved prefixes");
             tensors[k] = t;
         }
         IReadOnlyDictionary<string, double>? scalars = null;
-        if (optimizer != null)
+        if (optimizer is not null)
         {
-            var (ot, os) = optimizer.state_dict();
+            var (ot, os) = OptimizerState.Save(optimizer);
             foreach (var (k, t) in ot) tensors[OptimizerPrefix + k] = t;
             scalars = os;
         }
@@ -64,12 +66,12 @@ public static class CheckpointStore
             if (k.StartsWith(OptimizerPrefix, StringComparison.Ordinal)) optState[k[OptimizerPrefix.Length..]] = t;
             else if (k != RngTensor) modelState[k] = t;
         }
-        try { model.load_state_dict(modelState, strict: true); }
+        try { model.LoadStateDictChecked(modelState, strict: true); }
         catch (ArgumentException e) { throw new CheckpointException(path, "the model does not match: " + e.Message, e); }
 
-        if (optimizer != null)
+        if (optimizer is not null)
         {
-            try { optimizer.load_state_dict(optState, info.OptimizerScalars ?? new Dictionary<string, double>()); }
+            try { OptimizerState.Load(optimizer, optState, info.OptimizerScalars ?? new Dictionary<string, double>()); }
             catch (ArgumentException e) { throw new CheckpointException(path, "the optimizer state does not match: " + e.Message, e); }
         }
 

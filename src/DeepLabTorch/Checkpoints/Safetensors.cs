@@ -1,7 +1,9 @@
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Checkpoints;
 
@@ -111,7 +113,7 @@ public static class Safetensors
             if (n == 0) continue;
             using var scope = torch.NewDisposeScope();
             var c = t.detach().cpu().contiguous();
-            var p = (byte*)c.data_ptr();
+            var p = (byte*)c.DataPtr();
             for (long done = 0; done < n;)
             {
                 int chunk = (int)Math.Min(n - done, 1 << 30);
@@ -173,7 +175,7 @@ public static class Safetensors
             long n = e.End - e.Begin;
             if (n == 0) return t;
             fs.Seek(dataStart + e.Begin, SeekOrigin.Begin);
-            var p = (byte*)t.data_ptr();
+            var p = (byte*)t.DataPtr();
             for (long done = 0; done < n;)
             {
                 int chunk = (int)Math.Min(n - done, 1 << 30);
@@ -288,7 +290,7 @@ public static class Safetensors
                 default: throw new CheckpointException(path, $"tensor '{name}': unknown field '{f.Name}'");
             }
         }
-        if (dtypeName == null || shape == null || offsets == null)
+        if (dtypeName is null || shape is null || offsets is null)
             throw new CheckpointException(path, $"tensor '{name}': needs dtype, shape and data_offsets");
         if (!TryParseDtype(dtypeName, out var dtype))
             throw new CheckpointException(path, $"tensor '{name}': unknown or unsupported dtype '{dtypeName}'");

@@ -1,5 +1,6 @@
 using DeepLabTorch.Checkpoints.Pth;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
 
 namespace DeepLabTorch.Checkpoints;
 
@@ -50,7 +51,7 @@ public static class WeightFiles
         foreach (var name in file.Tensors.Keys.ToList())
         {
             // Our checkpoints also hold optimizer and RNG state: not weights.
-            if (info != null && (name.StartsWith(CheckpointStore.OptimizerPrefix, StringComparison.Ordinal) || name == CheckpointStore.RngTensor)) continue;
+            if (info is not null && (name.StartsWith(CheckpointStore.OptimizerPrefix, StringComparison.Ordinal) || name == CheckpointStore.RngTensor)) continue;
             var key = name.StartsWith("module.", StringComparison.Ordinal) ? name["module.".Length..] : name;
             result[key] = file.Take(name);
         }
@@ -66,13 +67,13 @@ public static class WeightFiles
         string defaultBackbone = "mobilenet", int defaultOutputStride = 16, int defaultNumClasses = 21)
     {
         var m = info?.Model;
-        if (m == null)
+        if (m is null)
             return new CheckpointModel(backbone ?? defaultBackbone, outputStride ?? defaultOutputStride, numClasses ?? defaultNumClasses);
-        if (backbone != null && !string.Equals(backbone, m.Backbone, StringComparison.OrdinalIgnoreCase))
+        if (backbone is not null && !string.Equals(backbone, m.Backbone, StringComparison.OrdinalIgnoreCase))
             throw new UserException($"--backbone {backbone} conflicts with {path}, which holds a {m.Backbone} model");
-        if (outputStride != null && outputStride != m.OutputStride)
+        if (outputStride is not null && outputStride != m.OutputStride)
             throw new UserException($"--out-stride {outputStride} conflicts with {path}, which was trained at output stride {m.OutputStride}");
-        if (numClasses != null && numClasses != m.NumClasses)
+        if (numClasses is not null && numClasses != m.NumClasses)
             return m with { NumClasses = numClasses.Value, ClassNames = null };
         return m;
     }
@@ -110,7 +111,7 @@ public static class WeightLoader
     {
         var sd = new Dictionary<string, torch.Tensor>(source, StringComparer.Ordinal);
         var notes = new List<string>();
-        if (aliases != null)
+        if (aliases is not null)
             foreach (var (alias, canonical) in aliases)
             {
                 if (!sd.Remove(alias, out var t)) continue;
@@ -122,7 +123,7 @@ public static class WeightLoader
                 else sd[canonical] = t;
             }
 
-        var own = model.state_dict();
+        var own = model.StateDictInOrder();
         var missing = own.Keys.Where(k => !sd.ContainsKey(k)).ToList();
         var unexpected = sd.Keys.Where(k => !own.ContainsKey(k)).ToList();
         // Checkpoints from PyTorch before 0.4.1 have no BatchNorm step counters: harmless.
@@ -136,13 +137,13 @@ public static class WeightLoader
         foreach (var (k, t) in own)
         {
             if (!sd.TryGetValue(k, out var s) || s.shape.SequenceEqual(t.shape)) continue;
-            if (expectedClasses != null && k.StartsWith(classifierPrefix, StringComparison.Ordinal)) reinit.Add(k);
+            if (expectedClasses is not null && k.StartsWith(classifierPrefix, StringComparison.Ordinal)) reinit.Add(k);
             else mismatched.Add($"{k}: file [{Shape(s)}] vs model [{Shape(t)}]");
         }
         var problems = new List<string>();
         if (mismatched.Count > 0)
             problems.Add("shape mismatch for " + string.Join("; ", mismatched) +
-                (expectedClasses == null && mismatched.Any(m => m.StartsWith(classifierPrefix, StringComparison.Ordinal)) ? " (pass --num-classes to re-initialise the classifier)" : ""));
+                (expectedClasses is null && mismatched.Any(m => m.StartsWith(classifierPrefix, StringComparison.Ordinal)) ? " (pass --num-classes to re-initialise the classifier)" : ""));
         if (missing.Count > 0) problems.Add("missing from the file: " + List(missing));
         if (unexpected.Count > 0) problems.Add("not in the model: " + List(unexpected));
         if (problems.Count > 0)

@@ -5,7 +5,7 @@ namespace DeepLabTorch.Config;
 /// <summary>Fills the "auto" settings the way the reference train.py does and rejects impossible combinations.</summary>
 public static class TrainConfigRules
 {
-    public static readonly string[] Backbones = { "mobilenet", "xception", "resnet" };
+    public static IReadOnlyList<string> Backbones => Models.ModelCatalog.Names;
     public static readonly string[] DatasetNames = { "pascal", "sbd", "folder", "synthetic" };
     public static readonly string[] LossTypes = { "ce", "focal", "dice" };
     public static readonly string[] Schedulers = { "poly", "step", "cos" };
@@ -90,7 +90,7 @@ public static class TrainConfigRules
         ClassNames = c.ClassNames,
     };
 
-    private static void OneOf(string flag, string value, string[] allowed)
+    private static void OneOf(string flag, string value, IReadOnlyList<string> allowed)
     {
         if (!allowed.Contains(value)) throw new UserException($"--{flag} must be one of {string.Join(", ", allowed)}, got '{value}'");
     }

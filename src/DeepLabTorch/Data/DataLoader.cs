@@ -1,4 +1,5 @@
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
 
 namespace DeepLabTorch.Data;
 
@@ -60,7 +61,7 @@ public sealed class DataLoader : IDisposable
             for (int b = firstBatch; b < BatchesPerEpoch; b++)
             {
                 var batch = run.Take(b);
-                if (batch != null)
+                if (batch is not null)
                 {
                     batch.Index = b;
                     yield return batch;
@@ -226,7 +227,7 @@ public sealed class DataLoader : IDisposable
             }
             lock (_gate)
             {
-                if (fatal != null) slot.Error ??= fatal;
+                if (fatal is not null) slot.Error ??= fatal;
                 slot.Remaining--;
                 Monitor.PulseAll(_gate);
             }
@@ -249,13 +250,13 @@ public sealed class DataLoader : IDisposable
             lock (_gate)
             {
                 slot = SlotFor(b);
-                while (slot.Remaining > 0 && slot.Error == null && !_ct.IsCancellationRequested) Monitor.Wait(_gate);
+                while (slot.Remaining > 0 && slot.Error is null && !_ct.IsCancellationRequested) Monitor.Wait(_gate);
                 _ct.ThrowIfCancellationRequested();
                 _slots.Remove(b);
                 _consumed = b + 1;
                 Monitor.PulseAll(_gate);
             }
-            if (slot.Error != null)
+            if (slot.Error is not null)
             {
                 if (slot.Error is DataException or UserException) throw slot.Error;
                 throw new InvalidOperationException($"data loader worker failed: {slot.Error.Message}", slot.Error);
@@ -314,10 +315,10 @@ public sealed class DataLoader : IDisposable
 
         private static Batch MakeBatch(float[] images, long[] masks, int n, int h, int w, string[] ids)
         {
-            var ti = torch.from_array(images, new long[] { n, 3, h, w });
+            var ti = TensorExtensions.FromArray(images, new long[] { n, 3, h, w });
             try
             {
-                var tm = torch.from_array(masks, new long[] { n, h, w });
+                var tm = TensorExtensions.FromArray(masks, new long[] { n, h, w });
                 return new Batch(ti, tm, ids);
             }
             catch

@@ -1,4 +1,5 @@
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
 
 namespace DeepLabTorch.Data;
 
@@ -14,7 +15,7 @@ public static unsafe class ImageTensor
             throw new ArgumentException($"{rgb.Length} bytes do not hold a {height}x{width} RGB image");
         var buffer = GC.AllocateUninitializedArray<float>(3 * height * width);
         Normalize(rgb, height, width, buffer);
-        return torch.from_array(buffer, new long[] { 1, 3, height, width });
+        return TensorExtensions.FromArray(buffer, new long[] { 1, 3, height, width });
     }
 
     /// <summary>Normalizes HWC bytes into a planar CHW float span (3*H*W).</summary>

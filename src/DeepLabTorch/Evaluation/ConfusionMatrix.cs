@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
 
 namespace DeepLabTorch.Evaluation;
 

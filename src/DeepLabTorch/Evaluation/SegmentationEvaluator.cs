@@ -1,7 +1,8 @@
 using System.Diagnostics;
 using DeepLabTorch.Data;
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Evaluation;
 
@@ -59,7 +60,7 @@ public static class SegmentationEvaluator
                     var pred = scores.argmax(1);
                     cm.Update(pred, masks);
                     var n = (int)images.size(0);
-                    if (options.OnPrediction != null || samples.Count < options.KeepSamples)
+                    if (options.OnPrediction is not null || samples.Count < options.KeepSamples)
                     {
                         var h = (int)images.size(2);
                         var w = (int)images.size(3);
@@ -104,7 +105,7 @@ public static class SegmentationEvaluator
         {
             var sh = Math.Max(8, (long)Math.Round(h * s));
             var sw = Math.Max(8, (long)Math.Round(w * s));
-            var x = s == 1.0 ? images : nn.functional.interpolate(images, (sh, sw), nn.InterpolationMode.Bilinear, alignCorners);
+            var x = s == 1.0 ? images : nn.functional.interpolate(images, new[] { sh, sw }, mode: InterpolationMode.Bilinear, align_corners: alignCorners);
             var views = flip ? new[] { false, true } : new[] { false };
             foreach (var f in views)
             {
@@ -112,7 +113,7 @@ public static class SegmentationEvaluator
                 var logits = model.call(input);
                 if (f) logits = logits.flip(3);
                 if (logits.size(2) != h || logits.size(3) != w)
-                    logits = nn.functional.interpolate(logits, (h, w), nn.InterpolationMode.Bilinear, alignCorners);
+                    logits = nn.functional.interpolate(logits, new[] { h, w }, mode: InterpolationMode.Bilinear, align_corners: alignCorners);
                 var prob = nn.functional.softmax(logits, 1);
                 sum = sum is null ? prob : sum.add(prob);
             }

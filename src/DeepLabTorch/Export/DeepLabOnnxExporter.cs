@@ -1,8 +1,10 @@
 using DeepLabTorch.Data;
 using DeepLabTorch.Export.Onnx;
 using DeepLabTorch.Models;
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Export;
 
@@ -38,11 +40,11 @@ public static class DeepLabOnnxExporter
     }
 
     private static T Sub<T>(nn.Module root, string path) where T : nn.Module =>
-        root.get_submodule(path) as T ?? throw new InvalidOperationException($"the model has no {typeof(T).Name} at '{path}'");
+        root.GetSubmodule(path) as T ?? throw new InvalidOperationException($"the model has no {typeof(T).Name} at '{path}'");
 
     private static (string high, string low) MobileNet(OnnxGraphBuilder g, DeepLabV3Plus model, string x)
     {
-        var features = Sub<nn.Sequential>(model, "backbone.features");
+        var features = Sub<Sequential>(model, "backbone.features");
         // features.0: stem conv (own padding 1), BatchNorm, ReLU6.
         string h = g.Relu6(ConvBn(g, model, "backbone.features.0.0", "backbone.features.0.1", x));
         string? low = null;
@@ -56,10 +58,10 @@ public static class DeepLabOnnxExporter
 
     private static string InvertedResidual(OnnxGraphBuilder g, nn.Module model, string prefix, string x)
     {
-        var seq = Sub<nn.Sequential>(model, prefix + ".conv");
-        Func<int, nn.Conv2d> conv = k => Sub<nn.Conv2d>(model, $"{prefix}.conv.{k}");
-        Func<int, nn.BatchNorm2d> bn = k => Sub<nn.BatchNorm2d>(model, $"{prefix}.conv.{k}");
-        nn.Conv2d first = conv(0), last;
+        var seq = Sub<Sequential>(model, prefix + ".conv");
+        Func<int, Conv2d> conv = k => Sub<Conv2d>(model, $"{prefix}.conv.{k}");
+        Func<int, BatchNorm2d> bn = k => Sub<BatchNorm2d>(model, $"{prefix}.conv.{k}");
+        Conv2d first = conv(0), last;
         string y;
         if (seq.Count == 5)
         {
@@ -72,7 +74,7 @@ public static class DeepLabOnnxExporter
         {
             // The reference pads the block input (fixed padding for the 3×3 depthwise) before the expansion.
             var dw = conv(3);
-            var (begin, end) = Layers.FixedPadding(3, dw.dilation.Item1);
+            var (begin, end) = Layers.FixedPadding(3, dw.dilation![0]);
             var padded = g.Pad(x, begin, end, begin, end);
             y = g.Relu6(g.ConvBn(padded, first, bn(1)));
             y = g.Relu6(g.ConvBn(y, dw, bn(4)));
@@ -80,7 +82,7 @@ public static class DeepLabOnnxExporter
             y = g.ConvBn(y, last, bn(7));
         }
         var depthwise = seq.Count == 5 ? first : conv(3);
-        bool residual = depthwise.stride == (1, 1) && first.weight.shape[1] * (seq.Count == 5 ? first.groups : 1) == last.weight.shape[0];
+        bool residual = depthwise.stride!.All(v => v == 1) && first.weight.shape[1] * (seq.Count == 5 ? first.groups : 1) == last.weight.shape[0];
         return residual ? g.Add(y, x) : y;
     }
 
@@ -90,7 +92,7 @@ public static class DeepLabOnnxExporter
         h = ConvBnRelu(g, model, "backbone.conv2", "backbone.bn2", h);
         string low = g.Relu(XceptionBlock(g, model, "backbone.block1", h));
         h = low;
-        for (int i = 2; model.get_submodule($"backbone.block{i}") != null; i++)
+        for (int i = 2; model.GetSubmodule($"backbone.block{i}") is not null; i++)
             h = XceptionBlock(g, model, $"backbone.block{i}", h);
         h = g.Relu(h);
         for (int i = 3; i <= 5; i++)
@@ -107,10 +109,10 @@ public static class DeepLabOnnxExporter
 
     private static string XceptionBlock(OnnxGraphBuilder g, nn.Module model, string prefix, string x)
     {
-        var rep = Sub<nn.Sequential>(model, prefix + ".rep");
+        var rep = Sub<Sequential>(model, prefix + ".rep");
         // A block that starts with ReLU applies it in place to its input, so the shortcut sees relu(x) too.
         int k = 0;
-        if (rep[0] is nn.ReLU)
+        if (rep[0] is ReLU)
         {
             x = g.Relu(x);
             k = 1;
@@ -120,7 +122,7 @@ public static class DeepLabOnnxExporter
         {
             switch (rep[k])
             {
-                case nn.ReLU:
+                case ReLU:
                     h = g.Relu(h);
                     break;
                 case Models.Backbones.SeparableConv2d:
@@ -131,7 +133,7 @@ public static class DeepLabOnnxExporter
                     throw new InvalidOperationException($"unexpected {rep[k].GetType().Name} at {prefix}.rep.{k}");
             }
         }
-        string shortcut = model.get_submodule(prefix + ".skip") != null
+        string shortcut = model.GetSubmodule(prefix + ".skip") is not null
             ? ConvBn(g, model, prefix + ".skip", prefix + ".skipbn", x)
             : x;
         return g.Add(h, shortcut);
@@ -144,7 +146,7 @@ public static class DeepLabOnnxExporter
         string? low = null;
         for (int stage = 1; stage <= 4; stage++)
         {
-            var layer = Sub<nn.Sequential>(model, $"backbone.layer{stage}");
+            var layer = Sub<Sequential>(model, $"backbone.layer{stage}");
             for (int b = 0; b < layer.Count; b++)
                 h = Bottleneck(g, model, $"backbone.layer{stage}.{b}", h);
             if (stage == 1) low = h;
@@ -157,7 +159,7 @@ public static class DeepLabOnnxExporter
         string h = ConvBnRelu(g, model, prefix + ".conv1", prefix + ".bn1", x);
         h = ConvBnRelu(g, model, prefix + ".conv2", prefix + ".bn2", h);
         h = ConvBn(g, model, prefix + ".conv3", prefix + ".bn3", h);
-        string shortcut = model.get_submodule(prefix + ".downsample") != null
+        string shortcut = model.GetSubmodule(prefix + ".downsample") is not null
             ? ConvBn(g, model, prefix + ".downsample.0", prefix + ".downsample.1", x)
             : x;
         return g.Relu(g.Add(h, shortcut));
@@ -165,7 +167,7 @@ public static class DeepLabOnnxExporter
 
     /// <summary>The conv and the BatchNorm at these module paths, folded into one Conv.</summary>
     private static string ConvBn(OnnxGraphBuilder g, nn.Module model, string conv, string bn, string x) =>
-        g.ConvBn(x, Sub<nn.Conv2d>(model, conv), Sub<nn.BatchNorm2d>(model, bn));
+        g.ConvBn(x, Sub<Conv2d>(model, conv), Sub<BatchNorm2d>(model, bn));
 
     private static string ConvBnRelu(OnnxGraphBuilder g, nn.Module model, string conv, string bn, string x) =>
         g.Relu(ConvBn(g, model, conv, bn, x));
@@ -187,6 +189,6 @@ public static class DeepLabOnnxExporter
         var h = g.Concat(new[] { up, low }, 1);
         h = ConvBnRelu(g, model, "decoder.last_conv.0", "decoder.last_conv.1", h);
         h = ConvBnRelu(g, model, "decoder.last_conv.4", "decoder.last_conv.5", h);
-        return g.Conv(h, Sub<nn.Conv2d>(model, "decoder.last_conv.8"));
+        return g.Conv(h, Sub<Conv2d>(model, "decoder.last_conv.8"));
     }
 }

@@ -1,5 +1,6 @@
 using DeepLabTorch.Checkpoints;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
 
 namespace DeepLabTorch.Export;
 
@@ -15,7 +16,7 @@ public static class SafetensorsExport
     {
         var tensors = new Dictionary<string, torch.Tensor>(StringComparer.Ordinal);
         foreach (var (k, t) in stateDict) tensors[k] = t;
-        if (aliases != null)
+        if (aliases is not null)
             foreach (var (alias, canonical) in aliases)
             {
                 if (tensors.ContainsKey(alias)) continue;
@@ -24,7 +25,7 @@ public static class SafetensorsExport
                 tensors[alias] = t;
             }
         var meta = new Dictionary<string, string> { ["format"] = "pt" };
-        if (metadata != null) foreach (var (k, v) in metadata) meta[k] = v;
+        if (metadata is not null) foreach (var (k, v) in metadata) meta[k] = v;
         Safetensors.Write(path, tensors, meta);
     }
 }

@@ -1,7 +1,8 @@
 using System.Globalization;
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
-using F = DeepLabTorch.Torch.torch.nn.functional;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace DeepLabTorch.Inference;
 
@@ -128,7 +129,7 @@ public sealed class BackgroundRenderer : IDisposable
         long ph = picture.size(2), pw = picture.size(3);
         double f = Math.Max((double)h / ph, (double)w / pw);
         long sh = Math.Max(h, (long)Math.Ceiling(ph * f - 1e-9)), sw = Math.Max(w, (long)Math.Ceiling(pw * f - 1e-9));
-        var scaled = (sh, sw) == (ph, pw) ? picture : F.interpolate(picture, (sh, sw), nn.InterpolationMode.Bilinear, false);
+        var scaled = (sh, sw) == (ph, pw) ? picture : F.interpolate(picture, new[] { sh, sw }, mode: InterpolationMode.Bilinear, align_corners: false);
         var crop = scaled.narrow(2, (sh - h) / 2, h).narrow(3, (sw - w) / 2, w).contiguous();
         return crop.MoveToOuterDisposeScope();
     }

@@ -1,6 +1,7 @@
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
-using F = DeepLabTorch.Torch.torch.nn.functional;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace DeepLabTorch.Inference;
 
@@ -61,5 +62,5 @@ public static class GuidedFilter
     }
 
     /// <summary>The gray guide (mean of R, G, B) of an RGB image [N,3,H,W] in [0,1].</summary>
-    public static Tensor Gray(Tensor rgb01) => rgb01.mean(1, keepdim: true);
+    public static Tensor Gray(Tensor rgb01) => rgb01.mean(new long[] { 1 }, keepdim: true);
 }

@@ -1,7 +1,9 @@
 using DeepLabTorch.Checkpoints;
 using DeepLabTorch.Data;
 using DeepLabTorch.Models;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Inference;
 
@@ -56,7 +58,7 @@ public static class ModelLoader
             {
                 // Inference never re-initialises the classifier: its shape must match the file.
                 WeightLoader.Apply(model, sd, weights, expectedClasses: null, model.ClassifierPrefix, log,
-                    DeepLabV3Plus.ReferenceAliases(m.Backbone), info);
+                    ModelCatalog.Get(m.Backbone).AliasMap, info);
                 PrepareForInference(model, device);
                 var names = m.ClassNames is { Count: > 0 } n && n.Count == m.NumClasses ? n : DefaultClassNames(m.NumClasses);
                 return new LoadedModel(model, names, info, device);
@@ -82,7 +84,7 @@ public static class ModelLoader
     {
         model.eval();
         if (device.type != DeviceType.CPU) model.to(device);
-        else if (channelsLast) model.to_channels_last();
+        else if (channelsLast) model.ToChannelsLast();
     }
 
     /// <summary>mobilenet / resnet / xception from the reference's key names; null when none fits.</summary>

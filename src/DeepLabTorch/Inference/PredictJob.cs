@@ -1,7 +1,8 @@
 using System.Globalization;
 using DeepLabTorch.Data;
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Inference;
 
@@ -82,7 +83,7 @@ public sealed class PredictJob
             catch (Exception e) when (e is DataException or IOException or UnauthorizedAccessException or InvalidDataException)
             {
                 var reason = e is DataException de ? de.Message : $"{path}: {e.Message}";
-                if (progress != null) bar.Finish();
+                if (progress is not null) bar.Finish();
                 _log.WriteLine($"skipped {reason}");
                 failed.Add(path);
                 bar.Step();
@@ -109,7 +110,7 @@ public sealed class PredictJob
             var one = logits.select(0, b).contiguous();
             var stem = Path.Combine(OutputDir, p.OutputStem);
             var dir = Path.GetDirectoryName(stem);
-            if (dir != null) Directory.CreateDirectory(dir);
+            if (dir is not null) Directory.CreateDirectory(dir);
             byte[]? classes = null;
             if (_outputs.Masks || _outputs.Overlay) classes = SegmentationOutputs.ClassIndices(one);
             if (_outputs.Masks) ImageCodec.WritePalettePng(stem + ".png", classes!, p.Height, p.Width, _palette);

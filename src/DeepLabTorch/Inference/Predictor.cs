@@ -1,6 +1,7 @@
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
-using F = DeepLabTorch.Torch.torch.nn.functional;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace DeepLabTorch.Inference;
 
@@ -42,7 +43,7 @@ public sealed class Predictor
     private Tensor Core(Tensor images)
     {
         long h = images.size(2), w = images.size(3);
-        var x = images.to(Device, ScalarType.Float32);
+        var x = images.to(ScalarType.Float32, Device);
 
         // The working size: the original, or the short side resized.
         long bh = h, bw = w;
@@ -68,7 +69,7 @@ public sealed class Predictor
         }
         var mean = passes == 1 ? sum! : sum!.div(passes);
         if (mean.size(2) != h || mean.size(3) != w) mean = Resize(mean, h, w);
-        return mean.to(CPU, ScalarType.Float32);
+        return mean.to(ScalarType.Float32, CPU);
     }
 
     /// <summary>Logits [C,H,W] for one normalized image [1,3,H,W] or [3,H,W].</summary>
@@ -89,7 +90,7 @@ public sealed class Predictor
     }
 
     private Tensor Resize(Tensor x, long h, long w) =>
-        F.interpolate(x, (h, w), nn.InterpolationMode.Bilinear, Options.AlignCorners);
+        F.interpolate(x, new[] { h, w }, mode: InterpolationMode.Bilinear, align_corners: Options.AlignCorners);
 
     private Tensor Run(Tensor x) => Options.WindowSize is int win ? Slide(x, win) : Forward(x);
 

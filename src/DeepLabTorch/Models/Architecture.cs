@@ -7,7 +7,6 @@ namespace DeepLabTorch.Models;
 /// </summary>
 public static class Architecture
 {
-    public static IReadOnlyList<string> Backbones { get; } = new[] { "mobilenet", "xception", "resnet" };
     public static IReadOnlyList<int> OutputStrides { get; } = new[] { 8, 16 };
 
     /// <summary>Width of every ASPP branch, of the ASPP projection and of the decoder's 3×3 convs.</summary>
@@ -28,15 +27,6 @@ public static class Architecture
         16 => new[] { 6, 12, 18 },
         8 => new[] { 12, 24, 36 },
         _ => throw new UserException($"unsupported output stride {outputStride}: expected 8 or 16"),
-    };
-
-    /// <summary>Channels of the low-level (stride 4) and high-level (output stride) features.</summary>
-    public static (int LowLevel, int HighLevel) BackboneChannels(string backbone) => backbone switch
-    {
-        "mobilenet" => (24, 320),
-        "xception" => (128, 2048),
-        "resnet" => (256, 2048),
-        _ => throw new UserException($"unknown backbone '{backbone}': expected one of {string.Join(", ", Backbones)}"),
     };
 
     // ------------------------------------------------------------------ MobileNetV2 (width 1.0)

@@ -1,5 +1,7 @@
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Models;
 
@@ -15,10 +17,10 @@ public sealed class Aspp : nn.Module<Tensor, Tensor>
     private readonly AsppBranch aspp2;
     private readonly AsppBranch aspp3;
     private readonly AsppBranch aspp4;
-    private readonly nn.Sequential global_avg_pool;
-    private readonly nn.Conv2d conv1;
-    private readonly nn.BatchNorm2d bn1;
-    private readonly nn.Dropout dropout;
+    private readonly Sequential global_avg_pool;
+    private readonly Conv2d conv1;
+    private readonly BatchNorm2d bn1;
+    private readonly Dropout dropout;
 
     public Aspp(long inChannels, int outputStride) : base(nameof(Aspp))
     {
@@ -28,16 +30,16 @@ public sealed class Aspp : nn.Module<Tensor, Tensor>
         aspp2 = new AsppBranch(inChannels, c, 3, rates[0]);
         aspp3 = new AsppBranch(inChannels, c, 3, rates[1]);
         aspp4 = new AsppBranch(inChannels, c, 3, rates[2]);
-        global_avg_pool = new nn.Sequential(
-            new nn.AdaptiveAvgPool2d(1),
+        global_avg_pool = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
             Layers.Conv(inChannels, c, 1),
-            new nn.BatchNorm2d(c),
-            new nn.ReLU());
+            nn.BatchNorm2d(c),
+            nn.ReLU());
         conv1 = Layers.Conv(5 * c, c, 1);
-        bn1 = new nn.BatchNorm2d(c);
-        dropout = new nn.Dropout(Architecture.AsppDropout);
+        bn1 = nn.BatchNorm2d(c);
+        dropout = nn.Dropout(Architecture.AsppDropout);
         RegisterComponents();
-        Layers.InitWeights(this, nn.init.FanMode.FanIn);
+        Layers.InitWeights(this, nn.init.FanInOut.FanIn);
     }
 
     public override Tensor forward(Tensor x)

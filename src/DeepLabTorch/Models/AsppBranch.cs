@@ -1,18 +1,20 @@
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Models;
 
 /// <summary>One ASPP branch: conv (1×1, or 3×3 atrous with padding = rate), BatchNorm, ReLU. State: atrous_conv, bn.</summary>
 public sealed class AsppBranch : nn.Module<Tensor, Tensor>
 {
-    private readonly nn.Conv2d atrous_conv;
-    private readonly nn.BatchNorm2d bn;
+    private readonly Conv2d atrous_conv;
+    private readonly BatchNorm2d bn;
 
     public AsppBranch(long inChannels, long outChannels, long kernel, long rate) : base(nameof(AsppBranch))
     {
         atrous_conv = Layers.Conv(inChannels, outChannels, kernel, 1, padding: kernel == 1 ? 0 : rate, dilation: rate);
-        bn = new nn.BatchNorm2d(outChannels);
+        bn = nn.BatchNorm2d(outChannels);
         RegisterComponents();
     }
 

@@ -1,6 +1,8 @@
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
-using F = DeepLabTorch.Torch.torch.nn.functional;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace DeepLabTorch.Models;
 
@@ -12,9 +14,9 @@ namespace DeepLabTorch.Models;
 /// </summary>
 public sealed class Decoder : nn.Module
 {
-    private readonly nn.Conv2d conv1;
-    private readonly nn.BatchNorm2d bn1;
-    private readonly nn.Sequential last_conv;
+    private readonly Conv2d conv1;
+    private readonly BatchNorm2d bn1;
+    private readonly Sequential last_conv;
     private readonly bool _alignCorners;
 
     /// <summary>Index of the classifier inside last_conv.</summary>
@@ -25,29 +27,29 @@ public sealed class Decoder : nn.Module
         const int c = Architecture.HeadChannels, low = Architecture.LowLevelProjection;
         _alignCorners = alignCorners;
         conv1 = Layers.Conv(lowLevelChannels, low, 1);
-        bn1 = new nn.BatchNorm2d(low);
-        last_conv = new nn.Sequential(
+        bn1 = nn.BatchNorm2d(low);
+        last_conv = nn.Sequential(
             Layers.Conv(c + low, c, 3, 1, padding: 1),
-            new nn.BatchNorm2d(c),
-            new nn.ReLU(inplace: true),
-            new nn.Dropout(Architecture.DecoderDropout1),
+            nn.BatchNorm2d(c),
+            nn.ReLU(inplace: true),
+            nn.Dropout(Architecture.DecoderDropout1),
             Layers.Conv(c, c, 3, 1, padding: 1),
-            new nn.BatchNorm2d(c),
-            new nn.ReLU(inplace: true),
-            new nn.Dropout(Architecture.DecoderDropout2),
-            new nn.Conv2d(c, numClasses, 1, bias: true));
+            nn.BatchNorm2d(c),
+            nn.ReLU(inplace: true),
+            nn.Dropout(Architecture.DecoderDropout2),
+            nn.Conv2d(c, numClasses, 1, bias: true));
         RegisterComponents();
-        Layers.InitWeights(this, nn.init.FanMode.FanIn);
+        Layers.InitWeights(this, nn.init.FanInOut.FanIn);
     }
 
     /// <summary>The final 1×1 classifier (weight [C,256,1,1], bias [C]).</summary>
-    public nn.Conv2d Classifier => (nn.Conv2d)last_conv[ClassifierIndex];
+    public Conv2d Classifier => (Conv2d)last_conv[ClassifierIndex];
 
     public Tensor forward(Tensor x, Tensor lowLevel)
     {
         using var low = conv1.forward(lowLevel).Then(bn1.forward).relu_();
         var ls = low.shape;
-        using var up = F.interpolate(x, (ls[2], ls[3]), nn.InterpolationMode.Bilinear, _alignCorners);
+        using var up = F.interpolate(x, new[] { ls[2], ls[3] }, mode: InterpolationMode.Bilinear, align_corners: _alignCorners);
         using var joined = cat(new[] { up, low }, 1);
         return last_conv.forward(joined);
     }

@@ -1,14 +1,18 @@
 using DeepLabTorch.Models.Backbones;
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
-using F = DeepLabTorch.Torch.torch.nn.functional;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace DeepLabTorch.Models;
 
 /// <summary>
-/// DeepLabV3+: backbone → ASPP → decoder, logits upsampled bilinearly to the input size.
-/// Parameter for parameter the reference PyTorch implementation (pytorch-deeplab-xception layout):
-/// state_dict keys are "backbone.*", "aspp.*", "decoder.*" with the reference's names and order.
+/// DeepLabV3+ as a TorchSharp module: backbone → ASPP → decoder, logits upsampled bilinearly to the
+/// input size. Parameter for parameter the reference PyTorch implementation (pytorch-deeplab-xception
+/// layout): state_dict keys are "backbone.*", "aspp.*", "decoder.*" with the reference's names.
+/// Build one with <c>new DeepLabV3Plus(new ModelConfig("mobilenet", 16, 21))</c> and use it like any
+/// other <c>nn.Module&lt;Tensor, Tensor&gt;</c>. Weight files are ModelLoader's business, not this class's.
 /// </summary>
 public sealed class DeepLabV3Plus : nn.Module<Tensor, Tensor>
 {
@@ -20,16 +24,10 @@ public sealed class DeepLabV3Plus : nn.Module<Tensor, Tensor>
     public DeepLabV3Plus(ModelConfig config) : base(nameof(DeepLabV3Plus))
     {
         Config = config.Validate();
-        backbone = config.Backbone switch
-        {
-            "mobilenet" => new MobileNetV2(config.OutputStride),
-            "xception" => new AlignedXception(config.OutputStride),
-            "resnet" => new ResNet(config.OutputStride),
-            _ => throw new UserException($"unknown backbone '{config.Backbone}'"),
-        };
-        var (lowChannels, highChannels) = Architecture.BackboneChannels(config.Backbone);
-        aspp = new Aspp(highChannels, config.OutputStride);
-        decoder = new Decoder(lowChannels, config.NumClasses, config.AlignCorners);
+        var entry = ModelCatalog.Get(config.Backbone);
+        backbone = entry.Create(config.OutputStride);
+        aspp = new Aspp(entry.HighLevelChannels, config.OutputStride);
+        decoder = new Decoder(entry.LowLevelChannels, config.NumClasses, config.AlignCorners);
         RegisterComponents();
     }
 
@@ -55,26 +53,25 @@ public sealed class DeepLabV3Plus : nn.Module<Tensor, Tensor>
         }
     }
 
-    public override nn.Module train(bool mode = true)
+    public override void train(bool mode = true)
     {
         base.train(mode);
         if (mode && _freezeBatchNorm)
             foreach (var m in modules())
-                if (m is nn.BatchNorm2d bn) bn.eval();
-        return this;
+                if (m is BatchNorm2d bn) bn.eval();
     }
 
     /// <summary>Backbone parameters (trained at the base learning rate), in state_dict order.</summary>
-    public IEnumerable<nn.Parameter> BackboneParameters() => backbone.parameters().Where(p => p.requires_grad);
+    public IEnumerable<Parameter> BackboneParameters() => backbone.parameters().Where(p => p.requires_grad);
 
     /// <summary>ASPP and decoder parameters (trained at 10× the base learning rate), in state_dict order.</summary>
-    public IEnumerable<nn.Parameter> HeadParameters() => aspp.parameters().Concat(decoder.parameters()).Where(p => p.requires_grad);
+    public IEnumerable<Parameter> HeadParameters() => aspp.parameters().Concat(decoder.parameters()).Where(p => p.requires_grad);
 
-    /// <summary>The reference's two optimizer groups: backbone at lr, ASPP + decoder at 10 × lr.</summary>
-    public IReadOnlyList<optim.ParamGroup> ParameterGroups(double lr) => new[]
+    /// <summary>The reference's two optimizer groups: the backbone at 1× and ASPP + decoder at 10× the base learning rate.</summary>
+    public IReadOnlyList<(IReadOnlyList<Parameter> Parameters, double LearningRateMultiplier)> ParameterGroups() => new[]
     {
-        new optim.ParamGroup(BackboneParameters(), lr),
-        new optim.ParamGroup(HeadParameters(), lr * Architecture.HeadLearningRateMultiplier),
+        ((IReadOnlyList<Parameter>)BackboneParameters().ToList(), 1.0),
+        (HeadParameters().ToList(), Architecture.HeadLearningRateMultiplier),
     };
 
     public override Tensor forward(Tensor input)
@@ -87,125 +84,6 @@ public sealed class DeepLabV3Plus : nn.Module<Tensor, Tensor>
         using var features = backbone.forward(input);
         using var context = aspp.forward(features.Output);
         using var logits = decoder.forward(context, features.LowLevel);
-        return F.interpolate(logits, (s[2], s[3]), nn.InterpolationMode.Bilinear, Config.AlignCorners);
-    }
-
-    // ------------------------------------------------------------------ reference compatibility
-    private static readonly Lazy<IReadOnlyDictionary<string, string>> MobileNetAliases = new(BuildMobileNetAliases);
-    private static readonly IReadOnlyDictionary<string, string> NoAliases = new Dictionary<string, string>();
-
-    /// <summary>
-    /// The reference's alias keys for a backbone, mapped to the canonical keys: its MobileNetV2 also
-    /// exposes features[0:4] as "backbone.low_level_features.*" and features[4:] as
-    /// "backbone.high_level_features.*" (same tensors, same indices). Xception and ResNet have none.
-    /// </summary>
-    public static IReadOnlyDictionary<string, string> ReferenceAliases(string backbone) => backbone switch
-    {
-        "mobilenet" => MobileNetAliases.Value,
-        "xception" or "resnet" => NoAliases,
-        _ => throw new UserException($"unknown backbone '{backbone}': expected one of {string.Join(", ", Architecture.Backbones)}"),
-    };
-
-    private static IReadOnlyDictionary<string, string> BuildMobileNetAliases()
-    {
-        // Built from a real MobileNetV2's keys so the map can never drift from the module tree.
-        var map = new Dictionary<string, string>();
-        using var net = new MobileNetV2(16);
-        foreach (var (alias, canonical) in MobileNetAliasPairs(net.state_dict().Keys.Select(k => "backbone." + k)))
-            map[alias] = canonical;
-        return map;
-    }
-
-    private static IEnumerable<(string alias, string canonical)> MobileNetAliasPairs(IEnumerable<string> canonicalKeys)
-    {
-        const string features = "backbone.features.";
-        var keys = canonicalKeys.Where(k => k.StartsWith(features, StringComparison.Ordinal)).ToList();
-        foreach (var low in new[] { true, false })
-            foreach (var k in keys)
-            {
-                var rest = k[features.Length..];
-                int index = int.Parse(rest[..rest.IndexOf('.')], System.Globalization.CultureInfo.InvariantCulture);
-                if ((index < Architecture.MobileNetLowLevelModules) == low)
-                    yield return ((low ? "backbone.low_level_features." : "backbone.high_level_features.") + rest, k);
-            }
-    }
-
-    /// <summary>
-    /// state_dict() plus the reference's alias keys, in the reference's order (what the reference's
-    /// own state_dict() returns). The tensors are the model's own: do not dispose them.
-    /// </summary>
-    public Dictionary<string, Tensor> ReferenceStateDict()
-    {
-        var own = state_dict();
-        if (Config.Backbone != "mobilenet") return own;
-        var result = new Dictionary<string, Tensor>();
-        foreach (var (k, t) in own.Where(kv => kv.Key.StartsWith("backbone.", StringComparison.Ordinal))) result[k] = t;
-        foreach (var (alias, canonical) in MobileNetAliasPairs(own.Keys)) result[alias] = own[canonical];
-        foreach (var (k, t) in own.Where(kv => !kv.Key.StartsWith("backbone.", StringComparison.Ordinal))) result[k] = t;
-        return result;
-    }
-
-    /// <summary>
-    /// Loads a state_dict written by the reference implementation (or by us): alias keys are accepted
-    /// in place of canonical ones, and the num_batches_tracked of a BatchNorm whose statistics are
-    /// loaded defaults to 0 when absent (checkpoints of PyTorch before 0.4.1 lack it). With strict, other missing or unexpected keys are errors;
-    /// shape mismatches always are (for example a classifier trained for another number of classes).
-    /// </summary>
-    public void LoadReferenceStateDict(IReadOnlyDictionary<string, Tensor> sd, bool strict = true) =>
-        LoadReferenceStateDict(sd, strict, keepClassifier: false);
-
-    /// <summary>
-    /// As LoadReferenceStateDict(sd, strict), and with keepClassifier the weights under
-    /// ClassifierPrefix are ignored and this model's classifier is kept: fine-tuning from weights
-    /// trained for another number of classes.
-    /// </summary>
-    public void LoadReferenceStateDict(IReadOnlyDictionary<string, Tensor> sd, bool strict, bool keepClassifier)
-    {
-        var aliases = ReferenceAliases(Config.Backbone);
-        var own = state_dict();
-        var mapped = new Dictionary<string, Tensor>();
-        var classifier = ClassifierPrefix + ".";
-        foreach (var (k, t) in sd)
-        {
-            if (keepClassifier && k.StartsWith(classifier, StringComparison.Ordinal)) continue;
-            if (aliases.TryGetValue(k, out var canonical))
-            {
-                // The canonical key wins when both are present: in the reference they are one tensor.
-                if (!sd.ContainsKey(canonical)) mapped[canonical] = t;
-            }
-            else
-            {
-                mapped[k] = t;
-            }
-        }
-        if (keepClassifier)
-            foreach (var (k, t) in own)
-                if (k.StartsWith(classifier, StringComparison.Ordinal)) mapped[k] = t;
-        var defaults = new List<Tensor>();
-        try
-        {
-            foreach (var (k, t) in own)
-                if (!mapped.ContainsKey(k) && k.EndsWith(".num_batches_tracked", StringComparison.Ordinal) &&
-                    mapped.ContainsKey(k[..^"num_batches_tracked".Length] + "running_mean"))
-                {
-                    // Only for a BatchNorm that is being loaded: a partial load leaves the others alone.
-                    var zero = zeros(t.shape, t.dtype).DetachFromDisposeScope();
-                    defaults.Add(zero);
-                    mapped[k] = zero;
-                }
-            try
-            {
-                load_state_dict(mapped, strict);
-            }
-            catch (ArgumentException e)
-            {
-                var c = Config;
-                throw new UserException($"the weights do not fit DeepLabV3+ ({c.Backbone}, output stride {c.OutputStride}, {c.NumClasses} classes): {e.Message}", e);
-            }
-        }
-        finally
-        {
-            foreach (var d in defaults) d.Dispose();
-        }
+        return F.interpolate(logits, new[] { s[2], s[3] }, mode: InterpolationMode.Bilinear, align_corners: Config.AlignCorners);
     }
 }

@@ -1,6 +1,8 @@
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
-using F = DeepLabTorch.Torch.torch.nn.functional;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace DeepLabTorch.Models;
 
@@ -33,25 +35,25 @@ internal static class Layers
     }
 
     /// <summary>Convolution without bias, as every conv of the backbones and the head.</summary>
-    public static nn.Conv2d Conv(long inChannels, long outChannels, long kernel, long stride = 1, long padding = 0, long dilation = 1, long groups = 1) =>
-        new(inChannels, outChannels, kernel, stride, padding, dilation, groups, bias: false);
+    public static Conv2d Conv(long inChannels, long outChannels, long kernel, long stride = 1, long padding = 0, long dilation = 1, long groups = 1) =>
+        nn.Conv2d(inChannels, outChannels, kernel, stride, padding, dilation, groups: groups, bias: false);
 
     /// <summary>
     /// He-normal initialisation of every convolution under a module and BatchNorm weight 1, bias 0.
     /// The reference uses fan-in for MobileNetV2, ASPP and decoder, fan-out for Xception and ResNet.
     /// </summary>
-    public static void InitWeights(nn.Module module, nn.init.FanMode mode)
+    public static void InitWeights(nn.Module module, nn.init.FanInOut mode)
     {
         foreach (var m in module.modules())
         {
             switch (m)
             {
-                case nn.Conv2d conv:
-                    nn.init.kaiming_normal_(conv.weight, 0, mode, "relu");
+                case Conv2d conv:
+                    nn.init.kaiming_normal_(conv.weight, 0, mode, nn.init.NonlinearityType.ReLU);
                     break;
-                case nn.BatchNorm2d bn:
-                    if (bn.weight != null) nn.init.ones_(bn.weight);
-                    if (bn.bias != null) nn.init.zeros_(bn.bias);
+                case BatchNorm2d bn:
+                    if (bn.weight is not null) nn.init.ones_(bn.weight);
+                    if (bn.bias is not null) nn.init.zeros_(bn.bias);
                     break;
             }
         }

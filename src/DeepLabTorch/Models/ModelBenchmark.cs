@@ -1,8 +1,9 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
-using F = DeepLabTorch.Torch.torch.nn.functional;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace DeepLabTorch.Models;
 
@@ -35,13 +36,13 @@ public static class ModelBenchmark
         set_num_threads(o.Threads);
         manual_seed(1);
         using var model = ModelFactory.Create(new ModelConfig(o.Backbone, o.OutputStride, o.NumClasses));
-        if (o.ChannelsLast) model.to_channels_last();
+        if (o.ChannelsLast) model.ToChannelsLast();
 
         // Forward latency.
         model.eval();
         var forward = new List<double>();
         using (var x0 = randn(1, 3, o.ForwardSize, o.ForwardSize))
-        using (var x = o.ChannelsLast ? x0.contiguous_channels_last() : x0.alias())
+        using (var x = o.ChannelsLast ? x0.ContiguousChannelsLast() : x0.alias())
         using (inference_mode())
         {
             for (int i = 0; i < o.Warmup + o.ForwardRuns; i++)
@@ -56,9 +57,9 @@ public static class ModelBenchmark
         model.train();
         var steps = new List<double>();
         var phases = new[] { new List<double>(), new List<double>(), new List<double>() }; // forward+loss, backward, optimizer
-        using (var opt = new optim.SGD(model.ParameterGroups(0.007), 0.007, momentum: 0.9, weight_decay: 5e-4))
+        using (var opt = Training.SgdFactory.Create(model, 0.007, momentum: 0.9, weightDecay: 5e-4))
         using (var x0 = randn(o.TrainBatch, 3, o.TrainSize, o.TrainSize))
-        using (var x = o.ChannelsLast ? x0.contiguous_channels_last() : x0.alias())
+        using (var x = o.ChannelsLast ? x0.ContiguousChannelsLast() : x0.alias())
         using (var target = randint(0, o.NumClasses, new long[] { o.TrainBatch, o.TrainSize, o.TrainSize }))
         {
             for (int i = 0; i < o.Warmup + o.TrainSteps; i++)

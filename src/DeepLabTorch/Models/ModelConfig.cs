@@ -9,8 +9,7 @@ public sealed record ModelConfig(string Backbone = "mobilenet", int OutputStride
     /// <summary>Throws a UserException naming the first invalid field.</summary>
     public ModelConfig Validate()
     {
-        if (!Architecture.Backbones.Contains(Backbone))
-            throw new UserException($"unknown backbone '{Backbone}': expected one of {string.Join(", ", Architecture.Backbones)}");
+        ModelCatalog.Get(Backbone);
         if (!Architecture.OutputStrides.Contains(OutputStride))
             throw new UserException($"unsupported output stride {OutputStride}: expected one of {string.Join(", ", Architecture.OutputStrides)}");
         if (NumClasses < 1)

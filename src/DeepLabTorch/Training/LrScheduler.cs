@@ -1,4 +1,5 @@
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
 
 namespace DeepLabTorch.Training;
 
@@ -79,9 +80,9 @@ public sealed class LrScheduler
     /// <summary>Sets the group rates from a backbone rate: group 0 gets it, the others HeadMultiplier times it.</summary>
     public double Set(torch.optim.Optimizer optimizer, double lr)
     {
-        var groups = optimizer.param_groups;
-        groups[0].lr = lr;
-        for (var g = 1; g < groups.Count; g++) groups[g].lr = lr * HeadMultiplier;
+        var groups = optimizer.ParamGroups.ToList();
+        groups[0].LearningRate = lr;
+        for (var g = 1; g < groups.Count; g++) groups[g].LearningRate = lr * HeadMultiplier;
         return lr;
     }
 }

@@ -6,8 +6,10 @@ using DeepLabTorch.Data;
 using DeepLabTorch.Evaluation;
 using DeepLabTorch.Models;
 using DeepLabTorch.Reporting;
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
+using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Training;
 
@@ -66,22 +68,14 @@ public sealed class Trainer
 
     private void Log(string s) => _out.WriteLine(s);
 
-    public static Device ResolveDevice(TrainConfig c)
-    {
-        if (c.Device is { } d) return Device.Parse(d);
-        if (c.NoCuda || !cuda.is_available()) return CPU;
-        var first = int.Parse(c.GpuIds.Split(',')[0].Trim(), CultureInfo.InvariantCulture);
-        return new Device(DeviceType.CUDA, first);
-    }
+    public static Device ResolveDevice(TrainConfig c) => Engine.ResolveDevice(c.Device, c.NoCuda, c.GpuIds);
 
     public TrainSummary Run(CancellationToken ct = default)
     {
         var c = _c;
         var wall = Stopwatch.StartNew();
         var device = ResolveDevice(c);
-        if (device.type == DeviceType.CUDA && !cuda.is_available()) throw new UserException($"--device {c.Device}: CUDA is not available on this machine");
-        if (c.Threads is { } th) set_num_threads(th);
-        else if (get_num_threads() < Environment.ProcessorCount) set_num_threads(Environment.ProcessorCount);
+        Engine.SetThreads(c.Threads);
         manual_seed(c.Seed);
         var outDir = c.Output!;
         Log($"train: {c.Backbone} OS{c.OutStride} on {c.Dataset} ({device}, {get_num_threads()} threads); output {outDir}");
@@ -118,16 +112,14 @@ public sealed class Trainer
         var best = double.NaN;
         var bestEpoch = -1;
         long step = 0;
+        // The optimizer holds Parameter objects, and Module.to replaces them: move first, then build it.
         model.to(device);
-        var backbone = new optim.ParamGroup(model.BackboneParameters(), c.Lr);
-        var head = new optim.ParamGroup(model.HeadParameters(), c.Lr * c.HeadLrMultiplier);
-        using var optimizer = new optim.SGD(new[] { backbone, head }, c.Lr!.Value, c.Momentum, 0, c.WeightDecay, c.Nesterov);
+        using var optimizer = SgdFactory.Create(model, c.Lr!.Value, c.Momentum, c.WeightDecay, c.Nesterov, c.HeadLrMultiplier);
         if (c.Resume is { } resume)
         {
             (start, startBatch, best, bestEpoch, step) = Resume(resume, model, optimizer, c, start);
             if (startBatch >= trainLoader.BatchesPerEpoch) (start, startBatch) = (start + 1, 0);
             if (startBatch > 0) Log($"resume: continuing epoch {start + 1} at batch {startBatch + 1} of {trainLoader.BatchesPerEpoch}");
-            model.to(device);
         }
 
         // Only now that the data, the model and any weights to start from have loaded does the run get a
@@ -149,7 +141,7 @@ public sealed class Trainer
         var scheduler = new LrScheduler(c.LrScheduler, c.Lr!.Value, epochs, itersPerEpoch, c.LrStep, c.WarmupIters, 0.9, c.HeadLrMultiplier);
 
         // Reporting
-        using var metrics = new MetricsLog(Path.Combine(outDir, "metrics.jsonl"), append: c.Resume != null);
+        using var metrics = new MetricsLog(Path.Combine(outDir, "metrics.jsonl"), append: c.Resume is not null);
         using var tb = new TensorBoardWriter(Path.Combine(outDir, "tb"));
         var lossCurve = new List<(long, double)>();
         var miouCurve = new List<(int, double)>();
@@ -284,7 +276,7 @@ public sealed class Trainer
             Log(Inv($"epoch {epoch + 1}/{epochs}{(epochFinished ? "" : $" (stopped after {done} of {itersPerEpoch} batches)")}: mean loss {meanLoss:0.0000}, {epochImages / Math.Max(1e-9, epochClock.Elapsed.TotalSeconds):0.0} img/s, {epochClock.Elapsed.TotalSeconds:0.0} s"));
 
             var last = completed == epochs || hitMax;
-            if (valLoader != null && (epoch % c.EvalInterval == c.EvalInterval - 1 || last))
+            if (valLoader is not null && (epoch % c.EvalInterval == c.EvalInterval - 1 || last))
             {
                 var total = Math.Min(valSet!.Count, c.MaxValImages ?? int.MaxValue);
                 var evalBar = new ProgressBar(_out, _tty, "  val", total);
@@ -345,7 +337,7 @@ public sealed class Trainer
                 break;
             }
         }
-        if (lastMetrics != null) Log(lastMetrics.FormatTable());
+        if (lastMetrics is not null) Log(lastMetrics.FormatTable());
         WriteReport();
 
         var ipsAll = imagesSeen / Math.Max(1e-9, trainSeconds);
@@ -364,7 +356,7 @@ public sealed class Trainer
         Log(Inv($"  best mIoU      {(double.IsNaN(best) ? "n/a (no validation)" : $"{100 * best:0.00}% at epoch {bestEpoch + 1}")}"));
         Log(Inv($"  epochs         {completed}/{epochs} ({step} iterations)"));
         Log(Inv($"  wall time      {ProgressBar.Duration(result.WallSeconds)} ({ipsAll:0.0} training images/s)"));
-        Log($"  checkpoint     {result.BestCheckpoint ?? lastPath}" + (result.BestCheckpoint != null ? $" (last: {lastPath})" : ""));
+        Log($"  checkpoint     {result.BestCheckpoint ?? lastPath}" + (result.BestCheckpoint is not null ? $" (last: {lastPath})" : ""));
         Log($"  report         {Path.Combine(outDir, "report.html")}");
         weight?.Dispose();
         return result;
@@ -378,7 +370,7 @@ public sealed class Trainer
         {
             // Our checkpoints say what they hold: a different backbone or output stride is named, not guessed at.
             WeightFiles.ResolveModel(path, info, c.Backbone, c.OutStride, numClasses);
-            var report = WeightLoader.Apply(model, sd, path, numClasses, model.ClassifierPrefix, Log, DeepLabV3Plus.ReferenceAliases(c.Backbone), info);
+            var report = WeightLoader.Apply(model, sd, path, numClasses, model.ClassifierPrefix, Log, ModelCatalog.Get(c.Backbone).AliasMap, info);
             Log($"init: {report.Loaded.Count} tensors from {path}" +
                 (report.Reinitialised.Count > 0 ? $"; classifier re-initialised for {numClasses} classes" : ""));
         }
@@ -395,7 +387,7 @@ public sealed class Trainer
         if (info is null)
         {
             // A reference .pth or plain safetensors: weights only (the classifier is re-initialised for another class count).
-            WeightLoader.LoadInto(model, path, model.Config.NumClasses, model.ClassifierPrefix, Log, DeepLabV3Plus.ReferenceAliases(c.Backbone));
+            WeightLoader.LoadInto(model, path, model.Config.NumClasses, model.ClassifierPrefix, Log, ModelCatalog.Get(c.Backbone).AliasMap);
             Log($"resume: loaded weights from {path}; starting at epoch {start + 1}");
             return (start, 0, double.NaN, -1, 0);
         }

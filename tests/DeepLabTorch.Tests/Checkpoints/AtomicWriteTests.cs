@@ -1,8 +1,9 @@
 using System.Diagnostics;
 using DeepLabTorch.Checkpoints;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
 using Xunit;
-using static DeepLabTorch.Torch.torch;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Tests.Checkpoints;
 
@@ -39,7 +40,7 @@ public class AtomicWriteTests
         using var p = new Process { StartInfo = psi };
         p.ErrorDataReceived += (_, e) =>
         {
-            if (e.Data == null) return;
+            if (e.Data is null) return;
             lock (err) err.AppendLine(e.Data);
             if (e.Data.Contains("paused before rename")) paused.Set();
         };

@@ -1,7 +1,9 @@
 using DeepLabTorch.Checkpoints;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
 using Xunit;
-using static DeepLabTorch.Torch.torch;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Tests.Checkpoints;
 

@@ -3,9 +3,10 @@ using System.Text;
 using System.Text.Json;
 using DeepLabTorch.Checkpoints;
 using DeepLabTorch.Checkpoints.Pth;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
 using Xunit;
-using static DeepLabTorch.Torch.torch;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Tests.Checkpoints;
 

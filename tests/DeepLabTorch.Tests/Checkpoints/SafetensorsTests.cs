@@ -1,9 +1,10 @@
 using System.Buffers.Binary;
 using System.Text;
 using DeepLabTorch.Checkpoints;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
 using Xunit;
-using static DeepLabTorch.Torch.torch;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Tests.Checkpoints;
 

@@ -1,18 +1,20 @@
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Tests.Checkpoints;
 
 /// <summary>Mirrors TinyNet in tests/reference/ckpt_tiny.py: a "backbone + classifier" with the same keys.</summary>
 internal sealed class TinyNet : nn.Module<Tensor, Tensor>
 {
-    public readonly nn.Sequential backbone;
-    public readonly nn.Conv2d classifier;
+    public readonly Sequential backbone;
+    public readonly Conv2d classifier;
 
     public TinyNet(int classes = 5) : base(nameof(TinyNet))
     {
-        backbone = new nn.Sequential(new nn.Conv2d(3, 4, 3, padding: 1, bias: false), new nn.BatchNorm2d(4), new nn.ReLU());
-        classifier = new nn.Conv2d(4, classes, 1);
+        backbone = nn.Sequential(nn.Conv2d(3, 4, 3, padding: 1, bias: false), nn.BatchNorm2d(4), nn.ReLU());
+        classifier = nn.Conv2d(4, classes, 1);
         RegisterComponents();
     }
 

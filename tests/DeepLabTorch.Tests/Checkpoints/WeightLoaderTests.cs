@@ -1,7 +1,9 @@
 using DeepLabTorch.Checkpoints;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
 using Xunit;
-using static DeepLabTorch.Torch.torch;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Tests.Checkpoints;
 
@@ -69,7 +71,7 @@ public class WeightLoaderTests : IClassFixture<PthFixture>
         using var src = new TinyNet(5);
         var sd = new Dictionary<string, Tensor>();
         foreach (var (k, t) in src.state_dict()) sd["module." + k] = t;
-        sd["module.low.weight"] = src.backbone[0] is nn.Conv2d c ? c.weight : throw new InvalidOperationException();
+        sd["module.low.weight"] = src.backbone[0] is Conv2d c ? c.weight : throw new InvalidOperationException();
         var path = dir["alias.safetensors"];
         Safetensors.Write(path, sd, null);
         using var net = new TinyNet(5);

@@ -1,5 +1,6 @@
 using DeepLabTorch.Data;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
 using Xunit;
 
 namespace DeepLabTorch.Tests.Data;

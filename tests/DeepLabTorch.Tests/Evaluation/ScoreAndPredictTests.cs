@@ -2,7 +2,8 @@ using DeepLabTorch.Cli;
 using DeepLabTorch.Data;
 using DeepLabTorch.Evaluation;
 using DeepLabTorch.Tests.Training;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
 using Xunit;
 
 namespace DeepLabTorch.Tests.Evaluation;

@@ -1,7 +1,7 @@
 using DeepLabTorch.Export;
 using DeepLabTorch.Models;
 using Xunit;
-using static DeepLabTorch.Torch.torch;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Tests.Export;
 

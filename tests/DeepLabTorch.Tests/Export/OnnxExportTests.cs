@@ -1,9 +1,11 @@
 using System.Text.Json;
 using DeepLabTorch.Export.Onnx;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
 using Xunit;
-using static DeepLabTorch.Torch.torch;
-using F = DeepLabTorch.Torch.torch.nn.functional;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace DeepLabTorch.Tests.Export;
 
@@ -14,23 +16,23 @@ namespace DeepLabTorch.Tests.Export;
 /// </summary>
 internal sealed class MiniDeepLab : nn.Module<Tensor, Tensor>
 {
-    public readonly nn.Conv2d stem; public readonly nn.BatchNorm2d stem_bn;
-    public readonly nn.Conv2d dw; public readonly nn.BatchNorm2d dw_bn;
-    public readonly nn.Conv2d pw; public readonly nn.BatchNorm2d pw_bn;
-    public readonly nn.Conv2d down; public readonly nn.BatchNorm2d down_bn;
-    public readonly nn.Conv2d pool_conv; public readonly nn.BatchNorm2d pool_bn;
-    public readonly nn.Conv2d branch; public readonly nn.BatchNorm2d branch_bn;
-    public readonly nn.Conv2d classifier;
+    public readonly Conv2d stem; public readonly BatchNorm2d stem_bn;
+    public readonly Conv2d dw; public readonly BatchNorm2d dw_bn;
+    public readonly Conv2d pw; public readonly BatchNorm2d pw_bn;
+    public readonly Conv2d down; public readonly BatchNorm2d down_bn;
+    public readonly Conv2d pool_conv; public readonly BatchNorm2d pool_bn;
+    public readonly Conv2d branch; public readonly BatchNorm2d branch_bn;
+    public readonly Conv2d classifier;
 
     public MiniDeepLab() : base(nameof(MiniDeepLab))
     {
-        stem = new nn.Conv2d(3, 8, 3, stride: 2, padding: 1, bias: false); stem_bn = new nn.BatchNorm2d(8);
-        dw = new nn.Conv2d(8, 8, 3, padding: 0, dilation: 2, groups: 8, bias: false); dw_bn = new nn.BatchNorm2d(8);
-        pw = new nn.Conv2d(8, 8, 1, bias: false); pw_bn = new nn.BatchNorm2d(8);
-        down = new nn.Conv2d(8, 8, 3, stride: 2, padding: 1, bias: false); down_bn = new nn.BatchNorm2d(8);
-        pool_conv = new nn.Conv2d(8, 4, 1, bias: false); pool_bn = new nn.BatchNorm2d(4);
-        branch = new nn.Conv2d(8, 4, 1, bias: false); branch_bn = new nn.BatchNorm2d(4);
-        classifier = new nn.Conv2d(16, 3, 1);
+        stem = nn.Conv2d(3, 8, 3, stride: 2, padding: 1, bias: false); stem_bn = nn.BatchNorm2d(8);
+        dw = nn.Conv2d(8, 8, 3, padding: 0, dilation: 2, groups: 8, bias: false); dw_bn = nn.BatchNorm2d(8);
+        pw = nn.Conv2d(8, 8, 1, bias: false); pw_bn = nn.BatchNorm2d(8);
+        down = nn.Conv2d(8, 8, 3, stride: 2, padding: 1, bias: false); down_bn = nn.BatchNorm2d(8);
+        pool_conv = nn.Conv2d(8, 4, 1, bias: false); pool_bn = nn.BatchNorm2d(4);
+        branch = nn.Conv2d(8, 4, 1, bias: false); branch_bn = nn.BatchNorm2d(4);
+        classifier = nn.Conv2d(16, 3, 1);
         RegisterComponents();
         // Non-trivial running statistics so that folding is really tested.
         using var _ = no_grad();
@@ -53,12 +55,12 @@ internal sealed class MiniDeepLab : nn.Module<Tensor, Tensor>
         var h = down_bn.forward(down.forward(r)).relu();
         var p = F.adaptive_avg_pool2d(h, (1, 1));
         p = pool_bn.forward(pool_conv.forward(p)).relu();
-        p = F.interpolate(p, (h.shape[2], h.shape[3]), nn.InterpolationMode.Bilinear, align_corners: false);
+        p = F.interpolate(p, new[] { h.shape[2], h.shape[3] }, mode: InterpolationMode.Bilinear, align_corners: align_corners: false);
         var a = branch_bn.forward(branch.forward(h)).relu();
         var c = cat(new[] { a, p }, 1);
-        var u = F.interpolate(c, (r.shape[2], r.shape[3]), nn.InterpolationMode.Bilinear, align_corners: false);
+        var u = F.interpolate(c, new[] { r.shape[2], r.shape[3] }, mode: InterpolationMode.Bilinear, align_corners: align_corners: false);
         var logits = classifier.forward(cat(new[] { u, r }, 1));
-        return F.interpolate(logits, (x.shape[2], x.shape[3]), nn.InterpolationMode.Bilinear, align_corners: true).MoveToOuterDisposeScope();
+        return F.interpolate(logits, new[] { x.shape[2], x.shape[3] }, mode: InterpolationMode.Bilinear, align_corners: align_corners: true).MoveToOuterDisposeScope();
     }
 
     /// <summary>The same computation as ONNX nodes; returns the logits value.</summary>
@@ -91,7 +93,7 @@ public sealed class OrtFactAttribute : FactAttribute
     public OrtFactAttribute()
     {
         var m = Missing();
-        if (m != null) Skip = m;
+        if (m is not null) Skip = m;
     }
 }
 

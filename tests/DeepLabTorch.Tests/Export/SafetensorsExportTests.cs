@@ -1,9 +1,11 @@
 using DeepLabTorch.Checkpoints;
 using DeepLabTorch.Export;
 using DeepLabTorch.Tests.Checkpoints;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
 using Xunit;
-using static DeepLabTorch.Torch.torch;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Tests.Export;
 
@@ -21,8 +23,8 @@ public class SafetensorsExportTests : IClassFixture<PthFixture>
         net.eval();
         using (no_grad())
         {
-            nn.init.uniform_(((nn.BatchNorm2d)net.backbone[1]).running_var!, 0.5, 2);
-            nn.init.uniform_(((nn.BatchNorm2d)net.backbone[1]).running_mean!, -0.5, 0.5);
+            nn.init.uniform_(((BatchNorm2d)net.backbone[1]).running_var!, 0.5, 2);
+            nn.init.uniform_(((BatchNorm2d)net.backbone[1]).running_mean!, -0.5, 0.5);
         }
         var path = dir["w.safetensors"];
         SafetensorsExport.Write(path, net.state_dict());

@@ -2,9 +2,11 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Text;
 using System.Text.RegularExpressions;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
 using Xunit;
-using static DeepLabTorch.Torch.torch;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Tests.Inference;
 
@@ -109,13 +111,13 @@ internal static partial class InferenceTestUtil
 /// <summary>conv3x3(3→4, pad 1) → ReLU → conv1x1(4→C): a small, position-dependent network with known weights.</summary>
 internal sealed class TinyNet : nn.Module<Tensor, Tensor>
 {
-    public readonly nn.Conv2d conv1;
-    public readonly nn.Conv2d conv2;
+    public readonly Conv2d conv1;
+    public readonly Conv2d conv2;
 
     public TinyNet(int classes, int seed = 7) : base(nameof(TinyNet))
     {
-        conv1 = new nn.Conv2d(3, 4, 3, padding: 1);
-        conv2 = new nn.Conv2d(4, classes, 1);
+        conv1 = nn.Conv2d(3, 4, 3, padding: 1);
+        conv2 = nn.Conv2d(4, classes, 1);
         RegisterComponents();
         InferenceTestUtil.Fill(this, seed);
     }
@@ -130,11 +132,11 @@ internal sealed class TinyNet : nn.Module<Tensor, Tensor>
 /// <summary>A 1x1 convolution: every pixel on its own, so sliding windows must agree with the whole image.</summary>
 internal sealed class PointwiseNet : nn.Module<Tensor, Tensor>
 {
-    public readonly nn.Conv2d conv;
+    public readonly Conv2d conv;
 
     public PointwiseNet(int classes, int seed = 3) : base(nameof(PointwiseNet))
     {
-        conv = new nn.Conv2d(3, classes, 1);
+        conv = nn.Conv2d(3, classes, 1);
         RegisterComponents();
         InferenceTestUtil.Fill(this, seed);
     }

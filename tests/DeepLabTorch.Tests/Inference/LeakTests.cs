@@ -1,7 +1,8 @@
 using DeepLabTorch.Inference;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
 using Xunit;
-using static DeepLabTorch.Torch.torch;
+using static TorchSharp.torch;
 using static DeepLabTorch.Tests.Inference.InferenceTestUtil;
 
 namespace DeepLabTorch.Tests.Inference;

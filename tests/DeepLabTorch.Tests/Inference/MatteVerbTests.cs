@@ -1,9 +1,10 @@
 using DeepLabTorch.Cli;
 using DeepLabTorch.Data;
 using DeepLabTorch.Inference;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
 using Xunit;
-using static DeepLabTorch.Torch.torch;
+using static TorchSharp.torch;
 using static DeepLabTorch.Tests.Inference.InferenceTestUtil;
 
 namespace DeepLabTorch.Tests.Inference;

@@ -1,8 +1,9 @@
 using System.Text.Json;
 using DeepLabTorch.Inference;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
 using Xunit;
-using static DeepLabTorch.Torch.torch;
+using static TorchSharp.torch;
 using static DeepLabTorch.Tests.Inference.InferenceTestUtil;
 
 namespace DeepLabTorch.Tests.Inference;

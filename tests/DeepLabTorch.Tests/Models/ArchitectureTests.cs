@@ -1,9 +1,11 @@
 using System.Globalization;
 using DeepLabTorch.Models;
 using DeepLabTorch.Models.Backbones;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
 using Xunit;
-using static DeepLabTorch.Torch.torch;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Tests.Models;
 
@@ -72,14 +74,14 @@ public class ArchitectureTests
         using var model = ModelFactory.Create(new ModelConfig(backbone, outputStride, 21));
 
         // Saving writes canonical names only; the reference's own state_dict adds the alias keys.
-        AssertSameEntries(rows.Where(r => r.AliasOf == null).ToList(), model.state_dict(), "state_dict()");
+        AssertSameEntries(rows.Where(r => r.AliasOf is null).ToList(), model.state_dict(), "state_dict()");
         var full = model.ReferenceStateDict();
         AssertSameEntries(rows, full, "ReferenceStateDict()");
-        foreach (var r in rows.Where(r => r.AliasOf != null))
+        foreach (var r in rows.Where(r => r.AliasOf is not null))
             Assert.Same(full[r.AliasOf!], full[r.Key]);
 
-        var aliases = DeepLabV3Plus.ReferenceAliases(backbone);
-        Assert.Equal(rows.Where(r => r.AliasOf != null).ToDictionary(r => r.Key, r => r.AliasOf!), aliases);
+        var aliases = ModelCatalog.Get(backbone).AliasMap;
+        Assert.Equal(rows.Where(r => r.AliasOf is not null).ToDictionary(r => r.Key, r => r.AliasOf!), aliases);
 
         Assert.Equal(parameters, ModelFactory.ParameterCount(model));
         Assert.Equal(model.parameters().Count(), model.named_parameters().Select(p => p.name).Distinct().Count());
@@ -125,8 +127,8 @@ public class ArchitectureTests
     public void AsppBranchesUseTheRatesOfTheOutputStride(int outputStride, long firstRate)
     {
         using var model = ModelFactory.Create(new ModelConfig("mobilenet", outputStride, 21));
-        var aspp2 = (AsppBranch)model.Aspp.get_submodule("aspp2")!;
-        var conv = (nn.Conv2d)aspp2.get_submodule("atrous_conv")!;
+        var aspp2 = (AsppBranch)model.Aspp.GetSubmodule("aspp2")!;
+        var conv = (Conv2d)aspp2.GetSubmodule("atrous_conv")!;
         Assert.Equal((firstRate, firstRate), conv.dilation);
         Assert.Equal((firstRate, firstRate), conv.padding);
     }

@@ -1,9 +1,11 @@
 using DeepLabTorch.Models;
 using DeepLabTorch.Models.Backbones;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
 using Xunit;
-using static DeepLabTorch.Torch.torch;
-using F = DeepLabTorch.Torch.torch.nn.functional;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace DeepLabTorch.Tests.Models;
 
@@ -44,10 +46,10 @@ public class ModelBehaviourTests
         using var model = Small();
         model.FreezeBatchNorm = true;
         model.train();
-        var bns = model.modules().OfType<nn.BatchNorm2d>().ToList();
+        var bns = model.modules().OfType<BatchNorm2d>().ToList();
         Assert.Equal(model.state_dict().Keys.Count(k => k.EndsWith(".running_mean", StringComparison.Ordinal)), bns.Count);
         Assert.All(bns, bn => Assert.False(bn.training));
-        Assert.All(model.modules().OfType<nn.Dropout>(), d => Assert.True(d.training));
+        Assert.All(model.modules().OfType<Dropout>(), d => Assert.True(d.training));
         Assert.True(model.training);
 
         var buffers = model.named_buffers().ToDictionary(b => b.name, b => b.buffer.clone().DetachFromDisposeScope());
@@ -99,7 +101,7 @@ public class ModelBehaviourTests
         AssertStd(p["decoder.last_conv.4.weight"], Math.Sqrt(2.0 / (256 * 9)));
         AssertStd(p["backbone.features.17.conv.6.weight"], Math.Sqrt(2.0 / 960));
         using var scope = NewDisposeScope();
-        var bns = model.modules().OfType<nn.BatchNorm2d>().ToList();
+        var bns = model.modules().OfType<BatchNorm2d>().ToList();
         Assert.Equal(model.state_dict().Keys.Count(k => k.EndsWith(".running_var", StringComparison.Ordinal)), bns.Count);
         foreach (var bn in bns)
         {
@@ -130,7 +132,7 @@ public class ModelBehaviourTests
         using (no_grad())
             foreach (var b in source.buffers()) if (b.dtype == ScalarType.Float32) nn.init.uniform_(b, 0.5, 1.5);
         var full = source.ReferenceStateDict();
-        var aliases = DeepLabV3Plus.ReferenceAliases("mobilenet");
+        var aliases = ModelCatalog.Get("mobilenet").AliasMap;
         // Keep the alias keys and drop their canonical twins, and drop every num_batches_tracked (old PyTorch files lack them).
         var canonicalOfAlias = aliases.Values.ToHashSet();
         var aliasOnly = full.Where(kv => !canonicalOfAlias.Contains(kv.Key) && !kv.Key.EndsWith("num_batches_tracked", StringComparison.Ordinal))
@@ -197,7 +199,7 @@ public class ModelBehaviourTests
         Assert.Contains("backbone", Assert.Throws<UserException>(() => ModelFactory.Create(new ModelConfig("vgg"))).Message);
         Assert.Contains("output stride", Assert.Throws<UserException>(() => ModelFactory.Create(new ModelConfig("mobilenet", 32))).Message);
         Assert.Contains("classes", Assert.Throws<UserException>(() => ModelFactory.Create(new ModelConfig("mobilenet", 16, 0))).Message);
-        Assert.Throws<UserException>(() => DeepLabV3Plus.ReferenceAliases("vgg"));
+        Assert.Throws<UserException>(() => ModelCatalog.Get("vgg").AliasMap);
 
         using var model = Small();
         model.eval();
@@ -248,12 +250,12 @@ public class ModelBehaviourTests
         var x = randn(1, 3, 45, 61);
         Tensor expected;
         using (inference_mode()) expected = model.forward(x);
-        model.to_channels_last();
+        model.ToChannelsLast();
         var w3 = model.named_parameters().First(p => p.name == "decoder.last_conv.4.weight").parameter;
         Assert.True(w3.is_channels_last() && !w3.is_contiguous());
         using (inference_mode())
         {
-            var y = model.forward(x.contiguous_channels_last());
+            var y = model.forward(x.ContiguousChannelsLast());
             Assert.True(ParityTests.MaxAbsDiff(y, expected) <= 1e-4, "channels-last logits differ");
         }
     }

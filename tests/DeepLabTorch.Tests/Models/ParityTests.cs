@@ -1,9 +1,11 @@
 using System.Globalization;
 using DeepLabTorch.Models;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
 using Xunit;
 using Xunit.Abstractions;
-using static DeepLabTorch.Torch.torch;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Tests.Models;
 
@@ -69,7 +71,7 @@ public class ParityTests
     internal static void DisableDropout(nn.Module model)
     {
         foreach (var (_, m) in model.named_modules())
-            if (m is nn.Dropout d) d.p = 0;
+            if (m is Dropout d) d.p = 0;
     }
 
     /// <summary>

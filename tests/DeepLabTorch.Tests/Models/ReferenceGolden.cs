@@ -1,8 +1,9 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text.Json;
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Tests.Models;
 
@@ -77,7 +78,7 @@ public sealed class ReferenceGolden : IDisposable
 
     public static string RepoFile(params string[] parts)
     {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
         {
             var p = Path.Combine(new[] { d.FullName }.Concat(parts).ToArray());
             if (File.Exists(p)) return p;

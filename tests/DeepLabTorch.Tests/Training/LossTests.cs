@@ -1,5 +1,6 @@
 using System.Text.Json;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
 using DeepLabTorch.Training;
 using Xunit;
 

@@ -1,4 +1,6 @@
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
 using DeepLabTorch.Training;
 using Xunit;
 

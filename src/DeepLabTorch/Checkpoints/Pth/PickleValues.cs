@@ -1,4 +1,6 @@
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Checkpoints.Pth;
 
@@ -28,7 +30,7 @@ public sealed class PickleDict
 
     public void Set(object? key, object? value)
     {
-        if (key == null) throw new InvalidDataException("dict key None is not supported");
+        if (key is null) throw new InvalidDataException("dict key None is not supported");
         if (key is PickleDict or List<object?> or byte[]) throw new InvalidDataException($"unhashable dict key of type {PickleTypes.Describe(key)}");
         if (_index.TryGetValue(key, out var i)) _items[i] = new(key, value);
         else

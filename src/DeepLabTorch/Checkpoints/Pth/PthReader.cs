@@ -1,5 +1,7 @@
 using System.IO.Compression;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Checkpoints.Pth;
 
@@ -55,7 +57,7 @@ public static class PthReader
             var bytes = StorageBytes(s, name);
             var result = torch.empty(t.Size, s.Dtype).DetachFromDisposeScope();
             if (numel == 0) return result;
-            var dst = new Span<byte>((void*)result.data_ptr(), checked((int)(numel * esize)));
+            var dst = new Span<byte>((void*)result.DataPtr(), checked((int)(numel * esize)));
             var src = bytes.AsSpan();
             if (IsRowMajor(t.Size, t.Stride))
             {

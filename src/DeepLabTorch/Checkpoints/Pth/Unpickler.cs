@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
 using System.Text;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Checkpoints.Pth;
 

@@ -1,6 +1,9 @@
 using System.Globalization;
 using DeepLabTorch.Checkpoints;
-using DeepLabTorch.Torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using static TorchSharp.torch;
+using TorchSharp.Modules;
 using Google.Protobuf;
 
 namespace DeepLabTorch.Export.Onnx;
@@ -39,7 +42,7 @@ public sealed class OnnxGraphBuilder
 
     private string Claim(string? name, string hint)
     {
-        if (name == null) return Fresh(hint);
+        if (name is null) return Fresh(hint);
         if (!_names.Add(name)) throw new ArgumentException($"ONNX value name '{name}' is used twice");
         return name;
     }
@@ -72,9 +75,9 @@ public sealed class OnnxGraphBuilder
     public unsafe string Initializer(torch.Tensor t, string? name = null)
     {
         using var scope = torch.NewDisposeScope();
-        var c = t.detach().to(torch.CPU, ScalarType.Float32).contiguous();
+        var c = t.detach().to(ScalarType.Float32, torch.CPU).contiguous();
         var raw = new byte[c.numel() * 4];
-        if (raw.Length > 0) new ReadOnlySpan<byte>((void*)c.data_ptr(), raw.Length).CopyTo(raw);
+        if (raw.Length > 0) new ReadOnlySpan<byte>((void*)c.DataPtr(), raw.Length).CopyTo(raw);
         var n = Claim(name, "w");
         _initializers.Add(OnnxProto.Tensor(n, OnnxType.Float, c.shape, raw));
         return n;
@@ -101,50 +104,50 @@ public sealed class OnnxGraphBuilder
     public string ConstScalar(float value) => ConstFloats(new[] { value }, Array.Empty<long>());
 
     // ------------------------------------------------------------------ convolutions
-    public string Conv(string x, torch.Tensor weight, torch.Tensor? bias, (long, long) stride, (long, long) padding, (long, long) dilation, long groups, string? output = null)
+    public string Conv(string x, torch.Tensor weight, torch.Tensor? bias, long[] stride, long[] padding, long[] dilation, long groups, string? output = null)
     {
         var w = weight.shape;
         var inputs = new List<string> { x, Initializer(weight) };
-        if (bias != null) inputs.Add(Initializer(bias));
+        if (bias is not null) inputs.Add(Initializer(bias));
         return Node("Conv", inputs.ToArray(), new[]
         {
             OnnxProto.AttrInts("kernel_shape", new[] { w[2], w[3] }),
-            OnnxProto.AttrInts("strides", new[] { stride.Item1, stride.Item2 }),
-            OnnxProto.AttrInts("pads", new[] { padding.Item1, padding.Item2, padding.Item1, padding.Item2 }),
-            OnnxProto.AttrInts("dilations", new[] { dilation.Item1, dilation.Item2 }),
+            OnnxProto.AttrInts("strides", new[] { stride[0], stride[1] }),
+            OnnxProto.AttrInts("pads", new[] { padding[0], padding[1], padding[0], padding[1] }),
+            OnnxProto.AttrInts("dilations", new[] { dilation[0], dilation[1] }),
             OnnxProto.AttrInt("group", groups),
         }, output);
     }
 
-    public string Conv(string x, torch.nn.Conv2d conv, string? output = null) =>
-        Conv(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups, output);
+    public string Conv(string x, Conv2d conv, string? output = null) =>
+        Conv(x, conv.weight, conv.bias, conv.stride!, conv.padding ?? [0, 0], conv.dilation!, conv.groups, output);
 
     /// <summary>One Conv whose weight and bias absorb an eval-mode BatchNorm that follows the conv.</summary>
-    public string ConvBn(string x, torch.nn.Conv2d conv, torch.nn.BatchNorm2d bn, string? output = null)
+    public string ConvBn(string x, Conv2d conv, BatchNorm2d bn, string? output = null)
     {
         var (w, b) = FoldBatchNorm(conv, bn);
         using (w) using (b)
-            return Conv(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups, output);
+            return Conv(x, w, b, conv.stride!, conv.padding ?? [0, 0], conv.dilation!, conv.groups, output);
     }
 
     /// <summary>
     /// BatchNorm folded into the preceding conv, in float64: s = γ/√(σ²+ε), W' = W·s (per output
     /// channel), b' = (b − μ)·s + β. Returns new float32 tensors the caller disposes.
     /// </summary>
-    public static (torch.Tensor weight, torch.Tensor bias) FoldBatchNorm(torch.nn.Conv2d conv, torch.nn.BatchNorm2d bn)
+    public static (torch.Tensor weight, torch.Tensor bias) FoldBatchNorm(Conv2d conv, BatchNorm2d bn)
     {
         if (bn.running_mean is null || bn.running_var is null)
             throw new ArgumentException("BatchNorm without running statistics cannot be folded");
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         var dt = ScalarType.Float64;
-        var mean = bn.running_mean.to(torch.CPU, dt);
-        var var = bn.running_var.to(torch.CPU, dt);
-        var gamma = bn.weight is null ? torch.ones_like(mean) : bn.weight.to(torch.CPU, dt);
-        var beta = bn.bias is null ? torch.zeros_like(mean) : bn.bias.to(torch.CPU, dt);
+        var mean = bn.running_mean!.to(dt, torch.CPU);
+        var var = bn.running_var!.to(dt, torch.CPU);
+        var gamma = bn.weight is null ? torch.ones_like(mean) : bn.weight.to(dt, torch.CPU);
+        var beta = bn.bias is null ? torch.zeros_like(mean) : bn.bias.to(dt, torch.CPU);
         var scale = gamma / (var + bn.eps).sqrt();
-        var w = conv.weight.to(torch.CPU, dt) * scale.view(-1, 1, 1, 1);
-        var b0 = conv.bias is null ? torch.zeros_like(mean) : conv.bias.to(torch.CPU, dt);
+        var w = conv.weight.to(dt, torch.CPU) * scale.view(-1, 1, 1, 1);
+        var b0 = conv.bias is null ? torch.zeros_like(mean) : conv.bias.to(dt, torch.CPU);
         var b = (b0 - mean) * scale + beta;
         return (w.to(ScalarType.Float32).MoveToOuterDisposeScope(), b.to(ScalarType.Float32).MoveToOuterDisposeScope());
     }
@@ -227,7 +230,7 @@ public sealed class OnnxGraphBuilder
             foreach (var n in _nodes) OnnxProto.Sub(o, 1, n);
             OnnxProto.Str(o, 2, _graphName);
             foreach (var t in _initializers) OnnxProto.Sub(o, 5, t);
-            if (docString != null) OnnxProto.Str(o, 10, docString);
+            if (docString is not null) OnnxProto.Str(o, 10, docString);
             foreach (var i in _inputs) OnnxProto.Sub(o, 11, i);
             foreach (var x in _outputs) OnnxProto.Sub(o, 12, x);
         });

@@ -1,5 +1,7 @@
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Models.Backbones;
 
@@ -11,25 +13,25 @@ namespace DeepLabTorch.Models.Backbones;
 /// </summary>
 public sealed class AlignedXception : Backbone
 {
-    private readonly nn.Conv2d conv1;
-    private readonly nn.BatchNorm2d bn1;
-    private readonly nn.Conv2d conv2;
-    private readonly nn.BatchNorm2d bn2;
+    private readonly Conv2d conv1;
+    private readonly BatchNorm2d bn1;
+    private readonly Conv2d conv2;
+    private readonly BatchNorm2d bn2;
     private readonly List<XceptionBlock> _blocks = new();
     private readonly SeparableConv2d conv3;
-    private readonly nn.BatchNorm2d bn3;
+    private readonly BatchNorm2d bn3;
     private readonly SeparableConv2d conv4;
-    private readonly nn.BatchNorm2d bn4;
+    private readonly BatchNorm2d bn4;
     private readonly SeparableConv2d conv5;
-    private readonly nn.BatchNorm2d bn5;
+    private readonly BatchNorm2d bn5;
 
     public AlignedXception(int outputStride) : base(nameof(AlignedXception), outputStride)
     {
         var s = Architecture.Xception(outputStride);
         conv1 = Layers.Conv(3, 32, 3, stride: 2, padding: 1);
-        bn1 = new nn.BatchNorm2d(32);
+        bn1 = nn.BatchNorm2d(32);
         conv2 = Layers.Conv(32, 64, 3, stride: 1, padding: 1);
-        bn2 = new nn.BatchNorm2d(64);
+        bn2 = nn.BatchNorm2d(64);
         // Entry flow.
         _blocks.Add(new XceptionBlock(64, 128, 2, stride: 2, startWithRelu: false));
         _blocks.Add(new XceptionBlock(128, 256, 2, stride: 2, startWithRelu: false));
@@ -40,11 +42,11 @@ public sealed class AlignedXception : Backbone
         // Exit flow.
         _blocks.Add(new XceptionBlock(728, 1024, 2, stride: 1, dilation: s.ExitDilation1, growFirst: false, isLast: true));
         conv3 = new SeparableConv2d(1024, 1536, 3, 1, s.ExitDilation2);
-        bn3 = new nn.BatchNorm2d(1536);
+        bn3 = nn.BatchNorm2d(1536);
         conv4 = new SeparableConv2d(1536, 1536, 3, 1, s.ExitDilation2);
-        bn4 = new nn.BatchNorm2d(1536);
+        bn4 = nn.BatchNorm2d(1536);
         conv5 = new SeparableConv2d(1536, 2048, 3, 1, s.ExitDilation2);
-        bn5 = new nn.BatchNorm2d(2048);
+        bn5 = nn.BatchNorm2d(2048);
 
         // Registered by hand to keep the reference's order (block1..block20 between bn2 and conv3).
         register_module("conv1", conv1);
@@ -58,13 +60,13 @@ public sealed class AlignedXception : Backbone
         register_module("bn4", bn4);
         register_module("conv5", conv5);
         register_module("bn5", bn5);
-        Layers.InitWeights(this, nn.init.FanMode.FanOut);
+        Layers.InitWeights(this, nn.init.FanInOut.FanOut);
     }
 
     public override int LowLevelChannels => 128;
     public override int OutputChannels => 2048;
 
-    private static Tensor ConvBnRelu(nn.Module<Tensor, Tensor> conv, nn.BatchNorm2d bn, Tensor x)
+    private static Tensor ConvBnRelu(nn.Module<Tensor, Tensor> conv, BatchNorm2d bn, Tensor x)
     {
         using var c = conv.forward(x);
         return bn.forward(c).relu_();

@@ -1,5 +1,7 @@
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Models.Backbones;
 
@@ -10,25 +12,25 @@ namespace DeepLabTorch.Models.Backbones;
 /// </summary>
 public sealed class Bottleneck : nn.Module<Tensor, Tensor>
 {
-    private readonly nn.Conv2d conv1;
-    private readonly nn.BatchNorm2d bn1;
-    private readonly nn.Conv2d conv2;
-    private readonly nn.BatchNorm2d bn2;
-    private readonly nn.Conv2d conv3;
-    private readonly nn.BatchNorm2d bn3;
-    private readonly nn.Sequential? downsample;
+    private readonly Conv2d conv1;
+    private readonly BatchNorm2d bn1;
+    private readonly Conv2d conv2;
+    private readonly BatchNorm2d bn2;
+    private readonly Conv2d conv3;
+    private readonly BatchNorm2d bn3;
+    private readonly Sequential? downsample;
 
     public Bottleneck(long inChannels, long planes, long stride = 1, long dilation = 1, bool withDownsample = false) : base(nameof(Bottleneck))
     {
         long outChannels = planes * Architecture.BottleneckExpansion;
         conv1 = Layers.Conv(inChannels, planes, 1);
-        bn1 = new nn.BatchNorm2d(planes);
+        bn1 = nn.BatchNorm2d(planes);
         conv2 = Layers.Conv(planes, planes, 3, stride, padding: dilation, dilation: dilation);
-        bn2 = new nn.BatchNorm2d(planes);
+        bn2 = nn.BatchNorm2d(planes);
         conv3 = Layers.Conv(planes, outChannels, 1);
-        bn3 = new nn.BatchNorm2d(outChannels);
+        bn3 = nn.BatchNorm2d(outChannels);
         if (withDownsample)
-            downsample = new nn.Sequential(Layers.Conv(inChannels, outChannels, 1, stride), new nn.BatchNorm2d(outChannels));
+            downsample = nn.Sequential(Layers.Conv(inChannels, outChannels, 1, stride), nn.BatchNorm2d(outChannels));
         RegisterComponents();
     }
 
@@ -37,7 +39,7 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
         var out_ = conv1.forward(x).Then(bn1.forward).relu_()
             .Then(conv2.forward).Then(bn2.forward).relu_()
             .Then(conv3.forward).Then(bn3.forward);
-        if (downsample != null)
+        if (downsample is not null)
         {
             using var r = downsample.forward(x);
             out_.add_(r);

@@ -1,5 +1,7 @@
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Models.Backbones;
 
@@ -10,7 +12,7 @@ namespace DeepLabTorch.Models.Backbones;
 /// </summary>
 public sealed class InvertedResidual : nn.Module<Tensor, Tensor>
 {
-    private readonly nn.Sequential conv;
+    private readonly Sequential conv;
     private readonly bool _residual;
     private readonly bool _padInput;
     private readonly long _dilation;
@@ -26,27 +28,27 @@ public sealed class InvertedResidual : nn.Module<Tensor, Tensor>
             // The depthwise conv comes first, so the reference's fixed zero padding equals the conv's
             // own symmetric padding (3×3: dilation on each side), which spares a padded copy.
             _padInput = false;
-            conv = new nn.Sequential(
+            conv = nn.Sequential(
                 Layers.Conv(hidden, hidden, 3, stride, padding: dilation, dilation: dilation, groups: hidden),
-                new nn.BatchNorm2d(hidden),
-                new nn.ReLU6(inplace: true),
+                nn.BatchNorm2d(hidden),
+                nn.ReLU6(inplace: true),
                 Layers.Conv(hidden, outChannels, 1),
-                new nn.BatchNorm2d(outChannels));
+                nn.BatchNorm2d(outChannels));
         }
         else
         {
             // The reference pads the block input before the 1×1 expansion, so the padded border passes
             // through conv, BatchNorm and ReLU6 and is not zero at the depthwise conv: keep that order.
             _padInput = true;
-            conv = new nn.Sequential(
+            conv = nn.Sequential(
                 Layers.Conv(inChannels, hidden, 1),
-                new nn.BatchNorm2d(hidden),
-                new nn.ReLU6(inplace: true),
+                nn.BatchNorm2d(hidden),
+                nn.ReLU6(inplace: true),
                 Layers.Conv(hidden, hidden, 3, stride, padding: 0, dilation: dilation, groups: hidden),
-                new nn.BatchNorm2d(hidden),
-                new nn.ReLU6(inplace: true),
+                nn.BatchNorm2d(hidden),
+                nn.ReLU6(inplace: true),
                 Layers.Conv(hidden, outChannels, 1),
-                new nn.BatchNorm2d(outChannels));
+                nn.BatchNorm2d(outChannels));
         }
         RegisterComponents();
     }

@@ -1,5 +1,7 @@
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Models.Backbones;
 
@@ -9,19 +11,19 @@ namespace DeepLabTorch.Models.Backbones;
 /// (with the reference's schedule: a stage gets the rate accumulated by the stages before it).
 /// Low-level features are features[0..3] (24 channels, stride 4), high-level the rest (320 channels).
 /// The reference also exposes features[0:4] and features[4:] as "low_level_features" and
-/// "high_level_features"; those names are aliases of the same tensors (see DeepLabV3Plus.ReferenceAliases).
+/// "high_level_features"; those names are aliases of the same tensors (see ModelCatalog).
 /// </summary>
 public sealed class MobileNetV2 : Backbone
 {
-    private readonly nn.Sequential features;
+    private readonly Sequential features;
 
     public MobileNetV2(int outputStride) : base(nameof(MobileNetV2), outputStride)
     {
         int stem = Architecture.MobileNetStemChannels;
-        features = new nn.Sequential(new nn.Sequential(
+        features = nn.Sequential(nn.Sequential(
             Layers.Conv(3, stem, 3, stride: 2, padding: 1),
-            new nn.BatchNorm2d(stem),
-            new nn.ReLU6(inplace: true)));
+            nn.BatchNorm2d(stem),
+            nn.ReLU6(inplace: true)));
         int currentStride = 2, rate = 1;
         long channels = stem;
         foreach (var stage in Architecture.MobileNetStages)
@@ -46,14 +48,14 @@ public sealed class MobileNetV2 : Backbone
             }
         }
         RegisterComponents();
-        Layers.InitWeights(this, nn.init.FanMode.FanIn);
+        Layers.InitWeights(this, nn.init.FanInOut.FanIn);
     }
 
     public override int LowLevelChannels => 24;
     public override int OutputChannels => 320;
 
     /// <summary>The Sequential holding every layer (features.0 … features.17).</summary>
-    public nn.Sequential Features => features;
+    public Sequential Features => features;
 
     public override BackboneFeatures forward(Tensor x)
     {
@@ -61,13 +63,13 @@ public sealed class MobileNetV2 : Backbone
         Tensor? low = null;
         for (int i = 0; i < features.Count; i++)
         {
-            var next = features[i].forward(current);
+            var next = ((nn.Module<Tensor, Tensor>)features[i]).call(current);
             // Keep the low-level map (the output of features[3]); free every other intermediate.
             if (!ReferenceEquals(current, x) && !ReferenceEquals(current, low)) current.Dispose();
             current = next;
             if (i == Architecture.MobileNetLowLevelModules - 1) low = current;
         }
-        if (low == null) throw new InvalidOperationException("MobileNetV2 has fewer feature modules than its low-level split");
+        if (low is null) throw new InvalidOperationException("MobileNetV2 has fewer feature modules than its low-level split");
         return new BackboneFeatures(current, low);
     }
 }

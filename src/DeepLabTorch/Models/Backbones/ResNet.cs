@@ -1,5 +1,7 @@
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Models.Backbones;
 
@@ -10,35 +12,35 @@ namespace DeepLabTorch.Models.Backbones;
 /// </summary>
 public sealed class ResNet : Backbone
 {
-    private readonly nn.Conv2d conv1;
-    private readonly nn.BatchNorm2d bn1;
-    private readonly nn.MaxPool2d maxpool;
-    private readonly nn.Sequential layer1;
-    private readonly nn.Sequential layer2;
-    private readonly nn.Sequential layer3;
-    private readonly nn.Sequential layer4;
+    private readonly Conv2d conv1;
+    private readonly BatchNorm2d bn1;
+    private readonly MaxPool2d maxpool;
+    private readonly Sequential layer1;
+    private readonly Sequential layer2;
+    private readonly Sequential layer3;
+    private readonly Sequential layer4;
 
     public ResNet(int outputStride) : base(nameof(ResNet), outputStride)
     {
         var s = Architecture.ResNet(outputStride);
         long channels = 64;
         conv1 = Layers.Conv(3, 64, 7, stride: 2, padding: 3);
-        bn1 = new nn.BatchNorm2d(64);
-        maxpool = new nn.MaxPool2d(3, 2, 1);
+        bn1 = nn.BatchNorm2d(64);
+        maxpool = nn.MaxPool2d(3, 2, 1);
         var blocks = Architecture.ResNet101Blocks;
         layer1 = Stage(ref channels, 64, Enumerable.Repeat(1, blocks[0]).ToArray(), s.Strides[0], s.Dilations[0]);
         layer2 = Stage(ref channels, 128, Enumerable.Repeat(1, blocks[1]).ToArray(), s.Strides[1], s.Dilations[1]);
         layer3 = Stage(ref channels, 256, Enumerable.Repeat(1, blocks[2]).ToArray(), s.Strides[2], s.Dilations[2]);
         layer4 = Stage(ref channels, 512, Architecture.ResNetMultiGrid.ToArray(), s.Strides[3], s.Dilations[3]);
         RegisterComponents();
-        Layers.InitWeights(this, nn.init.FanMode.FanOut);
+        Layers.InitWeights(this, nn.init.FanInOut.FanOut);
     }
 
     /// <summary>One stage: the first bottleneck strides (and projects), each gets grid[i] × dilation.</summary>
-    private static nn.Sequential Stage(ref long channels, long planes, int[] grid, int stride, int dilation)
+    private static Sequential Stage(ref long channels, long planes, int[] grid, int stride, int dilation)
     {
         long outChannels = planes * Architecture.BottleneckExpansion;
-        var stage = new nn.Sequential(Array.Empty<nn.Module<Tensor, Tensor>>());
+        var stage = nn.Sequential(Array.Empty<nn.Module<Tensor, Tensor>>());
         bool project = stride != 1 || channels != outChannels;
         stage.append(new Bottleneck(channels, planes, stride, grid[0] * dilation, project));
         channels = outChannels;

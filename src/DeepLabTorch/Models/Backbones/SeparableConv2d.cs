@@ -1,5 +1,7 @@
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Models.Backbones;
 
@@ -9,9 +11,9 @@ namespace DeepLabTorch.Models.Backbones;
 /// </summary>
 public sealed class SeparableConv2d : nn.Module<Tensor, Tensor>
 {
-    private readonly nn.Conv2d conv1;
-    private readonly nn.BatchNorm2d bn;
-    private readonly nn.Conv2d pointwise;
+    private readonly Conv2d conv1;
+    private readonly BatchNorm2d bn;
+    private readonly Conv2d pointwise;
 
     public SeparableConv2d(long inChannels, long outChannels, long kernel = 3, long stride = 1, long dilation = 1) : base(nameof(SeparableConv2d))
     {
@@ -19,7 +21,7 @@ public sealed class SeparableConv2d : nn.Module<Tensor, Tensor>
         if (begin != end) throw new ArgumentException($"separable conv kernel {kernel} needs asymmetric padding, which is not supported");
         // Fixed padding right before the depthwise conv is the conv's own (symmetric) zero padding.
         conv1 = Layers.Conv(inChannels, inChannels, kernel, stride, padding: begin, dilation: dilation, groups: inChannels);
-        bn = new nn.BatchNorm2d(inChannels);
+        bn = nn.BatchNorm2d(inChannels);
         pointwise = Layers.Conv(inChannels, outChannels, 1);
         RegisterComponents();
     }

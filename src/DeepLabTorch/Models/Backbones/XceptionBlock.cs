@@ -1,5 +1,7 @@
-using DeepLabTorch.Torch;
-using static DeepLabTorch.Torch.torch;
+using DeepLabTorch.TorchExtensions;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace DeepLabTorch.Models.Backbones;
 
@@ -11,9 +13,9 @@ namespace DeepLabTorch.Models.Backbones;
 /// </summary>
 public sealed class XceptionBlock : nn.Module<Tensor, Tensor>
 {
-    private readonly nn.Conv2d? skip;
-    private readonly nn.BatchNorm2d? skipbn;
-    private readonly nn.Sequential rep;
+    private readonly Conv2d? skip;
+    private readonly BatchNorm2d? skipbn;
+    private readonly Sequential rep;
 
     public XceptionBlock(long inChannels, long outChannels, int reps, long stride = 1, long dilation = 1,
         bool startWithRelu = true, bool growFirst = true, bool isLast = false) : base(nameof(XceptionBlock))
@@ -21,14 +23,14 @@ public sealed class XceptionBlock : nn.Module<Tensor, Tensor>
         if (outChannels != inChannels || stride != 1)
         {
             skip = Layers.Conv(inChannels, outChannels, 1, stride);
-            skipbn = new nn.BatchNorm2d(outChannels);
+            skipbn = nn.BatchNorm2d(outChannels);
         }
         var layers = new List<nn.Module<Tensor, Tensor>>();
         void Triple(long cin, long cout, long s, long d)
         {
-            layers.Add(new nn.ReLU(inplace: true));
+            layers.Add(nn.ReLU(inplace: true));
             layers.Add(new SeparableConv2d(cin, cout, 3, s, d));
-            layers.Add(new nn.BatchNorm2d(cout));
+            layers.Add(nn.BatchNorm2d(cout));
         }
         long filters = inChannels;
         if (growFirst)
@@ -42,7 +44,7 @@ public sealed class XceptionBlock : nn.Module<Tensor, Tensor>
         if (stride != 1) Triple(outChannels, outChannels, stride, 1);
         if (stride == 1 && isLast) Triple(outChannels, outChannels, 1, 1);
         if (!startWithRelu) layers.RemoveAt(0);
-        rep = new nn.Sequential(layers.ToArray());
+        rep = nn.Sequential(layers.ToArray());
         RegisterComponents();
     }
 
@@ -53,7 +55,7 @@ public sealed class XceptionBlock : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor input)
     {
         var x = rep.forward(input);
-        if (skip != null && skipbn != null)
+        if (skip is not null && skipbn is not null)
         {
             using var s = skip.forward(input);
             using var sb = skipbn.forward(s);

@@ -1,0 +1,56 @@
+using System.Globalization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DeepLabTorch.Runtime;
+
+/// <summary>
+/// The one engine set-up every verb and the trainer use: load TorchSharp, pick the device, set the
+/// intra-op threads and (for training) the seed. Messages name the flag.
+/// </summary>
+public static class Engine
+{
+    /// <summary>
+    /// The device: --device if given (cpu, cuda, cuda:N), else cuda:first(gpuIds) when CUDA is there
+    /// and not refused (noCuda), else the CPU.
+    /// </summary>
+    public static Device ResolveDevice(string? device, bool noCuda = false, string? gpuIds = null)
+    {
+        TorchRuntime.EnsureLoaded();
+        if (device is not null)
+        {
+            Device d;
+            try { d = torch.device(device); }
+            catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException)
+            {
+                throw new UserException($"--device '{device}': expected cpu, cuda or cuda:N", e);
+            }
+            if (d.type == DeviceType.CUDA && !cuda.is_available())
+                throw new UserException($"--device {device}: CUDA is not available (this build uses TorchSharp's CPU backend, or the machine has no GPU)");
+            return d;
+        }
+        if (noCuda || !cuda.is_available()) return CPU;
+        var first = string.IsNullOrWhiteSpace(gpuIds) ? 0 : int.Parse(gpuIds.Split(',')[0].Trim(), CultureInfo.InvariantCulture);
+        return new Device(DeviceType.CUDA, first);
+    }
+
+    /// <summary>Intra-op threads: --threads when given (at least 1), else one per core.</summary>
+    public static int SetThreads(int? threads)
+    {
+        TorchRuntime.EnsureLoaded();
+        if (threads is { } th)
+        {
+            if (th < 1) throw new UserException($"--threads must be >= 1, got {th}");
+            set_num_threads(th);
+        }
+        else if (get_num_threads() < Environment.ProcessorCount) set_num_threads(Environment.ProcessorCount);
+        return get_num_threads();
+    }
+
+    /// <summary>Device and threads together, as the inference verbs need them.</summary>
+    public static Device SetUp(string? device, int? threads, bool noCuda = false)
+    {
+        SetThreads(threads);
+        return ResolveDevice(device, noCuda);
+    }
+}
