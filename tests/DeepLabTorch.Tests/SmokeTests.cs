@@ -10,6 +10,6 @@ public class SmokeTests
     public void FrameworkAssemblyReachesTheEngine()
     {
         using var t = torch.ones(2, 3);
-        Assert.Equal(6.0, t.sum().item<double>());
+        Assert.Equal(6.0, t.sum().ToDouble());
     }
 }

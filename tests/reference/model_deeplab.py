@@ -324,8 +324,8 @@ class Writer:
 
     def add(self, name, t):
         t = t.detach().contiguous().cpu()
-        dtype = {torch.float32: "float32", torch.int64: "int64"}[t.dtype]
-        raw = t.numpy().astype("<f4" if dtype == "float32" else "<i8", copy=False).tobytes()
+        dtype, code = {torch.float32: ("float32", "<f4"), torch.float64: ("float64", "<f8"), torch.int64: ("int64", "<i8")}[t.dtype]
+        raw = t.numpy().astype(code, copy=False).tobytes()
         self.entries.append({"name": name, "dtype": dtype, "shape": list(t.shape), "offset": self.offset, "nbytes": len(raw)})
         self.data.write(raw)
         self.offset += len(raw)
@@ -375,6 +375,11 @@ def main():
             y = model(x)
         w.add("logits", y)
         meta["logits_absmax"] = float(y.abs().max())
+        # The same network in float64: float32 results differ between libtorch versions by kernel
+        # rounding (~1e-5 of the logit scale), float64 ones agree to ~1e-12, so structure is checked exactly.
+        model.double()
+        with torch.no_grad():
+            w.add("logits64", model(x.double()))
     else:
         # One SGD step in train mode. Dropout is disabled (p = 0) so both sides see the same network.
         for m in model.modules():

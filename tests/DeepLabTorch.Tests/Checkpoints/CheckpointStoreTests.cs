@@ -29,10 +29,10 @@ public class CheckpointStoreTests
 
     private static void AssertSameState(nn.Module a, nn.Module b)
     {
-        var sa = a.state_dict();
-        var sb = b.state_dict();
+        var sa = a.StateDictInOrder();
+        var sb = b.StateDictInOrder();
         Assert.Equal(sa.Keys, sb.Keys);
-        foreach (var (k, t) in sa) Assert.True(t.equal(sb[k]), $"{k} differs");
+        foreach (var (k, t) in sa) Assert.True(t.Equals(sb[k]), $"{k} differs");
     }
 
     [Theory]
@@ -43,9 +43,9 @@ public class CheckpointStoreTests
         using var dir = new TempDir();
         manual_seed(1);
         using var net = new TinyNet();
-        using optim.Optimizer opt = kind == "sgd" ? new optim.SGD(net.parameters(), 0.05, momentum: 0.9, weight_decay: 1e-4) : new optim.Adam(net.parameters(), 0.01);
+        using optim.Optimizer opt = kind == "sgd" ? optim.SGD(net.parameters(), 0.05, momentum: 0.9, weight_decay: 1e-4) : optim.Adam(net.parameters(), 0.01);
         TrainSteps(net, opt, 3, 1);
-        opt.param_groups[0].lr = 0.0123;
+        opt.ParamGroups.First().LearningRate = 0.0123;
 
         var info = new CheckpointInfo
         {
@@ -66,11 +66,11 @@ public class CheckpointStoreTests
 
         manual_seed(999); // scramble the generator: Load must restore it
         using var net2 = new TinyNet();
-        using optim.Optimizer opt2 = kind == "sgd" ? new optim.SGD(net2.parameters(), 0.05, momentum: 0.9, weight_decay: 1e-4) : new optim.Adam(net2.parameters(), 0.01);
+        using optim.Optimizer opt2 = kind == "sgd" ? optim.SGD(net2.parameters(), 0.05, momentum: 0.9, weight_decay: 1e-4) : optim.Adam(net2.parameters(), 0.01);
         var back = CheckpointStore.Load(path, net2, opt2);
         using var resumedDraw = rand(4);
-        Assert.True(expectedDraw.equal(resumedDraw), "the torch RNG state was not restored");
-        Assert.Equal(0.0123, opt2.param_groups[0].lr);
+        Assert.True(expectedDraw.Equals(resumedDraw), "the torch RNG state was not restored");
+        Assert.Equal(0.0123, opt2.ParamGroups.First().LearningRate);
         TrainSteps(net2, opt2, 2, 2);
         AssertSameState(net, net2); // bitwise: same weights after resuming mid-run
 
@@ -93,7 +93,7 @@ public class CheckpointStoreTests
     {
         using var dir = new TempDir();
         using var net = new TinyNet();
-        using var opt = new optim.SGD(net.parameters(), 0.1, momentum: 0.9);
+        using var opt = optim.SGD(net.parameters(), 0.1, momentum: 0.9);
         TrainSteps(net, opt, 1, 1);
         var path = dir["c.safetensors"];
         CheckpointStore.Save(path, net, opt, new CheckpointInfo { Epoch = 2, BestMIoU = double.NaN });
@@ -126,12 +126,12 @@ public class CheckpointStoreTests
         using var dir = new TempDir();
         using var net = new TinyNet();
         var plain = dir["plain.safetensors"];
-        Safetensors.Write(plain, net.state_dict(), null);
+        Safetensors.Write(plain, net.StateDictInOrder(), null);
         var e = Assert.Throws<CheckpointException>(() => CheckpointStore.Load(plain, net, null));
         Assert.Contains("not a DeepLabTorch checkpoint", e.Message);
 
         var future = dir["future.safetensors"];
-        Safetensors.Write(future, net.state_dict(), new Dictionary<string, string> { ["format_version"] = "2", ["deeplabtorch"] = "{\"format_version\":2}" });
+        Safetensors.Write(future, net.StateDictInOrder(), new Dictionary<string, string> { ["format_version"] = "2", ["deeplabtorch"] = "{\"format_version\":2}" });
         e = Assert.Throws<CheckpointException>(() => CheckpointStore.Load(future, net, null));
         Assert.Contains("format version", e.Message);
     }

@@ -23,13 +23,13 @@ public class WeightLoaderTests : IClassFixture<PthFixture>
         Assert.Equal(new[] { "classifier.weight", "classifier.bias" }, report.Reinitialised);
         Assert.Equal(6, report.Loaded.Count);
         Assert.Contains(log, l => l.Contains("re-initialised classifier.weight: file [5, 4, 1, 1] vs model [3, 4, 1, 1]"));
-        Assert.True(before.equal(net.classifier.weight), "the classifier must keep its fresh initialisation");
+        Assert.True(before.Equals(net.classifier.weight), "the classifier must keep its fresh initialisation");
 
         var sd = WeightFiles.LoadStateDict(_files["bare.pth"], out _);
         try
         {
-            Assert.True(sd["backbone.0.weight"].equal(net.state_dict()["backbone.0.weight"]));
-            Assert.True(sd["backbone.1.running_var"].equal(net.state_dict()["backbone.1.running_var"]));
+            Assert.True(sd["backbone.0.weight"].Equals(net.StateDictInOrder()["backbone.0.weight"]));
+            Assert.True(sd["backbone.1.running_var"].Equals(net.StateDictInOrder()["backbone.1.running_var"]));
         }
         finally { foreach (var t in sd.Values) t.Dispose(); }
         Assert.Equal("pytorch-reference", report.Info!.Source);
@@ -50,7 +50,7 @@ public class WeightLoaderTests : IClassFixture<PthFixture>
         using var dir = new TempDir();
         using var scope = NewDisposeScope();
         using var net = new TinyNet(5);
-        var sd = new Dictionary<string, Tensor>(net.state_dict());
+        var sd = new Dictionary<string, Tensor>(net.StateDictInOrder());
         sd["backbone.0.weight"] = zeros(4, 3, 5, 5);
         sd["extra.weight"] = zeros(1);
         sd.Remove("backbone.1.bias");
@@ -70,14 +70,14 @@ public class WeightLoaderTests : IClassFixture<PthFixture>
         using var scope = NewDisposeScope();
         using var src = new TinyNet(5);
         var sd = new Dictionary<string, Tensor>();
-        foreach (var (k, t) in src.state_dict()) sd["module." + k] = t;
+        foreach (var (k, t) in src.StateDictInOrder()) sd["module." + k] = t;
         sd["module.low.weight"] = src.backbone[0] is Conv2d c ? c.weight : throw new InvalidOperationException();
         var path = dir["alias.safetensors"];
         Safetensors.Write(path, sd, null);
         using var net = new TinyNet(5);
         var report = WeightLoader.LoadInto(net, path, null, "classifier.", _ => { }, new Dictionary<string, string> { ["low.weight"] = "backbone.0.weight" });
         Assert.Equal(8, report.Loaded.Count);
-        Assert.True(net.classifier.weight.equal(src.classifier.weight));
+        Assert.True(net.classifier.weight.Equals(src.classifier.weight));
     }
 
     [Fact]

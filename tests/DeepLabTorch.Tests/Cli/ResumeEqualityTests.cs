@@ -53,7 +53,7 @@ public sealed class ResumeEqualityTests : IDisposable
         {
             var u = b.Tensors[k];
             Assert.Equal(t.shape, u.shape);
-            Assert.True(t.equal(u), $"{k} differs after resume (max |diff| {(t.to_type(ScalarType.Float64) - u.to_type(ScalarType.Float64)).abs().max().item<double>()})");
+            Assert.True(t.Equals(u), $"{k} differs after resume (max |diff| {(t.to_type(ScalarType.Float64) - u.to_type(ScalarType.Float64)).abs().max().ToDouble()})");
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using DeepLabTorch.Data;
+using DeepLabTorch.TorchExtensions;
 using Xunit;
 
 namespace DeepLabTorch.Tests.Data;

@@ -114,9 +114,9 @@ public class ConfusionMatrixLeakTests
         using var p = torch.tensor(new int[] { 0, 1, 1, 0 }, new long[] { 2, 2 });
         using var t = torch.tensor(new byte[] { 0, 1, 0, 0 }, new long[] { 2, 2 });
         cm.Update(p, t);
-        var before = torch.Tensor.LiveCount;
+        var before = torch.Tensor.TotalCount;
         cm.Update(p, t);
-        Assert.Equal(before, torch.Tensor.LiveCount);
+        Assert.Equal(before, torch.Tensor.TotalCount);
         Assert.Equal(new long[] { 4, 2, 0, 2 }, cm.Counts());
     }
 }

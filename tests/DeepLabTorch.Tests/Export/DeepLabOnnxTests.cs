@@ -1,5 +1,6 @@
 using DeepLabTorch.Export;
 using DeepLabTorch.Models;
+using DeepLabTorch.TorchExtensions;
 using Xunit;
 using static TorchSharp.torch;
 

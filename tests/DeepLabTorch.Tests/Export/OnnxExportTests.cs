@@ -26,8 +26,8 @@ internal sealed class MiniDeepLab : nn.Module<Tensor, Tensor>
 
     public MiniDeepLab() : base(nameof(MiniDeepLab))
     {
-        stem = nn.Conv2d(3, 8, 3, stride: 2, padding: 1, bias: false); stem_bn = nn.BatchNorm2d(8);
-        dw = nn.Conv2d(8, 8, 3, padding: 0, dilation: 2, groups: 8, bias: false); dw_bn = nn.BatchNorm2d(8);
+        stem = nn.Conv2d(3, 8, 3, stride: 2, padding: 1L, bias: false); stem_bn = nn.BatchNorm2d(8);
+        dw = nn.Conv2d(8, 8, 3, padding: 0L, dilation: 2, groups: 8, bias: false); dw_bn = nn.BatchNorm2d(8);
         pw = nn.Conv2d(8, 8, 1, bias: false); pw_bn = nn.BatchNorm2d(8);
         down = nn.Conv2d(8, 8, 3, stride: 2, padding: 1, bias: false); down_bn = nn.BatchNorm2d(8);
         pool_conv = nn.Conv2d(8, 4, 1, bias: false); pool_bn = nn.BatchNorm2d(4);
@@ -55,12 +55,12 @@ internal sealed class MiniDeepLab : nn.Module<Tensor, Tensor>
         var h = down_bn.forward(down.forward(r)).relu();
         var p = F.adaptive_avg_pool2d(h, (1, 1));
         p = pool_bn.forward(pool_conv.forward(p)).relu();
-        p = F.interpolate(p, new[] { h.shape[2], h.shape[3] }, mode: InterpolationMode.Bilinear, align_corners: align_corners: false);
+        p = F.interpolate(p, new[] { h.shape[2], h.shape[3] }, mode: InterpolationMode.Bilinear, align_corners: false);
         var a = branch_bn.forward(branch.forward(h)).relu();
         var c = cat(new[] { a, p }, 1);
-        var u = F.interpolate(c, new[] { r.shape[2], r.shape[3] }, mode: InterpolationMode.Bilinear, align_corners: align_corners: false);
+        var u = F.interpolate(c, new[] { r.shape[2], r.shape[3] }, mode: InterpolationMode.Bilinear, align_corners: false);
         var logits = classifier.forward(cat(new[] { u, r }, 1));
-        return F.interpolate(logits, new[] { x.shape[2], x.shape[3] }, mode: InterpolationMode.Bilinear, align_corners: align_corners: true).MoveToOuterDisposeScope();
+        return F.interpolate(logits, new[] { x.shape[2], x.shape[3] }, mode: InterpolationMode.Bilinear, align_corners: true).MoveToOuterDisposeScope();
     }
 
     /// <summary>The same computation as ONNX nodes; returns the logits value.</summary>

@@ -27,7 +27,7 @@ public class SafetensorsExportTests : IClassFixture<PthFixture>
             nn.init.uniform_(((BatchNorm2d)net.backbone[1]).running_mean!, -0.5, 0.5);
         }
         var path = dir["w.safetensors"];
-        SafetensorsExport.Write(path, net.state_dict());
+        SafetensorsExport.Write(path, net.StateDictInOrder());
 
         using var scope = NewDisposeScope();
         var x = randn(2, 3, 5, 6);
@@ -67,10 +67,10 @@ public class SafetensorsExportTests : IClassFixture<PthFixture>
         using var dir = new TempDir();
         using var net = new TinyNet(2);
         var path = dir["a.safetensors"];
-        SafetensorsExport.Write(path, net.state_dict(), new Dictionary<string, string> { ["low_level.0.weight"] = "backbone.0.weight" });
+        SafetensorsExport.Write(path, net.StateDictInOrder(), new Dictionary<string, string> { ["low_level.0.weight"] = "backbone.0.weight" });
         using var f = Safetensors.Read(path);
-        Assert.True(f.Tensors["low_level.0.weight"].equal(f.Tensors["backbone.0.weight"]));
-        Assert.Throws<ArgumentException>(() => SafetensorsExport.Write(path, net.state_dict(), new Dictionary<string, string> { ["x"] = "nope" }));
+        Assert.True(f.Tensors["low_level.0.weight"].Equals(f.Tensors["backbone.0.weight"]));
+        Assert.Throws<ArgumentException>(() => SafetensorsExport.Write(path, net.StateDictInOrder(), new Dictionary<string, string> { ["x"] = "nope" }));
     }
 
     [Fact]

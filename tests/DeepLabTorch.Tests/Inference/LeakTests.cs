@@ -7,7 +7,7 @@ using static DeepLabTorch.Tests.Inference.InferenceTestUtil;
 
 namespace DeepLabTorch.Tests.Inference;
 
-/// <summary>Tensor.LiveCount is process-wide: these run alone, after the parallel tests.</summary>
+/// <summary>Tensor.TotalCount is process-wide: these run alone, after the parallel tests.</summary>
 [CollectionDefinition("Inference live-count", DisableParallelization = true)]
 public class LiveCountCollection { }
 
@@ -32,10 +32,10 @@ public class LeakTests
         var predictor = new Predictor(net, new PredictOptions { Scales = new[] { 0.75, 1.0, 1.5 }, Flip = true, WindowSize = 8 });
         using (predictor.Logits(x)) { }
         Settle();
-        long before = Tensor.LiveCount;
+        long before = Tensor.TotalCount;
         using (predictor.Logits(x)) { }
         Settle();
-        Assert.Equal(before, Tensor.LiveCount);
+        Assert.Equal(before, Tensor.TotalCount);
     }
 
     [Fact]
@@ -47,9 +47,9 @@ public class LeakTests
         using var blur = new BackgroundRenderer(new Background.Blur(2), _ => throw new InvalidOperationException());
         matter.Process(rgb, 12, 14, blur);
         Settle();
-        long before = Tensor.LiveCount;
+        long before = Tensor.TotalCount;
         for (int i = 0; i < 3; i++) matter.Process(rgb, 12, 14, blur);
         Settle();
-        Assert.Equal(before, Tensor.LiveCount);
+        Assert.Equal(before, Tensor.TotalCount);
     }
 }

@@ -145,11 +145,11 @@ public class MattingTests
         current = l0;
         using var a2 = matter.Alpha(f);
         // Alpha 1 then 0: the second is 0.75·1 + 0.25·0.
-        Assert.Equal(1.0, a1.mean().item<double>(), 4);
-        Assert.Equal(0.75, a2.mean().item<double>(), 4);
+        Assert.Equal(1.0, a1.mean().ToDouble(), 4);
+        Assert.Equal(0.75, a2.mean().ToDouble(), 4);
         matter.Reset();
         using var a3 = matter.Alpha(f);
-        Assert.Equal(0.0, a3.mean().item<double>(), 4);
+        Assert.Equal(0.0, a3.mean().ToDouble(), 4);
     }
 
     private sealed class SwitchNet : nn.Module<Tensor, Tensor>
@@ -191,7 +191,7 @@ public class MattingTests
         // The centre crop keeps the middle of the ramp: left edge above 0, right edge below 180, increasing.
         Assert.True(b[0] > 0 && b[3 * 3] < 180 && b[0] < b[3 * 3], $"row 0: {b[0]} .. {b[9]}");
         using var blur = r.Render(frame); // cached second call gives the same picture
-        Assert.True(blur.equal(bg));
+        Assert.True(blur.Equals(bg));
     }
 
     [Fact]
@@ -203,7 +203,7 @@ public class MattingTests
         using var bg = r.Render(frame);
         using var dx = bg.narrow(3, 1, 15) - bg.narrow(3, 0, 15);
         using var fx = frame.narrow(3, 1, 15) - frame.narrow(3, 0, 15);
-        Assert.True(dx.abs().mean().item<double>() < 0.5 * fx.abs().mean().item<double>());
-        Assert.Equal(frame.mean().item<double>(), bg.mean().item<double>(), 1);
+        Assert.True(dx.abs().mean().ToDouble() < 0.5 * fx.abs().mean().ToDouble());
+        Assert.Equal(frame.mean().ToDouble(), bg.mean().ToDouble(), 1);
     }
 }

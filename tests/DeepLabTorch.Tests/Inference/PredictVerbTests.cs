@@ -175,13 +175,13 @@ public class PredictVerbTests
             using var model = ModelFactory.Create(new ModelConfig("mobilenet", 16, 4));
             Fill(model, 12);
             var path = Path.Combine(dir, "plain.safetensors");
-            Safetensors.Write(path, model.state_dict(), null);
+            Safetensors.Write(path, model.StateDictInOrder(), null);
             using var loaded = ModelLoader.Load(path);
             Assert.Equal(new ModelConfig("mobilenet", 16, 4), loaded.Config);
             Assert.Equal(new[] { "background", "class1", "class2", "class3" }, loaded.ClassNames);
             Assert.Null(loaded.Info?.Model);
-            var a = loaded.Model.state_dict()["decoder.last_conv.8.weight"]; // the module's own tensor: not disposed here
-            Assert.True(a.equal(model.state_dict()["decoder.last_conv.8.weight"]));
+            var a = loaded.Model.StateDictInOrder()["decoder.last_conv.8.weight"]; // the module's own tensor: not disposed here
+            Assert.True(a.Equals(model.StateDictInOrder()["decoder.last_conv.8.weight"]));
             // A flag that contradicts the classifier's shape is an error that names the file.
             var e = Assert.ThrowsAny<Exception>(() => ModelLoader.Load(path, numClasses: 21));
             Assert.Contains("plain.safetensors", e.Message);

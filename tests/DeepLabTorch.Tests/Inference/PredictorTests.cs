@@ -30,7 +30,7 @@ public class PredictorTests
         using var x = Image(1, 10, 12);
         using var plain = new Predictor(net).Logits(x);
         using var tta = new Predictor(net, new PredictOptions { Scales = new[] { 1.0 }, Flip = false }).Logits(x);
-        Assert.True(plain.equal(tta));
+        Assert.True(plain.Equals(tta));
     }
 
     [Fact]

@@ -74,7 +74,7 @@ public class ArchitectureTests
         using var model = ModelFactory.Create(new ModelConfig(backbone, outputStride, 21));
 
         // Saving writes canonical names only; the reference's own state_dict adds the alias keys.
-        AssertSameEntries(rows.Where(r => r.AliasOf is null).ToList(), model.state_dict(), "state_dict()");
+        AssertSameEntries(rows.Where(r => r.AliasOf is null).ToList(), model.StateDictInOrder(), "state_dict()");
         var full = model.ReferenceStateDict();
         AssertSameEntries(rows, full, "ReferenceStateDict()");
         foreach (var r in rows.Where(r => r.AliasOf is not null))
@@ -93,7 +93,8 @@ public class ArchitectureTests
     private static void AssertStrides(DeepLabV3Plus model, string backbone, int outputStride)
     {
         const int h = 65, w = 97;
-        var (lowC, highC) = Architecture.BackboneChannels(backbone);
+        var entry = ModelCatalog.Get(backbone);
+        var (lowC, highC) = (entry.LowLevelChannels, entry.HighLevelChannels);
         model.eval();
         using var scope = NewDisposeScope();
         using var _ = inference_mode();
@@ -115,9 +116,9 @@ public class ArchitectureTests
     {
         Assert.Equal(new[] { 6, 12, 18 }, Architecture.AsppRates(16));
         Assert.Equal(new[] { 12, 24, 36 }, Architecture.AsppRates(8));
-        Assert.Equal((24, 320), Architecture.BackboneChannels("mobilenet"));
-        Assert.Equal((128, 2048), Architecture.BackboneChannels("xception"));
-        Assert.Equal((256, 2048), Architecture.BackboneChannels("resnet"));
+        Assert.Equal((24, 320), (ModelCatalog.Get("mobilenet").LowLevelChannels, ModelCatalog.Get("mobilenet").HighLevelChannels));
+        Assert.Equal((128, 2048), (ModelCatalog.Get("xception").LowLevelChannels, ModelCatalog.Get("xception").HighLevelChannels));
+        Assert.Equal((256, 2048), (ModelCatalog.Get("resnet").LowLevelChannels, ModelCatalog.Get("resnet").HighLevelChannels));
         Assert.Throws<UserException>(() => Architecture.AsppRates(32));
     }
 
@@ -129,7 +130,7 @@ public class ArchitectureTests
         using var model = ModelFactory.Create(new ModelConfig("mobilenet", outputStride, 21));
         var aspp2 = (AsppBranch)model.Aspp.GetSubmodule("aspp2")!;
         var conv = (Conv2d)aspp2.GetSubmodule("atrous_conv")!;
-        Assert.Equal((firstRate, firstRate), conv.dilation);
-        Assert.Equal((firstRate, firstRate), conv.padding);
+        Assert.Equal(new[] { firstRate, firstRate }, conv.dilation);
+        Assert.Equal(new[] { firstRate, firstRate }, conv.padding);
     }
 }

@@ -32,12 +32,43 @@ public class ModelBehaviourTests
         Assert.Same(named[model.ClassifierPrefix + ".bias"], head[^1]);
         Assert.All(backbone, p => Assert.Contains(named, kv => ReferenceEquals(kv.Value, p) && kv.Key.StartsWith("backbone.", StringComparison.Ordinal)));
 
-        var groups = model.ParameterGroups(0.007);
+        var groups = model.ParameterGroups();
         Assert.Equal(2, groups.Count);
-        Assert.Equal(0.007, groups[0].lr, 12);
-        Assert.Equal(0.07, groups[1].lr, 12);
-        Assert.Equal(backbone.Count, groups[0].parameters.Count);
-        Assert.Equal(head.Count, groups[1].parameters.Count);
+        Assert.Equal(1.0, groups[0].LearningRateMultiplier);
+        Assert.Equal(10.0, groups[1].LearningRateMultiplier);
+        Assert.Equal(backbone.Count, groups[0].Parameters.Count);
+        Assert.Equal(head.Count, groups[1].Parameters.Count);
+        using var sgd = DeepLabTorch.Training.SgdFactory.Create(model, 0.007, 0.9, 5e-4);
+        var rates = sgd.ParamGroups.Select(g => g.LearningRate).ToArray();
+        Assert.Equal(0.007, rates[0], 12);
+        Assert.Equal(0.07, rates[1], 12);
+    }
+
+    /// <summary>
+    /// TorchSharp trap: new SGD.ParamGroup(params, lr) silently zeroes that group's momentum and weight
+    /// decay. After one step with SgdFactory's groups, every parameter of both groups has a momentum buffer.
+    /// </summary>
+    [Fact]
+    public void BothSgdGroupsKeepMomentumAfterAStep()
+    {
+        using var model = Small();
+        using var sgd = DeepLabTorch.Training.SgdFactory.Create(model, 0.01, 0.9, 1e-4);
+        using (var scope = NewDisposeScope())
+        {
+            using var x = randn(2, 3, 33, 33);
+            model.forward(x).mean().backward();
+            sgd.step();
+        }
+        var (tensors, _) = DeepLabTorch.Checkpoints.OptimizerState.Save(sgd);
+        int count = model.parameters().Count();
+        Assert.Equal(count, tensors.Count);
+        Assert.All(Enumerable.Range(0, count), i => Assert.True(tensors.ContainsKey($"state.{i}.momentum_buffer"), $"parameter {i} has no momentum buffer"));
+        Assert.All(sgd.ParamGroups.Cast<TorchSharp.Modules.SGD.ParamGroup>(), g =>
+        {
+            Assert.Equal(0.9, g.Options.momentum);
+            Assert.Equal(1e-4, g.Options.weight_decay);
+        });
+        model.zero_grad();
     }
 
     [Fact]
@@ -47,7 +78,7 @@ public class ModelBehaviourTests
         model.FreezeBatchNorm = true;
         model.train();
         var bns = model.modules().OfType<BatchNorm2d>().ToList();
-        Assert.Equal(model.state_dict().Keys.Count(k => k.EndsWith(".running_mean", StringComparison.Ordinal)), bns.Count);
+        Assert.Equal(model.StateDictInOrder().Keys.Count(k => k.EndsWith(".running_mean", StringComparison.Ordinal)), bns.Count);
         Assert.All(bns, bn => Assert.False(bn.training));
         Assert.All(model.modules().OfType<Dropout>(), d => Assert.True(d.training));
         Assert.True(model.training);
@@ -56,7 +87,7 @@ public class ModelBehaviourTests
         var weights = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.clone().DetachFromDisposeScope());
         try
         {
-            using var opt = new optim.SGD(model.ParameterGroups(0.01), 0.01, momentum: 0.9);
+            using var opt = DeepLabTorch.Training.SgdFactory.Create(model, 0.01, momentum: 0.9, weightDecay: 0);
             using (var scope = NewDisposeScope())
             {
                 // A batch of one is allowed: frozen BatchNorm does not need batch statistics.
@@ -67,8 +98,8 @@ public class ModelBehaviourTests
                 opt.step();
             }
             foreach (var (name, b) in model.named_buffers())
-                Assert.True(b.equal(buffers[name]), $"{name} changed although BatchNorm is frozen");
-            int changed = model.named_parameters().Count(p => !p.parameter.equal(weights[p.name]));
+                Assert.True(b.Equals(buffers[name]), $"{name} changed although BatchNorm is frozen");
+            int changed = model.named_parameters().Count(p => !p.parameter.Equals(weights[p.name]));
             Assert.True(changed > 100, $"only {changed} parameters changed: the step did not train");
 
             // Unfreezing while training puts BatchNorm back in training mode, and its stats move.
@@ -77,7 +108,7 @@ public class ModelBehaviourTests
             using (var scope = NewDisposeScope())
             using (no_grad())
                 model.forward(randn(2, 3, 33, 41));
-            Assert.Contains(model.named_buffers(), b => !b.buffer.equal(buffers[b.name]));
+            Assert.Contains(model.named_buffers(), b => !b.buffer.Equals(buffers[b.name]));
 
             // eval() and train() again: the flag survives mode changes.
             model.FreezeBatchNorm = true;
@@ -102,7 +133,7 @@ public class ModelBehaviourTests
         AssertStd(p["backbone.features.17.conv.6.weight"], Math.Sqrt(2.0 / 960));
         using var scope = NewDisposeScope();
         var bns = model.modules().OfType<BatchNorm2d>().ToList();
-        Assert.Equal(model.state_dict().Keys.Count(k => k.EndsWith(".running_var", StringComparison.Ordinal)), bns.Count);
+        Assert.Equal(model.StateDictInOrder().Keys.Count(k => k.EndsWith(".running_var", StringComparison.Ordinal)), bns.Count);
         foreach (var bn in bns)
         {
             Assert.True(bn.weight!.eq(1.0).all().item<bool>(), "BatchNorm weight is not 1");
@@ -120,7 +151,7 @@ public class ModelBehaviourTests
     {
         using var scope = NewDisposeScope();
         var mean = w.mean().item<float>();
-        var std = w.to(ScalarType.Float64).square().mean().sqrt().item<double>();
+        var std = w.to(ScalarType.Float64).square().mean().sqrt().ToDouble();
         Assert.True(Math.Abs(mean) < 0.05 * expected, $"mean {mean} is not ~0 (std {expected})");
         Assert.True(Math.Abs(std / expected - 1) < 0.05, $"std {std} is not {expected}");
     }
@@ -142,10 +173,10 @@ public class ModelBehaviourTests
 
         using var target = Small();
         target.LoadReferenceStateDict(aliasOnly);
-        foreach (var (k, t) in target.state_dict())
+        foreach (var (k, t) in target.StateDictInOrder())
         {
             if (k.EndsWith("num_batches_tracked", StringComparison.Ordinal)) Assert.Equal(0L, t.item<long>());
-            else Assert.True(t.equal(source.state_dict()[k]), $"{k} was not loaded");
+            else Assert.True(t.Equals(source.StateDictInOrder()[k]), $"{k} was not loaded");
         }
     }
 
@@ -154,11 +185,11 @@ public class ModelBehaviourTests
     {
         using var model21 = Small(21);
         using var model3 = Small(3);
-        var e = Assert.Throws<UserException>(() => model3.LoadReferenceStateDict(model21.state_dict()));
+        var e = Assert.Throws<UserException>(() => model3.LoadReferenceStateDict(model21.StateDictInOrder()));
         Assert.Contains(model3.ClassifierPrefix + ".weight", e.Message);
         Assert.Contains("3 classes", e.Message);
 
-        var sd = model3.state_dict();
+        var sd = model3.StateDictInOrder();
         using var stray = zeros(1);
         sd["backbone.extra.weight"] = stray;
         var e2 = Assert.Throws<UserException>(() => model3.LoadReferenceStateDict(sd));
@@ -167,13 +198,13 @@ public class ModelBehaviourTests
 
         // A partial, non-strict load leaves the BatchNorms it does not mention alone (counters included).
         using (no_grad()) foreach (var b in model3.buffers()) if (b.dtype == ScalarType.Int64) b.fill_(7);
-        var asppOnly = model21.state_dict().Where(kv => kv.Key.StartsWith("aspp.", StringComparison.Ordinal) &&
+        var asppOnly = model21.StateDictInOrder().Where(kv => kv.Key.StartsWith("aspp.", StringComparison.Ordinal) &&
             !kv.Key.EndsWith("num_batches_tracked", StringComparison.Ordinal)).ToDictionary(kv => kv.Key, kv => kv.Value);
         model3.LoadReferenceStateDict(asppOnly, strict: false);
-        foreach (var (k, t) in model3.state_dict().Where(kv => kv.Key.EndsWith("num_batches_tracked", StringComparison.Ordinal)))
+        foreach (var (k, t) in model3.StateDictInOrder().Where(kv => kv.Key.EndsWith("num_batches_tracked", StringComparison.Ordinal)))
             Assert.Equal(k.StartsWith("aspp.", StringComparison.Ordinal) ? 0L : 7L, t.item<long>());
 
-        var missing = model3.state_dict();
+        var missing = model3.StateDictInOrder();
         missing.Remove("aspp.conv1.weight");
         var e3 = Assert.Throws<UserException>(() => model3.LoadReferenceStateDict(missing));
         Assert.Contains("aspp.conv1.weight", e3.Message);
@@ -186,11 +217,11 @@ public class ModelBehaviourTests
         using var target = Small(2);
         using var before = target.Decoder.Classifier.weight.clone();
         target.LoadReferenceStateDict(source.ReferenceStateDict(), strict: true, keepClassifier: true);
-        Assert.True(target.Decoder.Classifier.weight.equal(before));
-        var src = source.state_dict();
-        foreach (var (k, t) in target.state_dict())
+        Assert.True(target.Decoder.Classifier.weight.Equals(before));
+        var src = source.StateDictInOrder();
+        foreach (var (k, t) in target.StateDictInOrder())
             if (!k.StartsWith(target.ClassifierPrefix + ".", StringComparison.Ordinal))
-                Assert.True(t.equal(src[k]), $"{k} was not loaded");
+                Assert.True(t.Equals(src[k]), $"{k} was not loaded");
     }
 
     [Fact]
@@ -222,21 +253,21 @@ public class ModelBehaviourTests
             using (inference_mode())
             {
                 var y = model.forward(x);
-                Assert.Equal(1, scope.Count);
+                Assert.Equal(1, scope.DisposablesCount);
                 y.Dispose();
             }
-            Assert.Equal(0, scope.Count);
+            Assert.Equal(0, scope.DisposablesCount);
         }
         model.train();
         using (var scope = NewDisposeScope())
         {
             var y = model.forward(x);
-            Assert.Equal(1, scope.Count);
+            Assert.Equal(1, scope.DisposablesCount);
             var loss = y.mean();
             loss.backward();
             loss.Dispose();
             y.Dispose();
-            Assert.Equal(0, scope.Count);
+            Assert.Equal(0, scope.DisposablesCount);
         }
         model.zero_grad();
     }
@@ -252,7 +283,7 @@ public class ModelBehaviourTests
         using (inference_mode()) expected = model.forward(x);
         model.ToChannelsLast();
         var w3 = model.named_parameters().First(p => p.name == "decoder.last_conv.4.weight").parameter;
-        Assert.True(w3.is_channels_last() && !w3.is_contiguous());
+        Assert.True(w3.IsChannelsLast() && !w3.is_contiguous());
         using (inference_mode())
         {
             var y = model.forward(x.ContiguousChannelsLast());
@@ -265,7 +296,7 @@ public class ModelBehaviourTests
     {
         using var aligned = Small();
         using var plain = ModelFactory.Create(new ModelConfig("mobilenet", 16, 3, AlignCorners: false));
-        plain.load_state_dict(aligned.state_dict());
+        plain.load_state_dict(aligned.StateDictInOrder());
         aligned.eval();
         plain.eval();
         using var scope = NewDisposeScope();

@@ -20,7 +20,7 @@ public class ParityTests
     {
         Assert.Equal(b.shape, a.shape);
         using var scope = NewDisposeScope();
-        return (a.to(ScalarType.Float64) - b.to(ScalarType.Float64)).abs().max().item<double>();
+        return (a.to(ScalarType.Float64) - b.to(ScalarType.Float64)).abs().max().ToDouble();
     }
 
     private static string S(int v) => v.ToString(CultureInfo.InvariantCulture);
@@ -43,15 +43,40 @@ public class ParityTests
             before = MaxAbsDiff(fresh, expected);
 
         model.LoadReferenceStateDict(golden.WithPrefix("state/"));
-        using (inference_mode())
-        using (var y = model.forward(input))
-        {
-            var diff = MaxAbsDiff(y, expected);
-            using var m = expected.abs().max();
-            _out.WriteLine($"{backbone} OS{outputStride}: max |logit| {m.item<float>():G4}, max abs diff {diff:G3} (untrained model: {before:G3})");
-            Assert.True(diff <= 1e-4, $"{backbone} OS{outputStride}: max abs diff {diff} > 1e-4");
-        }
+        AssertLogitsMatch(model, golden, $"{backbone} OS{outputStride}");
         Assert.True(before > 0.1, "the comparison would not notice unloaded weights");
+    }
+
+    /// <summary>
+    /// float64 logits equal PyTorch's float64 logits within 1e-4 (in practice ~1e-12: any structural
+    /// difference shows). float32 logits differ between libtorch 2.10 and PyTorch 1.13 only by kernel
+    /// rounding, which grows with depth: within 1e-4 of the logit scale.
+    /// </summary>
+    private void AssertLogitsMatch(DeepLabV3Plus model, ReferenceGolden golden, string what)
+    {
+        model.eval();
+        using var _ = inference_mode();
+        using (var y = model.forward(golden["input"]))
+        {
+            var diff = MaxAbsDiff(y, golden["logits"]);
+            using var m = golden["logits"].abs().max();
+            var scale = m.item<float>();
+            _out.WriteLine($"{what}: float32 max |logit| {scale:G4}, max abs diff {diff:G3} ({diff / scale:G3} of the scale)");
+            Assert.True(diff <= 1e-4 * scale, $"{what}: float32 max abs diff {diff} > 1e-4 x {scale}");
+        }
+        model.to(ScalarType.Float64);
+        try
+        {
+            using var x64 = golden["input"].to(ScalarType.Float64);
+            using var y64 = model.forward(x64);
+            var diff64 = MaxAbsDiff(y64, golden["logits64"]);
+            _out.WriteLine($"{what}: float64 max abs diff {diff64:G3}");
+            Assert.True(diff64 <= 1e-4, $"{what}: float64 max abs diff {diff64} > 1e-4");
+        }
+        finally
+        {
+            model.to(ScalarType.Float32);
+        }
     }
 
     [Fact]
@@ -61,11 +86,7 @@ public class ParityTests
             "--no-align-corners");
         using var model = ModelFactory.Create(new ModelConfig("mobilenet", 16, 4, AlignCorners: false));
         model.LoadReferenceStateDict(golden.WithPrefix("state/"));
-        model.eval();
-        using var _ = inference_mode();
-        using var y = model.forward(golden["input"]);
-        var diff = MaxAbsDiff(y, golden["logits"]);
-        Assert.True(diff <= 1e-4, $"align_corners=false: max abs diff {diff} > 1e-4");
+        AssertLogitsMatch(model, golden, "align_corners=false");
     }
 
     internal static void DisableDropout(nn.Module model)
@@ -90,7 +111,7 @@ public class ParityTests
         model.LoadReferenceStateDict(golden.WithPrefix("state/"));
         DisableDropout(model);
         model.train();
-        using var opt = new optim.SGD(model.ParameterGroups(lr), lr, momentum: 0.9, weight_decay: 5e-4);
+        using var opt = DeepLabTorch.Training.SgdFactory.Create(model, lr, momentum: 0.9, weightDecay: 5e-4);
         using (var scope = NewDisposeScope())
         {
             var y = model.forward(golden["input"]);
@@ -109,12 +130,12 @@ public class ParityTests
         double worst = 0, moved = 0;
         string worstKey = "";
         int compared = 0;
-        foreach (var (k, t) in model.state_dict())
+        foreach (var (k, t) in model.StateDictInOrder())
         {
             Assert.True(after.ContainsKey(k), $"PyTorch has no '{k}' after the step");
             if (t.dtype == ScalarType.Int64)
             {
-                Assert.True(t.equal(after[k]), $"{k}: {t.item<long>()} vs PyTorch {after[k].item<long>()}");
+                Assert.True(t.Equals(after[k]), $"{k}: {t.item<long>()} vs PyTorch {after[k].item<long>()}");
                 continue;
             }
             var d = MaxAbsDiff(t, after[k]);

@@ -32,8 +32,9 @@ public sealed class ReferenceGolden : IDisposable
             var raw = data.AsSpan(offset, nbytes);
             var t = e.GetProperty("dtype").GetString() switch
             {
-                "float32" => tensor<float>(MemoryMarshal.Cast<byte, float>(raw), shape),
-                "int64" => tensor<long>(MemoryMarshal.Cast<byte, long>(raw), shape),
+                "float32" => TensorExtensions.FromArray(MemoryMarshal.Cast<byte, float>(raw).ToArray(), shape),
+                "float64" => TensorExtensions.FromArray(MemoryMarshal.Cast<byte, double>(raw).ToArray(), shape),
+                "int64" => TensorExtensions.FromArray(MemoryMarshal.Cast<byte, long>(raw).ToArray(), shape),
                 var d => throw new InvalidDataException($"{dir}: unknown dtype {d} for {name}"),
             };
             _tensors[name] = t.DetachFromDisposeScope();

@@ -64,13 +64,14 @@ public class LrSchedulerTests
     [Fact]
     public void ApplySetsTheHeadGroupToTenTimesTheBackbone()
     {
-        using var a = new torch.nn.Parameter(torch.zeros(2));
-        using var b = new torch.nn.Parameter(torch.zeros(2));
-        using var opt = new torch.optim.SGD(new[] { new torch.optim.ParamGroup(new[] { a }), new torch.optim.ParamGroup(new[] { b }) }, lr: 1, momentum: 0.9);
+        using var a = torch.nn.Parameter(torch.zeros(2));
+        using var b = torch.nn.Parameter(torch.zeros(2));
+        static TorchSharp.Modules.SGD.Options Options() => new() { LearningRate = 1, momentum = 0.9 };
+        using var opt = torch.optim.SGD(new[] { new TorchSharp.Modules.SGD.ParamGroup(new[] { a }, Options()), new TorchSharp.Modules.SGD.ParamGroup(new[] { b }, Options()) }, 1, momentum: 0.9);
         var s = new LrScheduler("poly", 0.01, epochs: 2, itersPerEpoch: 5);
         var lr = s.Apply(opt, 1, 1);
         Assert.Equal(Poly[6], lr, 15);
-        Assert.Equal(Poly[6], opt.param_groups[0].lr, 15);
-        Assert.Equal(Poly[6] * 10, opt.param_groups[1].lr, 14);
+        Assert.Equal(Poly[6], opt.ParamGroups.First().LearningRate, 15);
+        Assert.Equal(Poly[6] * 10, opt.ParamGroups.Last().LearningRate, 14);
     }
 }
