@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using DeepLabTorch.Inference;
 using DeepLabTorch.Models;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -2,7 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using CommandLine;
 using DeepLabTorch.Cli.Bench;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 
 namespace DeepLabTorch.Cli.Verbs;

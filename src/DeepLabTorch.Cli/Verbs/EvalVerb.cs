@@ -7,7 +7,7 @@ using DeepLabTorch.Evaluation;
 using DeepLabTorch.Inference;
 using DeepLabTorch.Models;
 using DeepLabTorch.Reporting;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 
 namespace DeepLabTorch.Cli.Verbs;

@@ -3,7 +3,7 @@ using CommandLine;
 using DeepLabTorch.Runtime;
 using DeepLabTorch.Data;
 using DeepLabTorch.Inference;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 
 namespace DeepLabTorch.Cli.Verbs;

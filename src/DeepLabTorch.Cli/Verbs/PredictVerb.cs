@@ -2,7 +2,7 @@ using System.Globalization;
 using CommandLine;
 using DeepLabTorch.Runtime;
 using DeepLabTorch.Inference;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 
 namespace DeepLabTorch.Cli.Verbs;

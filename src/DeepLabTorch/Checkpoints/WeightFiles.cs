@@ -1,5 +1,5 @@
 using DeepLabTorch.Checkpoints.Pth;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 
 namespace DeepLabTorch.Checkpoints;

@@ -1,4 +1,4 @@
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 
 namespace DeepLabTorch.Data;

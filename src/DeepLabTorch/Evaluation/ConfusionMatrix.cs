@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 
 namespace DeepLabTorch.Evaluation;

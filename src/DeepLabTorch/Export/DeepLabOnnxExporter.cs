@@ -1,7 +1,7 @@
 using DeepLabTorch.Data;
 using DeepLabTorch.Export.Onnx;
 using DeepLabTorch.Models;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

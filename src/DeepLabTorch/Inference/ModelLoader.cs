@@ -1,7 +1,7 @@
 using DeepLabTorch.Checkpoints;
 using DeepLabTorch.Data;
 using DeepLabTorch.Models;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,6 +1,6 @@
 using System.Globalization;
 using DeepLabTorch.Data;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,5 +1,5 @@
 using DeepLabTorch.Models.Backbones;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

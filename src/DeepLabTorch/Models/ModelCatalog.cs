@@ -1,5 +1,5 @@
 using DeepLabTorch.Models.Backbones;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 
 namespace DeepLabTorch.Models;
 

@@ -1,6 +1,6 @@
 using System.Reflection;
 using System.Runtime.InteropServices;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 
 namespace DeepLabTorch.Runtime;

@@ -6,7 +6,7 @@ using DeepLabTorch.Data;
 using DeepLabTorch.Evaluation;
 using DeepLabTorch.Models;
 using DeepLabTorch.Reporting;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using DeepLabTorch.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;

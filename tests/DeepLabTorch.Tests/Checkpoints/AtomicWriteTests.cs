@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using DeepLabTorch.Checkpoints;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;

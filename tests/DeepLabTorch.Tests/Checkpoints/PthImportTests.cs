@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json;
 using DeepLabTorch.Checkpoints;
 using DeepLabTorch.Checkpoints.Pth;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using DeepLabTorch.Checkpoints;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;

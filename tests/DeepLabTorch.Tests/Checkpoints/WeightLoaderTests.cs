@@ -1,5 +1,5 @@
 using DeepLabTorch.Checkpoints;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using TorchSharp.Modules;
 using Xunit;

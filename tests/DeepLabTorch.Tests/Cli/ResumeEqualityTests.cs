@@ -3,7 +3,7 @@ using DeepLabTorch.Checkpoints;
 using DeepLabTorch.Data;
 using DeepLabTorch.Tests.Training;
 using Xunit;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using static TorchSharp.torch;
 

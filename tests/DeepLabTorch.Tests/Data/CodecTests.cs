@@ -1,6 +1,6 @@
 using System.Text.Json;
 using DeepLabTorch.Data;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using Xunit;
 
 namespace DeepLabTorch.Tests.Data;

@@ -1,5 +1,5 @@
 using DeepLabTorch.Data;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using static TorchSharp.torch;
 using Xunit;

@@ -1,5 +1,5 @@
 using DeepLabTorch.Evaluation;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using Xunit;
 

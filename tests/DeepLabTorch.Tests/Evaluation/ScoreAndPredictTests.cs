@@ -2,7 +2,7 @@ using DeepLabTorch.Cli;
 using DeepLabTorch.Data;
 using DeepLabTorch.Evaluation;
 using DeepLabTorch.Tests.Training;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using Xunit;
 

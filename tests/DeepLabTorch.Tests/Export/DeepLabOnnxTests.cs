@@ -1,6 +1,6 @@
 using DeepLabTorch.Export;
 using DeepLabTorch.Models;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using Xunit;
 using static TorchSharp.torch;
 

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using DeepLabTorch.Export.Onnx;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using TorchSharp.Modules;
 using Xunit;

@@ -1,7 +1,7 @@
 using DeepLabTorch.Checkpoints;
 using DeepLabTorch.Export;
 using DeepLabTorch.Tests.Checkpoints;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using TorchSharp.Modules;
 using Xunit;

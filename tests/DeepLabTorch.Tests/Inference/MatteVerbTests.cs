@@ -1,7 +1,7 @@
 using DeepLabTorch.Cli;
 using DeepLabTorch.Data;
 using DeepLabTorch.Inference;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;

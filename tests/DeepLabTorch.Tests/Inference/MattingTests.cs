@@ -1,5 +1,5 @@
 using DeepLabTorch.Inference;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;

@@ -4,7 +4,7 @@ using DeepLabTorch.Data;
 using DeepLabTorch.Evaluation;
 using DeepLabTorch.Models;
 using DeepLabTorch.Training;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using Xunit;
 using static DeepLabTorch.Tests.Inference.InferenceTestUtil;
 

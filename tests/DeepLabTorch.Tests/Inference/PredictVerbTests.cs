@@ -3,7 +3,7 @@ using DeepLabTorch.Cli;
 using DeepLabTorch.Data;
 using DeepLabTorch.Inference;
 using DeepLabTorch.Models;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;

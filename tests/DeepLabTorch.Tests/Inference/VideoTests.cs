@@ -1,6 +1,6 @@
 using System.Text.Json;
 using DeepLabTorch.Inference;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;

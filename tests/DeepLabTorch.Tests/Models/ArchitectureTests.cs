@@ -1,7 +1,7 @@
 using System.Globalization;
 using DeepLabTorch.Models;
 using DeepLabTorch.Models.Backbones;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using TorchSharp.Modules;
 using Xunit;

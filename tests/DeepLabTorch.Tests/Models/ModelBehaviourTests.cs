@@ -1,6 +1,6 @@
 using DeepLabTorch.Models;
 using DeepLabTorch.Models.Backbones;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using TorchSharp.Modules;
 using Xunit;

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using DeepLabTorch.Training;
 using Xunit;

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using static TorchSharp.torch;
 

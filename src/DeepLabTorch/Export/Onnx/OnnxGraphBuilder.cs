@@ -1,6 +1,6 @@
 using System.Globalization;
 using DeepLabTorch.Checkpoints;
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using static TorchSharp.torch;
 using TorchSharp.Modules;

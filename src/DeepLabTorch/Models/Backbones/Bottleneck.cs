@@ -1,4 +1,4 @@
-using DeepLabTorch.TorchExtensions;
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

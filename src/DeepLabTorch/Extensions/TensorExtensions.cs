@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace DeepLabTorch.TorchExtensions;
+namespace DeepLabTorch.Extensions;
 
 /// <summary>What our code needs of a Tensor that TorchSharp 0.107 does not offer directly.</summary>
 public static class TensorExtensions
@@ -50,13 +50,17 @@ public static class TensorExtensions
         return c.permute(0, 3, 1, 2);
     }
 
-    /// <summary>True for a 4-D tensor laid out NHWC in memory.</summary>
+    /// <summary>True for a 4-D tensor laid out NHWC in memory (strides of size-1 dimensions do not matter, as in PyTorch).</summary>
     public static bool IsChannelsLast(this Tensor t)
     {
         if (t.dim() != 4) return false;
         var s = t.stride();
         var z = t.shape;
-        return s[1] == 1 && s[3] == z[1] && s[2] == z[1] * z[3];
+        // Expected NHWC strides: C fastest, then W, then H, then N.
+        long[] expected = [z[1] * z[3] * z[2], 1, z[1] * z[3], z[1]];
+        for (int d = 0; d < 4; d++)
+            if (z[d] > 1 && s[d] != expected[d]) return false;
+        return true;
     }
 
     public static bool IsFloatingPoint(this ScalarType dtype) =>

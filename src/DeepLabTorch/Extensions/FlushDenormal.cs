@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using DeepLabTorch.Runtime;
 
-namespace DeepLabTorch.TorchExtensions;
+namespace DeepLabTorch.Extensions;
 
 /// <summary>
 /// torch.set_flush_denormal, which TorchSharp does not bind: libtorch's own

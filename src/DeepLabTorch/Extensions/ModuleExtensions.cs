@@ -2,7 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace DeepLabTorch.TorchExtensions;
+namespace DeepLabTorch.Extensions;
 
 /// <summary>
 /// PyTorch's state_dict semantics on TorchSharp modules. TorchSharp's own state_dict lists every
