@@ -173,8 +173,9 @@ public static class PngReader
             Span<byte> probe = stackalloc byte[1];
             if (z.Read(probe) > 0) throw Fail(name, "corrupt PNG (more image data than its size needs)");
         }
-        catch (InvalidDataException e)
+        catch (Exception e) when (e is InvalidDataException or IOException)
         {
+            // zlib reports a bad stream as InvalidDataException, some bad headers as ZLibException (an IOException).
             throw new DataException(name, "corrupt PNG (bad zlib stream: " + e.Message + ")", e);
         }
         return raw;
