@@ -162,6 +162,7 @@ internal sealed class AugmentKernel
     private void MaskCrop(ReadOnlySpan<byte> mask, int h, int w, in AugmentParams p, int validH, int validW, int padMask, Span<long> outMask)
     {
         var cols = _maskCols.AsSpan(0, validW);
+        int previous = -1;
         for (int oy = 0; oy < p.OutHeight; oy++)
         {
             var o = outMask.Slice(oy * p.OutWidth, p.OutWidth);
@@ -170,7 +171,15 @@ internal sealed class AugmentKernel
                 o.Fill(padMask);
                 continue;
             }
-            var r = mask.Slice(ImageKernels.NearestIndex(p.CropY + oy, h, p.ScaledHeight) * w, w);
+            int sy = ImageKernels.NearestIndex(p.CropY + oy, h, p.ScaledHeight);
+            if (sy == previous)
+            {
+                // Upscaling repeats source rows: copy the row above instead of gathering it again.
+                outMask.Slice((oy - 1) * p.OutWidth, p.OutWidth).CopyTo(o);
+                continue;
+            }
+            previous = sy;
+            var r = mask.Slice(sy * w, w);
             for (int ox = 0; ox < validW; ox++) o[ox] = r[cols[ox]];
             o[validW..].Fill(padMask);
         }

@@ -12,37 +12,63 @@ namespace DeepLabTorch.Data;
 internal sealed class BlurKernel
 {
     private const int MaxRadius = 32;
-    private float[] _vertical = [], _horizontal = [], _taps = [];
+    private float[] _plane = [], _vertical = [], _horizontal = [], _taps = [];
 
     public void Run(ReadOnlySpan<byte> planes, int h, int w, float sigma, ReadOnlySpan<float> scale, ReadOnlySpan<float> offset, Span<float> output)
     {
         int radius = Math.Min(MaxRadius, (int)MathF.Ceiling(3.0f * sigma));
         var k = Taps(sigma, radius);
+        int plane = h * w;
+        AugmentKernel.Grow(ref _plane, plane);
         AugmentKernel.Grow(ref _vertical, w + 2 * radius);
         AugmentKernel.Grow(ref _horizontal, w);
-        int plane = h * w;
+        var source = _plane.AsSpan(0, plane);
+        var v = _vertical.AsSpan(0, w + 2 * radius);
+        var hz = _horizontal.AsSpan(0, w);
         for (int c = 0; c < 3; c++)
         {
-            var src = planes.Slice(c * plane, plane);
+            // Each byte becomes a float once, not once per vertical tap.
+            ToFloat(planes.Slice(c * plane, plane), source);
             for (int y = 0; y < h; y++)
             {
-                var v = _vertical.AsSpan(0, w + 2 * radius);
-                VerticalTaps(src, h, w, y, k, radius, v.Slice(radius, w));
+                VerticalTaps(source, h, w, y, k, v.Slice(radius, w));
                 v[..radius].Fill(v[radius]);
                 v[(radius + w)..].Fill(v[radius + w - 1]);
-                var hz = _horizontal.AsSpan(0, w);
-                hz.Clear();
-                for (int i = 0; i < k.Length; i++) AddScaled(v.Slice(i, w), k[i], hz);
-                var dst = output.Slice(c * plane + y * w, w);
-                float a = scale[c], b = offset[c];
-                for (int x = 0; x < w; x++)
-                {
-                    // Weights are positive and sum to 1, so the value is in [0, 255]: truncation after +0.5 rounds.
-                    int q = (int)(hz[x] + 0.5f);
-                    dst[x] = Math.Min(q, 255) * a + b;
-                }
+                HorizontalTaps(v, k, hz);
+                RoundAndNormalize(hz, scale[c], offset[c], output.Slice(c * plane + y * w, w));
             }
         }
+    }
+
+    private static void ToFloat(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        int x = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; x <= src.Length - 8; x += 8)
+            {
+                var u16 = Vector128.WidenLower(Vector128.CreateScalarUnsafe(MemoryMarshal.Read<ulong>(src[x..])).AsByte());
+                Vector256.ConvertToSingle(Vector256.Create(Vector128.WidenLower(u16), Vector128.WidenUpper(u16)).AsInt32()).CopyTo(dst[x..]);
+            }
+        for (; x < src.Length; x++) dst[x] = src[x];
+    }
+
+    // Weights are positive and sum to 1, so a value is in [0, 255]: truncation after +0.5 rounds to 8 bits, as an image filter would.
+    private static void RoundAndNormalize(ReadOnlySpan<float> values, float a, float b, Span<float> dst)
+    {
+        int x = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var half = Vector256.Create(0.5f);
+            var max = Vector256.Create(255);
+            var va = Vector256.Create(a);
+            var vb = Vector256.Create(b);
+            for (; x <= values.Length - 8; x += 8)
+            {
+                var q = Vector256.Min(Vector256.ConvertToInt32(Vector256.Create(values.Slice(x, 8)) + half), max);
+                (Vector256.ConvertToSingle(q) * va + vb).CopyTo(dst[x..]);
+            }
+        }
+        for (; x < values.Length; x++) dst[x] = Math.Min((int)(values[x] + 0.5f), 255) * a + b;
     }
 
     private ReadOnlySpan<float> Taps(float sigma, int radius)
@@ -55,39 +81,46 @@ internal sealed class BlurKernel
         return k;
     }
 
-    private static void VerticalTaps(ReadOnlySpan<byte> src, int h, int w, int y, ReadOnlySpan<float> k, int radius, Span<float> v)
+    // v[x] = sum over taps i (in order) of k[i] * source[clamp(y + i - radius)][x], accumulated in registers.
+    private static void VerticalTaps(ReadOnlySpan<float> source, int h, int w, int y, ReadOnlySpan<float> k, Span<float> v)
     {
-        v.Clear();
-        for (int i = -radius; i <= radius; i++)
-        {
-            int yy = Math.Clamp(y + i, 0, h - 1);
-            var row = src.Slice(yy * w, w);
-            float ki = k[i + radius];
-            int x = 0;
-            if (Vector256.IsHardwareAccelerated)
+        int radius = k.Length / 2;
+        Span<int> rows = stackalloc int[k.Length];
+        for (int i = 0; i < k.Length; i++) rows[i] = Math.Clamp(y + i - radius, 0, h - 1) * w;
+        ref float src = ref MemoryMarshal.GetReference(source);
+        int x = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; x <= w - 8; x += 8)
             {
-                var vk = Vector256.Create(ki);
-                for (; x <= w - 8; x += 8)
-                {
-                    var u16 = Vector128.WidenLower(Vector128.CreateScalarUnsafe(MemoryMarshal.Read<ulong>(row[x..])).AsByte());
-                    var ints = Vector256.Create(Vector128.WidenLower(u16), Vector128.WidenUpper(u16)).AsInt32();
-                    var acc = Vector256.Create(v.Slice(x, 8));
-                    (acc + vk * Vector256.ConvertToSingle(ints)).CopyTo(v.Slice(x));
-                }
+                var acc = Vector256<float>.Zero;
+                for (int i = 0; i < k.Length; i++) acc += Vector256.Create(k[i]) * Vector256.LoadUnsafe(ref src, (nuint)(rows[i] + x));
+                acc.CopyTo(v[x..]);
             }
-            for (; x < w; x++) v[x] += ki * row[x];
+        for (; x < w; x++)
+        {
+            float acc = 0;
+            for (int i = 0; i < k.Length; i++) acc += k[i] * source[rows[i] + x];
+            v[x] = acc;
         }
     }
 
-    private static void AddScaled(ReadOnlySpan<float> src, float k, Span<float> acc)
+    // hz[x] = sum over taps i (in order) of k[i] * v[x + i], v being the edge-padded row.
+    private static void HorizontalTaps(ReadOnlySpan<float> v, ReadOnlySpan<float> k, Span<float> hz)
     {
-        int x = 0;
+        ref float src = ref MemoryMarshal.GetReference(v);
+        int x = 0, w = hz.Length;
         if (Vector256.IsHardwareAccelerated)
+            for (; x <= w - 8; x += 8)
+            {
+                var acc = Vector256<float>.Zero;
+                for (int i = 0; i < k.Length; i++) acc += Vector256.Create(k[i]) * Vector256.LoadUnsafe(ref src, (nuint)(x + i));
+                acc.CopyTo(hz[x..]);
+            }
+        for (; x < w; x++)
         {
-            var vk = Vector256.Create(k);
-            for (; x <= acc.Length - 8; x += 8)
-                (Vector256.Create(acc.Slice(x, 8)) + vk * Vector256.Create(src.Slice(x, 8))).CopyTo(acc.Slice(x));
+            float acc = 0;
+            for (int i = 0; i < k.Length; i++) acc += k[i] * v[x + i];
+            hz[x] = acc;
         }
-        for (; x < acc.Length; x++) acc[x] += k * src[x];
     }
 }
