@@ -35,7 +35,7 @@ public static class LoaderBenchmark
 
     /// <summary>
     /// Times the stages a worker runs per sample, single-threaded, over the first <paramref name="images"/> training
-    /// samples (one untimed pass first, so file caches and the JIT are warm). Collation is not timed here: workers
+    /// samples: per stage one untimed pass (file cache, JIT), then timed passes for at least half a second. Collation is not timed here: workers
     /// write into the batch arrays directly and the batch is wrapped as tensors without a copy.
     /// </summary>
     public static StageRates Stages(DataOptions o, int images)
@@ -46,19 +46,28 @@ public static class LoaderBenchmark
         var entries = (ds as FileDataset)?.Entries;
         var samples = new SegmentationSample[n];
         for (int i = 0; i < n; i++) samples[i] = ds.Load(i);
+        // Each stage: one untimed pass (JIT tiers, file cache), then whole passes for at least half a second.
         double Rate(Action<int> stage)
         {
-            var sw = Stopwatch.StartNew();
             for (int i = 0; i < n; i++) stage(i);
-            return n / sw.Elapsed.TotalSeconds;
+            var sw = Stopwatch.StartNew();
+            long done = 0;
+            for (int pass = 0; sw.Elapsed.TotalSeconds < 0.5; pass++)
+                for (int i = 0; i < n; i++, done++) stage(i);
+            return done / sw.Elapsed.TotalSeconds;
         }
         double decodeImage = entries == null ? double.NaN : Rate(i => ImageCodec.DecodeImage(entries[i].ImagePath));
         double decodeMask = entries == null ? double.NaN : Rate(i => ImageCodec.DecodeMask(entries[i].MaskPath));
         double load = Rate(i => ds.Load(i));
         var image = new float[3 * o.CropSize * o.CropSize];
         var mask = new long[o.CropSize * o.CropSize];
-        Rate(i => Transforms.Apply(samples[i], Transforms.Train(samples[i].Height, samples[i].Width, o, 0, i), image, mask, o.PadWithMean));
-        double augment = Rate(i => Transforms.Apply(samples[i], Transforms.Train(samples[i].Height, samples[i].Width, o, 1, i), image, mask, o.PadWithMean));
+        // Each pass draws other augmentations (the epoch is the pass number), as training would.
+        int epoch = 0;
+        double augment = Rate(i =>
+        {
+            if (i == 0) epoch++;
+            Transforms.Apply(samples[i], Transforms.Train(samples[i].Height, samples[i].Width, o, epoch, i), image, mask, o.PadWithMean);
+        });
         return new StageRates(n, decodeImage, decodeMask, load, augment);
     }
 }
