@@ -11,6 +11,17 @@ internal static unsafe class SkiaCodec
 {
     public static bool IsJpeg(ReadOnlySpan<byte> d) => d.Length >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF;
 
+    /// <summary>The format a file claims by its first bytes (for error messages when Skia cannot open it).</summary>
+    private static string? FormatBySignature(ReadOnlySpan<byte> d)
+    {
+        if (IsJpeg(d)) return "JPEG";
+        if (Png.PngReader.IsPng(d)) return "PNG";
+        if (d.Length >= 12 && d[..4].SequenceEqual("RIFF"u8) && d.Slice(8, 4).SequenceEqual("WEBP"u8)) return "WEBP";
+        if (d.Length >= 2 && d[0] == (byte)'B' && d[1] == (byte)'M') return "BMP";
+        if (d.Length >= 4 && d[..4].SequenceEqual("GIF8"u8)) return "GIF";
+        return null;
+    }
+
     /// <summary>Height and width from the header; the codec reads no pixels.</summary>
     public static (int Height, int Width) Probe(string name, ReadOnlySpan<byte> data)
     {
@@ -76,8 +87,9 @@ internal static unsafe class SkiaCodec
         if (codec == null)
         {
             keep.Dispose();
-            throw new DataException(name, IsJpeg(data) ? "corrupt JPEG (unreadable header)"
-                : "not an image file SkiaSharp can read (JPEG, PNG, BMP, WebP): unknown signature or corrupt header");
+            string? format = FormatBySignature(data);
+            throw new DataException(name, format != null ? $"corrupt or truncated {format} (unreadable header)"
+                : "not a JPEG, PNG, BMP or WebP file (unknown signature)");
         }
         var (h, w) = (codec.Info.Height, codec.Info.Width);
         if (h <= 0 || w <= 0 || h > Png.PngReader.MaxSide || w > Png.PngReader.MaxSide)

@@ -87,4 +87,17 @@ public class AugmentKernelTests
         var others = Enumerable.Range(0, 4).AsParallel().Select(_ => Run()).ToArray();
         Assert.All(others, o => Assert.Equal(first, o));
     }
+
+    [Fact]
+    public void NormalizeWritesPlanarChwWithoutTensors()
+    {
+        var rgb = new byte[] { 255, 0, 128, 0, 255, 64 }; // 1x2
+        var chw = new float[6];
+        ImageTensor.Normalize(rgb, 1, 2, chw);
+        Assert.Equal((1f - 0.485f) / 0.229f, chw[0], 4);
+        Assert.Equal((0f - 0.485f) / 0.229f, chw[1], 4);
+        Assert.Equal((0f - 0.456f) / 0.224f, chw[2], 4);
+        Assert.Equal((128 / 255f - 0.406f) / 0.225f, chw[4], 4);
+        Assert.Equal((64 / 255f - 0.406f) / 0.225f, chw[5], 4);
+    }
 }
