@@ -64,7 +64,25 @@ def images(out):
     lab[5:15, 9] = 255
     Image.fromarray(voc[lab]).save(os.path.join(out, "voc_rgb_mask.png"))
     lab.tofile(os.path.join(out, "voc_rgb_mask.png.bin"))
+    photos(out, pat)
     json.dump({"h": h, "w": w}, open(os.path.join(out, "sizes.json"), "w"))
+
+
+def photos(out, pat):
+    """The other photo formats: lossless ones decode exactly; CMYK and progressive JPEGs as PIL decodes them;
+    an EXIF orientation tag is not applied (the expected pixels are the stored ones)."""
+    from PIL import Image
+    im = Image.fromarray(pat)
+    im.save(os.path.join(out, "photo.bmp"))
+    im.save(os.path.join(out, "photo.webp"), lossless=True)
+    pat.tofile(os.path.join(out, "photo.bin"))
+    im.convert("CMYK").save(os.path.join(out, "cmyk.jpg"), quality=95)
+    im.save(os.path.join(out, "progressive.jpg"), quality=90, progressive=True)
+    exif = im.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    im.save(os.path.join(out, "exif6.jpg"), quality=90, exif=exif)
+    for name in ("cmyk.jpg", "progressive.jpg", "exif6.jpg"):
+        np.asarray(Image.open(os.path.join(out, name)).convert("RGB")).tofile(os.path.join(out, name + ".bin"))
 
 
 def voc_map():

@@ -55,6 +55,10 @@ public sealed class DataVerb : IVerb
     public bool Blur { get; set; }
     [Option("batches", Default = 10, HelpText = "bench: timed batches per worker count.")]
     public int Batches { get; set; }
+    [Option("stages", HelpText = "bench: time decode and augment per image on one thread instead of the whole loader.")]
+    public bool Stages { get; set; }
+    [Option("images", Default = 60, HelpText = "bench --stages: number of training images timed.")]
+    public int Images { get; set; }
 
     public int Run() => Action switch
     {
@@ -105,6 +109,7 @@ public sealed class DataVerb : IVerb
 
     private int Bench()
     {
+        if (Stages) return BenchStages();
         var counts = ParseList(Workers, "--workers");
         var json = new StringBuilder("{");
         for (int k = 0; k < counts.Length; k++)
@@ -113,6 +118,15 @@ public sealed class DataVerb : IVerb
             json.Append(CultureInfo.InvariantCulture, $"{(k > 0 ? ", " : "")}\"{counts[k]}\": {ips:F2}");
         }
         Console.WriteLine(json.Append('}'));
+        return 0;
+    }
+
+    private int BenchStages()
+    {
+        var r = LoaderBenchmark.Stages(Options(0), Images);
+        string F(double v) => double.IsNaN(v) ? "null" : v.ToString("F1", CultureInfo.InvariantCulture);
+        Console.WriteLine($"{{\"unit\": \"images per second, one thread\", \"images\": {r.Images}, \"crop\": {CropSize}, \"blur\": {(Blur ? "true" : "false")}, " +
+            $"\"decode_image\": {F(r.DecodeImage)}, \"decode_mask\": {F(r.DecodeMask)}, \"load\": {F(r.Load)}, \"augment\": {F(r.Augment)}}}");
         return 0;
     }
 }

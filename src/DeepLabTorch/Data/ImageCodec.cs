@@ -1,56 +1,45 @@
+using DeepLabTorch.Data.Png;
+
 namespace DeepLabTorch.Data;
 
 /// <summary>
-/// JPEG (libjpeg-turbo) and PNG (libpng) through the native layer. Decoding writes straight into the
-/// returned array; every failure is a <see cref="DataException"/> naming the file and the reason.
+/// Image files in managed code: photos (JPEG, PNG, BMP, WebP) through SkiaSharp; masks and every PNG we write
+/// through the managed PNG codec (Data/Png), which gives palette indices. Every decoding failure is a
+/// <see cref="DataException"/> naming the file and the reason.
 /// </summary>
-public static unsafe class ImageCodec
+public static class ImageCodec
 {
-    /// <summary>Decodes a JPEG or PNG file to RGB HWC bytes. Gray, palette, alpha (dropped) and 16-bit PNGs are converted.</summary>
+    /// <summary>Decodes a JPEG, PNG, BMP or WebP file to RGB HWC bytes. Gray, palette, alpha (dropped) and 16-bit PNGs are converted.</summary>
     public static (byte[] Rgb, int Height, int Width) DecodeImage(string path) => DecodeImage(path, ReadFile(path));
 
-    /// <summary>Decodes an in-memory JPEG or PNG; <paramref name="name"/> is used in error messages.</summary>
+    /// <summary>Decodes an in-memory image; <paramref name="name"/> is used in error messages.</summary>
     public static (byte[] Rgb, int Height, int Width) DecodeImage(string name, ReadOnlySpan<byte> data)
     {
-        var (h, w) = Probe(name, data);
-        var rgb = GC.AllocateUninitializedArray<byte>(checked(h * w * 3));
-        fixed (byte* src = data)
-        fixed (byte* dst = rgb)
-        {
-            if (NativeImage.dlt_image_decode_rgb(src, data.Length, dst, rgb.Length) == 0)
-                throw new DataException(name, NativeImage.TakeError());
-        }
-        return (rgb, h, w);
+        // The PNG header check first: a bad PNG gets the managed reader's precise reason.
+        if (PngReader.IsPng(data)) PngReader.ReadHeader(name, data);
+        return SkiaCodec.DecodeRgb(name, data);
     }
 
     /// <summary>
     /// Decodes a class mask: palette PNG → palette indices (not colours); gray PNG → values (16-bit
-    /// only when they fit a byte); RGB PNG → gray level when every pixel is gray, else the VOC colour's index.
+    /// only when they fit a byte); RGB PNG → gray level when every pixel is gray, else the VOC colour's index;
+    /// other formats (JPEG) → luminance.
     /// </summary>
     public static (byte[] Indices, int Height, int Width) DecodeMask(string path) => DecodeMask(path, ReadFile(path));
 
     public static (byte[] Indices, int Height, int Width) DecodeMask(string name, ReadOnlySpan<byte> data)
     {
-        var (h, w) = Probe(name, data);
-        var mask = GC.AllocateUninitializedArray<byte>(checked(h * w));
-        fixed (byte* src = data)
-        fixed (byte* dst = mask)
-        {
-            if (NativeImage.dlt_image_decode_mask(src, data.Length, dst, mask.Length) == 0)
-                throw new DataException(name, NativeImage.TakeError());
-        }
-        return (mask, h, w);
+        if (!PngReader.IsPng(data)) return SkiaCodec.DecodeGray(name, data);
+        var png = PngReader.Read(name, data);
+        return (MaskDecoder.ToIndices(name, png), png.Height, png.Width);
     }
 
     /// <summary>Height and width from the header only.</summary>
     public static (int Height, int Width) Probe(string name, ReadOnlySpan<byte> data)
     {
-        fixed (byte* src = data)
-        {
-            if (NativeImage.dlt_image_probe(src, data.Length, out _, out int h, out int w) == 0)
-                throw new DataException(name, NativeImage.TakeError());
-            return (h, w);
-        }
+        if (!PngReader.IsPng(data)) return SkiaCodec.Probe(name, data);
+        var header = PngReader.ReadHeader(name, data);
+        return (header.Height, header.Width);
     }
 
     /// <summary>Writes class indices as an 8-bit palette PNG (the VOC colour map unless a palette is given).</summary>
@@ -62,17 +51,14 @@ public static unsafe class ImageCodec
         CheckSize(indices.Length, height, width, 1);
         if (palette != null && (palette.Length % 3 != 0 || palette.Length < 3 || palette.Length > 768))
             throw new ArgumentException("a palette is 1 to 256 RGB triples", nameof(palette));
-        fixed (byte* px = indices)
-        fixed (byte* pal = palette)
-            return NativeImage.TakeBuffer(NativeImage.dlt_image_encode_png(px, height, width, 2, pal, palette == null ? 0 : palette.Length / 3), "PNG encoding");
+        return PngWriter.EncodePalette(indices, height, width, palette ?? Palette.Voc);
     }
 
     /// <summary>Writes an 8-bit grayscale PNG (for example 0/255 portrait masks).</summary>
     public static void WriteGrayPng(string path, byte[] values, int height, int width)
     {
         CheckSize(values.Length, height, width, 1);
-        fixed (byte* px = values)
-            WriteAtomic(path, NativeImage.TakeBuffer(NativeImage.dlt_image_encode_png(px, height, width, 1, null, 0), "PNG encoding"));
+        WriteAtomic(path, PngWriter.EncodeGray(values, height, width));
     }
 
     public static void WritePng(string path, byte[] rgb, int height, int width) => WriteAtomic(path, EncodePng(rgb, height, width));
@@ -80,8 +66,7 @@ public static unsafe class ImageCodec
     public static byte[] EncodePng(byte[] rgb, int height, int width)
     {
         CheckSize(rgb.Length, height, width, 3);
-        fixed (byte* px = rgb)
-            return NativeImage.TakeBuffer(NativeImage.dlt_image_encode_png(px, height, width, 3, null, 0), "PNG encoding");
+        return PngWriter.EncodeRgb(rgb, height, width);
     }
 
     public static void WriteJpeg(string path, byte[] rgb, int height, int width, int quality = 90) =>
@@ -90,19 +75,16 @@ public static unsafe class ImageCodec
     public static byte[] EncodeJpeg(byte[] rgb, int height, int width, int quality = 90)
     {
         CheckSize(rgb.Length, height, width, 3);
-        fixed (byte* px = rgb)
-            return NativeImage.TakeBuffer(NativeImage.dlt_image_encode_jpeg(px, height, width, quality), "JPEG encoding");
+        return SkiaCodec.EncodeJpeg(rgb, height, width, quality);
     }
 
     /// <summary>Bilinear resize of HWC uint8 pixels (half-pixel centres, like align_corners=False; no antialiasing).</summary>
     public static byte[] ResizeBilinear(byte[] src, int height, int width, int channels, int outHeight, int outWidth)
     {
         CheckSize(src.Length, height, width, channels);
+        if (outHeight <= 0 || outWidth <= 0) throw new ArgumentException("resize: sizes must be positive");
         var dst = new byte[checked(outHeight * outWidth * channels)];
-        fixed (byte* s = src)
-        fixed (byte* d = dst)
-            if (NativeImage.dlt_image_resize_bilinear(s, height, width, channels, d, outHeight, outWidth) == 0)
-                throw new ArgumentException(NativeImage.TakeError());
+        ImageKernels.ResizeBilinear(src, height, width, channels, dst, outHeight, outWidth);
         return dst;
     }
 
@@ -110,11 +92,9 @@ public static unsafe class ImageCodec
     public static byte[] ResizeNearest(byte[] src, int height, int width, int outHeight, int outWidth)
     {
         CheckSize(src.Length, height, width, 1);
+        if (outHeight <= 0 || outWidth <= 0) throw new ArgumentException("resize: sizes must be positive");
         var dst = new byte[checked(outHeight * outWidth)];
-        fixed (byte* s = src)
-        fixed (byte* d = dst)
-            if (NativeImage.dlt_image_resize_nearest(s, height, width, d, outHeight, outWidth) == 0)
-                throw new ArgumentException(NativeImage.TakeError());
+        ImageKernels.ResizeNearest(src, height, width, dst, outHeight, outWidth);
         return dst;
     }
 

@@ -4,7 +4,7 @@ using TorchSharp;
 namespace DeepLabTorch.Data;
 
 /// <summary>RGB bytes to the network's input: [1,3,H,W] float32, /255 then ImageNet mean/std.</summary>
-public static unsafe class ImageTensor
+public static class ImageTensor
 {
     public static readonly float[] Mean = { 0.485f, 0.456f, 0.406f };
     public static readonly float[] Std = { 0.229f, 0.224f, 0.225f };
@@ -22,12 +22,7 @@ public static unsafe class ImageTensor
     public static void Normalize(byte[] rgb, int height, int width, Span<float> chw)
     {
         if (chw.Length < 3 * height * width) throw new ArgumentException("output span too small");
-        byte* pad = stackalloc byte[3] { 0, 0, 0 };
-        fixed (byte* img = rgb)
-        fixed (float* m = Mean)
-        fixed (float* s = Std)
-        fixed (float* o = chw)
-            if (NativeImage.dlt_image_augment(img, null, height, width, height, width, 0, 0, height, width, 0, 0f, m, s, pad, 255, o, null) == 0)
-                throw new ArgumentException(NativeImage.TakeError());
+        var (scale, offset) = Transforms.Normalization.Value;
+        ImageKernels.Normalize(rgb, height, width, scale, offset, chw);
     }
 }

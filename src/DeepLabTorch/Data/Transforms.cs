@@ -8,7 +8,7 @@ public readonly record struct AugmentParams(int ScaledHeight, int ScaledWidth, i
     int OutHeight, int OutWidth, bool Flip, float BlurSigma);
 
 /// <summary>The reference recipe's train and validation transforms, drawn deterministically.</summary>
-public static unsafe class Transforms
+public static class Transforms
 {
     /// <summary>
     /// Train: flip with p=0.5; short side to a random integer in [MinScale, MaxScale] x base size,
@@ -56,18 +56,19 @@ public static unsafe class Transforms
         if (image.Length < 3 * n || (!mask.IsEmpty && mask.Length < n)) throw new ArgumentException("output spans too small for the crop");
         if (s.Image.Length != s.Height * s.Width * 3 || s.Mask.Length != s.Height * s.Width)
             throw new ArgumentException($"sample {s.Id}: buffers do not match its size {s.Height}x{s.Width}");
-        byte* pad = stackalloc byte[3];
+        Span<byte> pad = stackalloc byte[3];
         for (int c = 0; c < 3; c++) pad[c] = padWithMean ? (byte)Math.Round(ImageTensor.Mean[c] * 255) : (byte)0;
-        fixed (byte* img = s.Image)
-        fixed (byte* msk = s.Mask)
-        fixed (float* mean = ImageTensor.Mean)
-        fixed (float* std = ImageTensor.Std)
-        fixed (float* oi = image)
-        fixed (long* om = mask)
+        try
         {
-            if (NativeImage.dlt_image_augment(img, msk, s.Height, s.Width, p.ScaledHeight, p.ScaledWidth, p.CropY, p.CropX,
-                    p.OutHeight, p.OutWidth, p.Flip ? 1 : 0, p.BlurSigma, mean, std, pad, 255, oi, mask.IsEmpty ? null : om) == 0)
-                throw new ArgumentException($"sample {s.Id}: {NativeImage.TakeError()}");
+            AugmentKernel.ForThisThread().Run(s.Image, s.Mask, s.Height, s.Width, p, Normalization.Value.Scale, Normalization.Value.Offset,
+                pad, 255, image, mask);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"sample {s.Id}: {e.Message}", e);
         }
     }
+
+    /// <summary>ImageNet mean/std as v * Scale + Offset on bytes.</summary>
+    internal static readonly Lazy<(float[] Scale, float[] Offset)> Normalization = new(() => ImageKernels.NormalizationOf(ImageTensor.Mean, ImageTensor.Std));
 }

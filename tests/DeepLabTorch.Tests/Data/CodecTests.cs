@@ -34,6 +34,54 @@ public class CodecTests
     }
 
     [Theory]
+    [InlineData("photo.bmp", 0)]
+    [InlineData("photo.webp", 0)]
+    [InlineData("cmyk.jpg", 2)]
+    [InlineData("progressive.jpg", 2)]
+    [InlineData("exif6.jpg", 2)]
+    public void OtherPhotoFormatsDecodeLikePil(string file, int tolerance)
+    {
+        var (rgb, h, w) = ImageCodec.DecodeImage(Fx(file));
+        // Stored orientation: an EXIF rotation is not applied (as before), so the size is not swapped.
+        Assert.Equal((24, 40), (h, w));
+        Assert.Equal((24, 40), ImageCodec.Probe(file, File.ReadAllBytes(Fx(file))));
+        var expected = DataTestUtil.Bin(Fx(tolerance == 0 ? "photo.bin" : file + ".bin"));
+        int maxDiff = expected.Zip(rgb, (a, b) => Math.Abs(a - b)).Max();
+        Assert.True(maxDiff <= tolerance, $"max difference to PIL's decode is {maxDiff}");
+    }
+
+    [Theory]
+    [InlineData("pattern.jpg", "JPEG")]
+    [InlineData("progressive.jpg", "JPEG")]
+    [InlineData("photo.webp", "WEBP")]
+    [InlineData("rgb.png", "PNG")]
+    public void TruncatedPhotosAreErrorsNotPartlyBlackImages(string file, string reason)
+    {
+        var bytes = File.ReadAllBytes(Fx(file));
+        foreach (var cut in new[] { bytes.Length * 2 / 3, bytes.Length / 3 })
+        {
+            var e = Assert.Throws<DataException>(() => ImageCodec.DecodeImage("cut/" + file, bytes.AsSpan(0, cut)));
+            Assert.Equal("cut/" + file, e.Path);
+            Assert.Contains(reason, e.Reason);
+        }
+    }
+
+    [Fact]
+    public void TruncatedJpegScanIsRefusedAsIncomplete()
+    {
+        // Large enough that a cut falls inside the scan, where Skia would fill the rest: we refuse it instead.
+        int h = 120, w = 160;
+        var rgb = new byte[h * w * 3];
+        for (int i = 0; i < rgb.Length; i++) rgb[i] = (byte)(i % 3 == 0 ? i / 3 % w : i / (3 * w) * 2 + i % 7);
+        var jpg = ImageCodec.EncodeJpeg(rgb, h, w, 90);
+        Assert.Equal((h, w), ImageCodec.Probe("whole.jpg", jpg));
+        var e = Assert.Throws<DataException>(() => ImageCodec.DecodeImage("cut.jpg", jpg.AsSpan(0, jpg.Length * 2 / 3)));
+        Assert.Contains("truncated JPEG", e.Reason);
+        var m = Assert.Throws<DataException>(() => ImageCodec.DecodeMask("cut.jpg", jpg.AsSpan(0, jpg.Length * 2 / 3)));
+        Assert.Contains("truncated JPEG", m.Reason);
+    }
+
+    [Theory]
     [InlineData("palette.png")]
     [InlineData("palette4.png")]
     [InlineData("gray.png")]
