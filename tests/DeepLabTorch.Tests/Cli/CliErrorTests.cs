@@ -98,7 +98,7 @@ public class CliErrorTests : IDisposable
 
         var version = new StringWriter();
         Assert.Equal(0, Program.Run(new[] { "--version" }, version, stderr));
-        Assert.Matches(@"^deeplab \S+ \(libtorch \d+\.\d+", version.ToString());
+        Assert.Matches(@"^deeplab \S+ \(TorchSharp \d+\.\d+\.\d+, libtorch \d+\.\d+", version.ToString());
     }
 
     [Fact]

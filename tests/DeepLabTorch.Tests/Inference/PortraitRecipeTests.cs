@@ -66,10 +66,11 @@ public class PortraitRecipeTests
                 Assert.Equal(2, info!.Model!.NumClasses);
                 Assert.Equal(new long[] { 2, 256, 1, 1 }, sd["decoder.last_conv.8.weight"].shape);
                 var first = sd["backbone.features.0.0.weight"].ToArray<float>();
-                // Fine-tuning moves the loaded weights a little; another initialisation would differ by about their own size.
+                // Fine-tuning moves the loaded weights (here ~20% of their size in 5 epochs at lr 0.01); an
+                // independent initialisation would differ by about 1.4 times their size (two normals: √2·E|w|).
                 double drift = first.Zip(vocFirstConv, (a, b) => Math.Abs(a - b)).Average();
                 double size = vocFirstConv.Select(Math.Abs).Average();
-                Assert.True(drift < 0.2 * size, $"the backbone moved by {drift} on average (weights ~{size}): it was not loaded from the VOC checkpoint");
+                Assert.True(drift < 0.5 * size, $"the backbone moved by {drift} on average (weights ~{size}): it was not loaded from the VOC checkpoint");
                 var head = sd["decoder.last_conv.8.weight"].ToArray<float>()[..256];
                 Assert.NotEqual(vocClassifierRow, head);
             }
