@@ -90,36 +90,9 @@ public static class SegmentationEvaluator
         return new EvalResult(cm.Compute(classNames), done, clock.Elapsed.TotalSeconds, samples);
     }
 
-    /// <summary>
-    /// Class scores [N,C,H,W] at the input size. One scale without flip returns the logits; otherwise
-    /// the softmax probabilities are averaged over every scale (and its horizontal flip).
-    /// </summary>
-    public static Tensor Predict(nn.Module<Tensor, Tensor> model, Tensor images, double[] scales, bool flip, bool alignCorners = true)
-    {
-        var h = images.size(2);
-        var w = images.size(3);
-        if (scales.Length == 1 && scales[0] == 1.0 && !flip) return model.call(images);
-        using var scope = NewDisposeScope();
-        Tensor? sum = null;
-        foreach (var s in scales)
-        {
-            var sh = Math.Max(8, (long)Math.Round(h * s));
-            var sw = Math.Max(8, (long)Math.Round(w * s));
-            var x = s == 1.0 ? images : nn.functional.interpolate(images, new[] { sh, sw }, mode: InterpolationMode.Bilinear, align_corners: alignCorners);
-            var views = flip ? new[] { false, true } : new[] { false };
-            foreach (var f in views)
-            {
-                var input = f ? x.flip(3) : x;
-                var logits = model.call(input);
-                if (f) logits = logits.flip(3);
-                if (logits.size(2) != h || logits.size(3) != w)
-                    logits = nn.functional.interpolate(logits, new[] { h, w }, mode: InterpolationMode.Bilinear, align_corners: alignCorners);
-                var prob = nn.functional.softmax(logits, 1);
-                sum = sum is null ? prob : sum.add(prob);
-            }
-        }
-        return sum!.div(scales.Length * (flip ? 2 : 1)).MoveToOuterDisposeScope();
-    }
+    /// <summary>Logits [N,C,H,W] at the input size, averaged over scales and flip (TestTimeAugmentation).</summary>
+    public static Tensor Predict(nn.Module<Tensor, Tensor> model, Tensor images, double[] scales, bool flip, bool alignCorners = true) =>
+        TestTimeAugmentation.AverageLogits(model.call, images, scales, flip, alignCorners);
 
     /// <summary>A normalised [3,H,W] image back to RGB bytes (HWC), undoing ImageNet mean/std.</summary>
     public static byte[] Denormalize(Tensor chw)

@@ -51,23 +51,7 @@ public sealed class Predictor
             (bh, bw) = ResizedShort(h, w, shortSide);
         var baseInput = (bh, bw) == (h, w) ? x : Resize(x, bh, bw);
 
-        Tensor? sum = null;
-        int passes = 0;
-        foreach (var s in Options.Scales)
-        {
-            long sh = Math.Max(1, (long)Math.Round(bh * s)), sw = Math.Max(1, (long)Math.Round(bw * s));
-            var scaled = (sh, sw) == (bh, bw) ? baseInput : Resize(baseInput, sh, sw);
-            foreach (var flip in Options.Flip ? new[] { false, true } : new[] { false })
-            {
-                var input = flip ? scaled.flip(3) : scaled;
-                var logits = Run(input);
-                if (flip) logits = logits.flip(3);
-                if (logits.size(2) != bh || logits.size(3) != bw) logits = Resize(logits, bh, bw);
-                sum = sum is null ? logits : sum.add(logits); // out of place: the first pass may alias the input
-                passes++;
-            }
-        }
-        var mean = passes == 1 ? sum! : sum!.div(passes);
+        var mean = Evaluation.TestTimeAugmentation.AverageLogits(Run, baseInput, Options.Scales, Options.Flip, Options.AlignCorners);
         if (mean.size(2) != h || mean.size(3) != w) mean = Resize(mean, h, w);
         return mean.to(ScalarType.Float32, CPU);
     }

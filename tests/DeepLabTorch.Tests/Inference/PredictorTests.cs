@@ -151,3 +151,26 @@ public class PredictorTests
         finally { Directory.Delete(dir, true); }
     }
 }
+
+/// <summary>eval and predict share one test-time augmentation: the same model, scales and flip give the same logits.</summary>
+public class SharedTestTimeAugmentationTests
+{
+    [Fact]
+    public void EvalAndPredictAgreeOnScalesAndFlip()
+    {
+        TorchSharp.torch.manual_seed(11);
+        using var model = new DeepLabTorch.Models.DeepLabV3Plus(new DeepLabTorch.Models.ModelConfig("mobilenet", 16, 3));
+        model.eval();
+        using var x = TorchSharp.torch.randn(1, 3, 45, 53);
+        var scales = new[] { 0.5, 1.0, 1.25 };
+        using var fromPredict = new DeepLabTorch.Inference.Predictor(model, new DeepLabTorch.Inference.PredictOptions { Scales = scales, Flip = true }).Logits(x);
+        using var _ = TorchSharp.torch.inference_mode();
+        using var fromEval = DeepLabTorch.Evaluation.SegmentationEvaluator.Predict(model, x, scales, flip: true);
+        using var plain = model.forward(x);
+        Assert.Equal(fromEval.shape, fromPredict.shape);
+        using var diff = (fromEval - fromPredict).abs().max();
+        Assert.True(diff.item<float>() < 1e-5f, $"eval and predict differ by {diff.item<float>()}");
+        using var moved = (fromEval - plain).abs().max();
+        Assert.True(moved.item<float>() > 1e-3f, "the augmentation changed nothing: the comparison would prove nothing");
+    }
+}
