@@ -83,6 +83,10 @@ def photos(out, pat):
     im.save(os.path.join(out, "exif6.jpg"), quality=90, exif=exif)
     for name in ("cmyk.jpg", "progressive.jpg", "exif6.jpg"):
         np.asarray(Image.open(os.path.join(out, name)).convert("RGB")).tofile(os.path.join(out, name + ".bin"))
+    # JPEG masks are read as luminance: a gray JPEG as stored, a colour one as PIL's convert("L") (Rec. 601).
+    Image.fromarray(pat[..., 0]).save(os.path.join(out, "gray_mask.jpg"), quality=90)
+    for name in ("gray_mask.jpg", "pattern.jpg"):
+        np.asarray(Image.open(os.path.join(out, name)).convert("L")).tofile(os.path.join(out, name + ".L.bin"))
 
 
 def voc_map():

@@ -125,8 +125,11 @@ public sealed class DataVerb : IVerb
     {
         var r = LoaderBenchmark.Stages(Options(0), Images);
         string F(double v) => double.IsNaN(v) ? "null" : v.ToString("F1", CultureInfo.InvariantCulture);
-        Console.WriteLine($"{{\"unit\": \"images per second, one thread\", \"images\": {r.Images}, \"crop\": {CropSize}, \"blur\": {(Blur ? "true" : "false")}, " +
-            $"\"decode_image\": {F(r.DecodeImage)}, \"decode_mask\": {F(r.DecodeMask)}, \"load\": {F(r.Load)}, \"augment\": {F(r.Augment)}}}");
+        // Load + augment on N threads without tensors: the loader's ceiling at N workers.
+        var workers = string.Join(", ", ParseList(Workers, "--workers").Select(n => $"\"{n}\": {F(LoaderBenchmark.WorkerRate(Options(n), Images, n))}"));
+        Console.WriteLine($"{{\"unit\": \"images per second\", \"images\": {r.Images}, \"crop\": {CropSize}, \"blur\": {(Blur ? "true" : "false")}, " +
+            $"\"one_thread\": {{\"decode_image\": {F(r.DecodeImage)}, \"decode_mask\": {F(r.DecodeMask)}, \"load\": {F(r.Load)}, \"augment\": {F(r.Augment)}}}, " +
+            $"\"load_and_augment_by_threads\": {{{workers}}}}}");
         return 0;
     }
 }

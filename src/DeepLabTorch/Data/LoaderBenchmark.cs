@@ -35,8 +35,9 @@ public static class LoaderBenchmark
 
     /// <summary>
     /// Times the stages a worker runs per sample, single-threaded, over the first <paramref name="images"/> training
-    /// samples: per stage one untimed pass (file cache, JIT), then timed passes for at least half a second. Collation is not timed here: workers
-    /// write into the batch arrays directly and the batch is wrapped as tensors without a copy.
+    /// samples: per stage one untimed pass (file cache, JIT), then timed passes for at least half a second.
+    /// Collation is not timed here: workers write into the batch arrays directly, and the batch is wrapped as
+    /// tensors without a copy.
     /// </summary>
     public static StageRates Stages(DataOptions o, int images)
     {
@@ -69,5 +70,37 @@ public static class LoaderBenchmark
             Transforms.Apply(samples[i], Transforms.Train(samples[i].Height, samples[i].Width, o, epoch, i), image, mask, o.PadWithMean);
         });
         return new StageRates(n, decodeImage, decodeMask, load, augment);
+    }
+
+    /// <summary>
+    /// Load and augment together (what the loader's workers do, without the tensors) on <paramref name="threads"/>
+    /// threads, each writing into its own slot: images per second over at least one second, after a warm-up pass.
+    /// </summary>
+    public static double WorkerRate(DataOptions o, int images, int threads)
+    {
+        var ds = Datasets.Open(o, "train");
+        int n = Math.Min(images, ds.Count);
+        if (n == 0) throw new UserException("the train split is empty");
+        long next = 0;
+        var stop = new ManualResetEventSlim();
+        void Work(bool warmup)
+        {
+            var image = new float[3 * o.CropSize * o.CropSize];
+            var mask = new long[o.CropSize * o.CropSize];
+            for (long k; (k = Interlocked.Increment(ref next) - 1) < (warmup ? n : long.MaxValue) && !stop.IsSet;)
+            {
+                var s = ds.Load((int)(k % n));
+                Transforms.Apply(s, Transforms.Train(s.Height, s.Width, o, k / n, (int)(k % n)), image, mask, o.PadWithMean);
+            }
+        }
+        Parallel.Invoke(new ParallelOptions { MaxDegreeOfParallelism = threads }, Enumerable.Repeat(() => Work(true), threads).ToArray());
+        next = 0;
+        var sw = Stopwatch.StartNew();
+        var workers = Enumerable.Range(0, threads).Select(_ => new Thread(() => Work(false))).ToArray();
+        foreach (var t in workers) t.Start();
+        Thread.Sleep(1000);
+        stop.Set();
+        foreach (var t in workers) t.Join();
+        return Interlocked.Read(ref next) / sw.Elapsed.TotalSeconds;
     }
 }

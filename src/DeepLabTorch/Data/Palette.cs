@@ -8,7 +8,7 @@ public static class Palette
     /// <summary>The PASCAL VOC colour map: 256 RGB triples (768 bytes); index 255 (void) is (224,224,192).</summary>
     public static byte[] Voc => (byte[])VocMap.Value.Clone();
 
-    // Built in C# (not read from the native side) so it can serve as an independent check in tests.
+    // The one VOC map of the code base (the PNG writer's default, the RGB-mask lookup); tests check it against known colours.
     private static byte[] BuildVoc()
     {
         var map = new byte[768];

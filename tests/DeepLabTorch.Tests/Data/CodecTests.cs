@@ -66,6 +66,18 @@ public class CodecTests
         }
     }
 
+    [Theory]
+    [InlineData("gray_mask.jpg", 0)]
+    [InlineData("pattern.jpg", 1)]
+    public void JpegMasksReadAsLuminance(string file, int tolerance)
+    {
+        var (gray, h, w) = ImageCodec.DecodeMask(Fx(file));
+        Assert.Equal((24, 40), (h, w));
+        var expected = DataTestUtil.Bin(Fx(file + ".L.bin"));
+        int maxDiff = expected.Zip(gray, (a, b) => Math.Abs(a - b)).Max();
+        Assert.True(maxDiff <= tolerance, $"max difference to PIL's luminance is {maxDiff}");
+    }
+
     [Fact]
     public void TruncatedJpegScanIsRefusedAsIncomplete()
     {

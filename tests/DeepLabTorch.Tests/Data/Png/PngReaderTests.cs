@@ -57,6 +57,20 @@ public class PngReaderTests
         }
     }
 
+    [Fact]
+    public void GrayAlphaMasksGiveTheGrayAndColourMasksMustBeVocColours()
+    {
+        var la = Path.Combine(PngTestFiles.Fixtures, "pil_LA_8.png");
+        var samples = File.ReadAllBytes(la + ".bin");
+        Assert.Equal(samples.Where((_, i) => i % 2 == 0).ToArray(), ImageCodec.DecodeMask(la).Indices);
+        // Its top half is gray ramps (x*7 in every channel), its bottom half noise: not all gray, so each colour must be a
+        // VOC colour. (0,0,0) is (background); (7,7,7) at x=1 is the first that is not.
+        var rgb = Path.Combine(PngTestFiles.Fixtures, "own_c2_d8_i1_29x37.png");
+        var e = Assert.Throws<DataException>(() => ImageCodec.DecodeMask(rgb));
+        Assert.Contains("is not a VOC palette colour", e.Reason);
+        Assert.Contains("colour (7,7,7) at pixel (x=1, y=0)", e.Reason);
+    }
+
     public static TheoryData<string, string> Corruptions => new()
     {
         { "signature", "bad signature" },
