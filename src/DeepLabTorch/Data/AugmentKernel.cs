@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace DeepLabTorch.Data;
 
 /// <summary>
@@ -152,11 +154,24 @@ internal sealed class AugmentKernel
             for (int c = 0; c < 3; c++)
             {
                 var dst = _crop.AsSpan(c * plane + oy * p.OutWidth, p.OutWidth);
-                var src = _combined.AsSpan(c * validW, valid);
-                for (int x = 0; x < valid; x++) dst[x] = (byte)src[x];
+                NarrowToBytes(_combined.AsSpan(c * validW, valid), dst);
                 dst[valid..].Fill(padRgb[c]);
             }
         }
+    }
+
+    // Values are in [0, 255], so the truncating narrowings (int to short to byte) are exact; 32 at a time where the CPU allows.
+    private static void NarrowToBytes(ReadOnlySpan<int> src, Span<byte> dst)
+    {
+        int x = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; x <= src.Length - 32; x += 32)
+            {
+                var lo = Vector256.Narrow(Vector256.Create(src.Slice(x, 8)), Vector256.Create(src.Slice(x + 8, 8)));
+                var hi = Vector256.Narrow(Vector256.Create(src.Slice(x + 16, 8)), Vector256.Create(src.Slice(x + 24, 8)));
+                Vector256.Narrow(lo.AsUInt16(), hi.AsUInt16()).CopyTo(dst[x..]);
+            }
+        for (; x < src.Length; x++) dst[x] = (byte)src[x];
     }
 
     private void MaskCrop(ReadOnlySpan<byte> mask, int h, int w, in AugmentParams p, int validH, int validW, int padMask, Span<long> outMask)

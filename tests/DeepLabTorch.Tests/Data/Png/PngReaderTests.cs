@@ -77,6 +77,7 @@ public class PngReaderTests
         { "ihdr-crc", "bad CRC in IHDR" },
         { "idat-crc", "bad CRC in chunk IDAT" },
         { "zlib", "zlib" },
+        { "adler", "zlib" },
         { "truncated", "truncated PNG" },
         { "no-iend", "truncated PNG" },
         { "wider", "truncated PNG" },
@@ -109,6 +110,10 @@ public class PngReaderTests
             case "zlib":
                 png[idat.Offset + 8] = 0x78;
                 png[idat.Offset + 9] = 0x00; // header check bits wrong
+                PngTestFiles.FixCrc(png, idat.Offset);
+                break;
+            case "adler": // the zlib stream's own checksum, the last IDAT byte
+                png[idat.Offset + 8 + idat.Length - 1] ^= 0xFF;
                 PngTestFiles.FixCrc(png, idat.Offset);
                 break;
             case "truncated": return png[..(idat.Offset + 8 + idat.Length / 2)];
