@@ -41,10 +41,12 @@ public sealed class ConfusionMatrix : IDisposable
         using var scope = torch.NewDisposeScope();
         var t = target.to(torch.int64).flatten();
         var p = prediction.to(torch.int64).flatten();
-        var valid = t.ge(0).logical_and(t.lt(NumClasses)).logical_and(t.ne(IgnoreIndex));
+        // Named Scalars, disposed at the end: implicit temporaries can be finalized mid-call (see Models/BatchNorm.cs).
+        using Scalar zero = 0L.ToScalar(), classes = ((long)NumClasses).ToScalar(), ignore = ((long)IgnoreIndex).ToScalar();
+        var valid = t.ge(zero).logical_and(t.lt(classes)).logical_and(t.ne(ignore));
         var pv = p.masked_select(valid);
         if (pv.numel() == 0) return;
-        if (pv.lt(0).logical_or(pv.ge(NumClasses)).any().item<bool>())
+        if (pv.lt(zero).logical_or(pv.ge(classes)).any().item<bool>())
             throw new ArgumentException($"prediction holds a class index outside [0, {NumClasses})");
         // The binding's scalar overloads take doubles, which would promote int64 to float: multiply by an int64 tensor.
         var c = torch.tensor(new long[] { NumClasses }).to(t.device);

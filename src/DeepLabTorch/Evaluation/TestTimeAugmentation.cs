@@ -33,7 +33,8 @@ public static class TestTimeAugmentation
                 passes++;
             }
         }
-        return sum!.div(passes).MoveToOuterDisposeScope();
+        using var count = ((double)passes).ToScalar(); // named: an implicit temporary can be finalized mid-call
+        return sum!.div(count).MoveToOuterDisposeScope();
     }
 
     private static Tensor Resize(Tensor x, long h, long w, bool alignCorners) =>

@@ -60,7 +60,7 @@ public static class DeepLabOnnxExporter
     {
         var seq = Sub<Sequential>(model, prefix + ".conv");
         Func<int, Conv2d> conv = k => Sub<Conv2d>(model, $"{prefix}.conv.{k}");
-        Func<int, BatchNorm2d> bn = k => Sub<BatchNorm2d>(model, $"{prefix}.conv.{k}");
+        Func<int, BatchNorm> bn = k => Sub<BatchNorm>(model, $"{prefix}.conv.{k}");
         Conv2d first = conv(0), last;
         string y;
         if (seq.Count == 5)
@@ -167,7 +167,7 @@ public static class DeepLabOnnxExporter
 
     /// <summary>The conv and the BatchNorm at these module paths, folded into one Conv.</summary>
     private static string ConvBn(OnnxGraphBuilder g, nn.Module model, string conv, string bn, string x) =>
-        g.ConvBn(x, Sub<Conv2d>(model, conv), Sub<BatchNorm2d>(model, bn));
+        g.ConvBn(x, Sub<Conv2d>(model, conv), Sub<BatchNorm>(model, bn));
 
     private static string ConvBnRelu(OnnxGraphBuilder g, nn.Module model, string conv, string bn, string x) =>
         g.Relu(ConvBn(g, model, conv, bn, x));

@@ -33,10 +33,10 @@ public sealed class Aspp : nn.Module<Tensor, Tensor>
         global_avg_pool = nn.Sequential(
             nn.AdaptiveAvgPool2d(1),
             Layers.Conv(inChannels, c, 1),
-            nn.BatchNorm2d(c),
+            new BatchNorm2d(c),
             nn.ReLU());
         conv1 = Layers.Conv(5 * c, c, 1);
-        bn1 = nn.BatchNorm2d(c);
+        bn1 = new BatchNorm2d(c);
         dropout = nn.Dropout(Architecture.AsppDropout);
         RegisterComponents();
         Layers.InitWeights(this, nn.init.FanInOut.FanIn);

@@ -14,7 +14,7 @@ public sealed class AsppBranch : nn.Module<Tensor, Tensor>
     public AsppBranch(long inChannels, long outChannels, long kernel, long rate) : base(nameof(AsppBranch))
     {
         atrous_conv = Layers.Conv(inChannels, outChannels, kernel, 1, padding: kernel == 1 ? 0 : rate, dilation: rate);
-        bn = nn.BatchNorm2d(outChannels);
+        bn = new BatchNorm2d(outChannels);
         RegisterComponents();
     }
 

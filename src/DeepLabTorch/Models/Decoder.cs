@@ -27,14 +27,14 @@ public sealed class Decoder : nn.Module
         const int c = Architecture.HeadChannels, low = Architecture.LowLevelProjection;
         _alignCorners = alignCorners;
         conv1 = Layers.Conv(lowLevelChannels, low, 1);
-        bn1 = nn.BatchNorm2d(low);
+        bn1 = new BatchNorm2d(low);
         last_conv = nn.Sequential(
             Layers.Conv(c + low, c, 3, 1, padding: 1),
-            nn.BatchNorm2d(c),
+            new BatchNorm2d(c),
             nn.ReLU(inplace: true),
             nn.Dropout(Architecture.DecoderDropout1),
             Layers.Conv(c, c, 3, 1, padding: 1),
-            nn.BatchNorm2d(c),
+            new BatchNorm2d(c),
             nn.ReLU(inplace: true),
             nn.Dropout(Architecture.DecoderDropout2),
             nn.Conv2d(c, numClasses, 1, bias: true));

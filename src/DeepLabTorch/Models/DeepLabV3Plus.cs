@@ -58,7 +58,7 @@ public sealed class DeepLabV3Plus : nn.Module<Tensor, Tensor>
         base.train(mode);
         if (mode && _freezeBatchNorm)
             foreach (var m in modules())
-                if (m is BatchNorm2d bn) bn.eval();
+                if (m is TorchSharp.Modules.BatchNorm bn) bn.eval();
     }
 
     /// <summary>Backbone parameters (trained at the base learning rate), in state_dict order.</summary>

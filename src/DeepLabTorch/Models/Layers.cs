@@ -51,7 +51,7 @@ internal static class Layers
                 case Conv2d conv:
                     nn.init.kaiming_normal_(conv.weight, 0, mode, nn.init.NonlinearityType.ReLU);
                     break;
-                case BatchNorm2d bn:
+                case TorchSharp.Modules.BatchNorm bn:
                     if (bn.weight is not null) nn.init.ones_(bn.weight);
                     if (bn.bias is not null) nn.init.zeros_(bn.bias);
                     break;

@@ -8,6 +8,8 @@ namespace DeepLabTorch.Training;
 /// Segmentation losses with the reference's normalisation: the cross-entropy is averaged over the
 /// non-ignored pixels (weighted by class weights when given) and then, with batchAverage (the
 /// reference's default), divided once more by the batch size N.
+/// Every Scalar is a named local disposed at the end of its method: TorchSharp's implicit Scalar
+/// temporaries can be finalized during the native call when the loader's threads trigger a collection.
 /// </summary>
 public static class Losses
 {
@@ -19,7 +21,8 @@ public static class Losses
         var n = logits.size(0);
         using var scope = NewDisposeScope();
         var loss = nn.functional.cross_entropy(logits, target, weight, ignoreIndex);
-        if (batchAverage) loss = loss.div(n);
+        using var batch = ((double)n).ToScalar();
+        if (batchAverage) loss = loss.div(batch);
         return loss.MoveToOuterDisposeScope();
     }
 
@@ -33,23 +36,24 @@ public static class Losses
     {
         var n = logits.size(0);
         using var scope = NewDisposeScope();
+        using Scalar one = 1.0.ToScalar(), zero = 0.0.ToScalar(), g = gamma.ToScalar(), a = alpha.ToScalar(), ignore = ignoreIndex.ToScalar(), batch = ((double)n).ToScalar();
         Tensor loss;
         if (!perPixel)
         {
             var logpt = nn.functional.cross_entropy(logits, target, weight, ignoreIndex).neg();
             var pt = logpt.exp();
-            loss = (1.0 - pt).pow(gamma).mul(logpt.mul(alpha)).neg();
+            loss = pt.neg().add(one).pow(g).mul(logpt.mul(a)).neg();
         }
         else
         {
             var ce = nn.functional.cross_entropy(logits, target, weight, ignoreIndex, nn.Reduction.None);
-            var valid = target.ne(ignoreIndex);
+            var valid = target.ne(ignore);
             var pt = ce.neg().exp();
-            var per = (1.0 - pt).pow(gamma).mul(ce).mul(alpha);
-            var count = valid.to(ScalarType.Float32).sum().clamp(min: 1);
-            loss = per.masked_fill(valid.logical_not(), 0).sum().div(count);
+            var per = pt.neg().add(one).pow(g).mul(ce).mul(a);
+            var count = valid.to(ScalarType.Float32).sum().clamp(min: one);
+            loss = per.masked_fill(valid.logical_not(), zero).sum().div(count);
         }
-        if (batchAverage) loss = loss.div(n);
+        if (batchAverage) loss = loss.div(batch);
         return loss.MoveToOuterDisposeScope();
     }
 
@@ -63,14 +67,15 @@ public static class Losses
         var c = logits.size(1);
         if (c != 1 && c != 2) throw new UserException($"the dice loss is for binary segmentation (1 or 2 output channels), the model has {c}");
         using var scope = NewDisposeScope();
+        using Scalar one = 1.0.ToScalar(), two = 2.0.ToScalar(), zero = 0L.ToScalar(), sm = smooth.ToScalar(), ignore = ignoreIndex.ToScalar();
         var p = c == 2 ? nn.functional.softmax(logits, 1).select(1, 1) : logits.select(1, 0).sigmoid();
-        var valid = target.ne(ignoreIndex);
-        var t = target.gt(0).logical_and(valid).to(p.dtype);
+        var valid = target.ne(ignore);
+        var t = target.gt(zero).logical_and(valid).to(p.dtype);
         var v = valid.to(p.dtype);
         p = p.mul(v);
         var inter = p.mul(t).sum();
-        var denom = p.sum().add(t.sum()).add(smooth);
-        var loss = 1.0 - inter.mul(2).add(smooth).div(denom);
+        var denom = p.sum().add(t.sum()).add(sm);
+        var loss = inter.mul(two).add(sm).div(denom).neg().add(one);
         return loss.MoveToOuterDisposeScope();
     }
 

@@ -77,7 +77,7 @@ public class ModelBehaviourTests
         using var model = Small();
         model.FreezeBatchNorm = true;
         model.train();
-        var bns = model.modules().OfType<BatchNorm2d>().ToList();
+        var bns = model.modules().OfType<DeepLabTorch.Models.BatchNorm2d>().ToList();
         Assert.Equal(model.StateDictInOrder().Keys.Count(k => k.EndsWith(".running_mean", StringComparison.Ordinal)), bns.Count);
         Assert.All(bns, bn => Assert.False(bn.training));
         Assert.All(model.modules().OfType<Dropout>(), d => Assert.True(d.training));
@@ -132,7 +132,7 @@ public class ModelBehaviourTests
         AssertStd(p["decoder.last_conv.4.weight"], Math.Sqrt(2.0 / (256 * 9)));
         AssertStd(p["backbone.features.17.conv.6.weight"], Math.Sqrt(2.0 / 960));
         using var scope = NewDisposeScope();
-        var bns = model.modules().OfType<BatchNorm2d>().ToList();
+        var bns = model.modules().OfType<DeepLabTorch.Models.BatchNorm2d>().ToList();
         Assert.Equal(model.StateDictInOrder().Keys.Count(k => k.EndsWith(".running_var", StringComparison.Ordinal)), bns.Count);
         foreach (var bn in bns)
         {

@@ -123,7 +123,7 @@ public sealed class OnnxGraphBuilder
         Conv(x, conv.weight, conv.bias, conv.stride!, conv.padding ?? [0, 0], conv.dilation!, conv.groups, output);
 
     /// <summary>One Conv whose weight and bias absorb an eval-mode BatchNorm that follows the conv.</summary>
-    public string ConvBn(string x, Conv2d conv, BatchNorm2d bn, string? output = null)
+    public string ConvBn(string x, Conv2d conv, BatchNorm bn, string? output = null)
     {
         var (w, b) = FoldBatchNorm(conv, bn);
         using (w) using (b)
@@ -134,7 +134,7 @@ public sealed class OnnxGraphBuilder
     /// BatchNorm folded into the preceding conv, in float64: s = γ/√(σ²+ε), W' = W·s (per output
     /// channel), b' = (b − μ)·s + β. Returns new float32 tensors the caller disposes.
     /// </summary>
-    public static (torch.Tensor weight, torch.Tensor bias) FoldBatchNorm(Conv2d conv, BatchNorm2d bn)
+    public static (torch.Tensor weight, torch.Tensor bias) FoldBatchNorm(Conv2d conv, BatchNorm bn)
     {
         if (bn.running_mean is null || bn.running_var is null)
             throw new ArgumentException("BatchNorm without running statistics cannot be folded");

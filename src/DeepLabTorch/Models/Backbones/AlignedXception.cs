@@ -29,9 +29,9 @@ public sealed class AlignedXception : Backbone
     {
         var s = Architecture.Xception(outputStride);
         conv1 = Layers.Conv(3, 32, 3, stride: 2, padding: 1);
-        bn1 = nn.BatchNorm2d(32);
+        bn1 = new BatchNorm2d(32);
         conv2 = Layers.Conv(32, 64, 3, stride: 1, padding: 1);
-        bn2 = nn.BatchNorm2d(64);
+        bn2 = new BatchNorm2d(64);
         // Entry flow.
         _blocks.Add(new XceptionBlock(64, 128, 2, stride: 2, startWithRelu: false));
         _blocks.Add(new XceptionBlock(128, 256, 2, stride: 2, startWithRelu: false));
@@ -42,11 +42,11 @@ public sealed class AlignedXception : Backbone
         // Exit flow.
         _blocks.Add(new XceptionBlock(728, 1024, 2, stride: 1, dilation: s.ExitDilation1, growFirst: false, isLast: true));
         conv3 = new SeparableConv2d(1024, 1536, 3, 1, s.ExitDilation2);
-        bn3 = nn.BatchNorm2d(1536);
+        bn3 = new BatchNorm2d(1536);
         conv4 = new SeparableConv2d(1536, 1536, 3, 1, s.ExitDilation2);
-        bn4 = nn.BatchNorm2d(1536);
+        bn4 = new BatchNorm2d(1536);
         conv5 = new SeparableConv2d(1536, 2048, 3, 1, s.ExitDilation2);
-        bn5 = nn.BatchNorm2d(2048);
+        bn5 = new BatchNorm2d(2048);
 
         // Registered by hand to keep the reference's order (block1..block20 between bn2 and conv3).
         register_module("conv1", conv1);

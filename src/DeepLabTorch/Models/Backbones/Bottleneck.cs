@@ -24,13 +24,13 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
     {
         long outChannels = planes * Architecture.BottleneckExpansion;
         conv1 = Layers.Conv(inChannels, planes, 1);
-        bn1 = nn.BatchNorm2d(planes);
+        bn1 = new BatchNorm2d(planes);
         conv2 = Layers.Conv(planes, planes, 3, stride, padding: dilation, dilation: dilation);
-        bn2 = nn.BatchNorm2d(planes);
+        bn2 = new BatchNorm2d(planes);
         conv3 = Layers.Conv(planes, outChannels, 1);
-        bn3 = nn.BatchNorm2d(outChannels);
+        bn3 = new BatchNorm2d(outChannels);
         if (withDownsample)
-            downsample = nn.Sequential(Layers.Conv(inChannels, outChannels, 1, stride), nn.BatchNorm2d(outChannels));
+            downsample = nn.Sequential(Layers.Conv(inChannels, outChannels, 1, stride), new BatchNorm2d(outChannels));
         RegisterComponents();
     }
 

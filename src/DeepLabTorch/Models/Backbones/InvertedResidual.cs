@@ -30,10 +30,10 @@ public sealed class InvertedResidual : nn.Module<Tensor, Tensor>
             _padInput = false;
             conv = nn.Sequential(
                 Layers.Conv(hidden, hidden, 3, stride, padding: dilation, dilation: dilation, groups: hidden),
-                nn.BatchNorm2d(hidden),
+                new BatchNorm2d(hidden),
                 nn.ReLU6(inplace: true),
                 Layers.Conv(hidden, outChannels, 1),
-                nn.BatchNorm2d(outChannels));
+                new BatchNorm2d(outChannels));
         }
         else
         {
@@ -42,13 +42,13 @@ public sealed class InvertedResidual : nn.Module<Tensor, Tensor>
             _padInput = true;
             conv = nn.Sequential(
                 Layers.Conv(inChannels, hidden, 1),
-                nn.BatchNorm2d(hidden),
+                new BatchNorm2d(hidden),
                 nn.ReLU6(inplace: true),
                 Layers.Conv(hidden, hidden, 3, stride, padding: 0, dilation: dilation, groups: hidden),
-                nn.BatchNorm2d(hidden),
+                new BatchNorm2d(hidden),
                 nn.ReLU6(inplace: true),
                 Layers.Conv(hidden, outChannels, 1),
-                nn.BatchNorm2d(outChannels));
+                new BatchNorm2d(outChannels));
         }
         RegisterComponents();
     }

@@ -22,7 +22,7 @@ public sealed class MobileNetV2 : Backbone
         int stem = Architecture.MobileNetStemChannels;
         features = nn.Sequential(nn.Sequential(
             Layers.Conv(3, stem, 3, stride: 2, padding: 1),
-            nn.BatchNorm2d(stem),
+            new BatchNorm2d(stem),
             nn.ReLU6(inplace: true)));
         int currentStride = 2, rate = 1;
         long channels = stem;

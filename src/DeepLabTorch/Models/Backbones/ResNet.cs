@@ -25,7 +25,7 @@ public sealed class ResNet : Backbone
         var s = Architecture.ResNet(outputStride);
         long channels = 64;
         conv1 = Layers.Conv(3, 64, 7, stride: 2, padding: 3);
-        bn1 = nn.BatchNorm2d(64);
+        bn1 = new BatchNorm2d(64);
         maxpool = nn.MaxPool2d(3, 2, 1);
         var blocks = Architecture.ResNet101Blocks;
         layer1 = Stage(ref channels, 64, Enumerable.Repeat(1, blocks[0]).ToArray(), s.Strides[0], s.Dilations[0]);

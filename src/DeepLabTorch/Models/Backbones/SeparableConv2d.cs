@@ -21,7 +21,7 @@ public sealed class SeparableConv2d : nn.Module<Tensor, Tensor>
         if (begin != end) throw new ArgumentException($"separable conv kernel {kernel} needs asymmetric padding, which is not supported");
         // Fixed padding right before the depthwise conv is the conv's own (symmetric) zero padding.
         conv1 = Layers.Conv(inChannels, inChannels, kernel, stride, padding: begin, dilation: dilation, groups: inChannels);
-        bn = nn.BatchNorm2d(inChannels);
+        bn = new BatchNorm2d(inChannels);
         pointwise = Layers.Conv(inChannels, outChannels, 1);
         RegisterComponents();
     }

@@ -23,14 +23,14 @@ public sealed class XceptionBlock : nn.Module<Tensor, Tensor>
         if (outChannels != inChannels || stride != 1)
         {
             skip = Layers.Conv(inChannels, outChannels, 1, stride);
-            skipbn = nn.BatchNorm2d(outChannels);
+            skipbn = new BatchNorm2d(outChannels);
         }
         var layers = new List<nn.Module<Tensor, Tensor>>();
         void Triple(long cin, long cout, long s, long d)
         {
             layers.Add(nn.ReLU(inplace: true));
             layers.Add(new SeparableConv2d(cin, cout, 3, s, d));
-            layers.Add(nn.BatchNorm2d(cout));
+            layers.Add(new BatchNorm2d(cout));
         }
         long filters = inChannels;
         if (growFirst)
