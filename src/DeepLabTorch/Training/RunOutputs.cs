@@ -1,0 +1,152 @@
+using System.Globalization;
+using DeepLabTorch.Checkpoints;
+using DeepLabTorch.Config;
+using DeepLabTorch.Evaluation;
+using DeepLabTorch.Reporting;
+using TorchSharp;
+
+namespace DeepLabTorch.Training;
+
+/// <summary>How far a run has got: what checkpoints record and the summary reports.</summary>
+internal sealed class RunProgress
+{
+    /// <summary>Epochs finished.</summary>
+    public int Completed { get; set; }
+    /// <summary>Batches trained in epoch Completed + 1 when it is unfinished (a mid-epoch stop).</summary>
+    public int PartialBatches { get; set; }
+    public long Step { get; set; }
+    public double Best { get; set; } = double.NaN;
+    public int BestEpoch { get; set; } = -1;
+    public long ImagesSeen { get; set; }
+    public double TrainSeconds { get; set; }
+    public bool Interrupted { get; set; }
+    public List<double> EpochLosses { get; } = new();
+}
+
+/// <summary>
+/// Everything a run writes into its folder: metrics.jsonl, TensorBoard events, the last, best and
+/// periodic checkpoints, and report.html (with the curves it draws).
+/// </summary>
+internal sealed class RunOutputs : IDisposable
+{
+    private readonly TrainingSession _s;
+    private readonly RunProgress _p;
+    private readonly MetricsLog _metrics;
+    private readonly TensorBoardWriter _tb;
+    private readonly List<(long, double)> _lossCurve = new();
+    private readonly List<(int, double)> _miouCurve = new();
+    private IReadOnlyList<EvalSample> _lastSamples = Array.Empty<EvalSample>();
+
+    public RunOutputs(TrainingSession session, RunProgress progress)
+    {
+        _s = session;
+        _p = progress;
+        var dir = session.OutputDir;
+        _metrics = new MetricsLog(Path.Combine(dir, "metrics.jsonl"), append: session.Config.Resume is not null);
+        _tb = new TensorBoardWriter(Path.Combine(dir, "tb"));
+        LastPath = Path.Combine(dir, "last.safetensors");
+        BestPath = Path.Combine(dir, "best.safetensors");
+    }
+
+    public string LastPath { get; }
+    public string BestPath { get; }
+    public string ReportPath => Path.Combine(_s.OutputDir, "report.html");
+    public SegmentationMetrics? LastMetrics { get; private set; }
+
+    public void Iteration(int epoch, int batch, double lr, double loss, double runningMeanLoss, double imagesPerSecond)
+    {
+        _metrics.Iteration(epoch, batch, _p.Step, lr, loss, imagesPerSecond);
+        _tb.AddScalar("train/total_loss_iter", loss, _p.Step);
+        _tb.AddScalar("train/lr", lr, _p.Step);
+        _lossCurve.Add((_p.Step, runningMeanLoss));
+    }
+
+    public void EpochLoss(int epoch, double meanLoss) => _tb.AddScalar("train/total_loss_epoch", meanLoss, epoch);
+
+    public void Error(string message) =>
+        _metrics.Record("error", new Dictionary<string, object?> { ["message"] = message, ["step"] = _p.Step + 1 });
+
+    public void Evaluation(int epoch, EvalResult r)
+    {
+        var m = r.Metrics;
+        LastMetrics = m;
+        _lastSamples = r.Samples;
+        _miouCurve.Add((epoch + 1, m.MeanIoU));
+        _metrics.Evaluation(epoch, _p.Step, m, r.Seconds, r.Images);
+        _tb.AddScalar("val/mIoU", m.MeanIoU, epoch);
+        _tb.AddScalar("val/Acc", m.PixelAccuracy, epoch);
+        _tb.AddScalar("val/Acc_class", m.MeanClassAccuracy, epoch);
+        _tb.AddScalar("val/fwIoU", m.FrequencyWeightedIoU, epoch);
+        for (var k = 0; k < r.Samples.Count; k++)
+        {
+            var (png, h, w) = Visuals.ToStripPng(r.Samples[k]);
+            _tb.AddImage($"val/sample_{k}", png, h, w, epoch);
+        }
+    }
+
+    public void SaveLast() => Save(LastPath);
+    public void SaveBest() => Save(BestPath);
+
+    /// <summary>--keep N: a numbered checkpoint of a finished epoch, and the older ones pruned. Returns the files removed.</summary>
+    public IReadOnlyList<string> SavePeriodic(int keep)
+    {
+        Save(CheckpointFiles.Periodic(_s.OutputDir, _p.Completed));
+        return CheckpointFiles.Prune(_s.OutputDir, keep).ToList();
+    }
+
+    private void Save(string path) => CheckpointStore.Save(path, _s.Model, _s.Optimizer, Info());
+
+    private CheckpointInfo Info()
+    {
+        var c = _s.Config;
+        return new CheckpointInfo
+        {
+            Model = new CheckpointModel(c.Backbone, c.OutStride, _s.NumClasses, _s.ClassNames),
+            TrainingConfigJson = ConfigLoader.ToJson(c),
+            Epoch = _p.Completed,
+            EpochIteration = _p.PartialBatches,
+            Iteration = _p.Step,
+            BestMIoU = _p.Best,
+            Scheduler = new Dictionary<string, double>
+            {
+                ["base_lr"] = _s.Scheduler.BaseLr, ["epochs"] = _s.Epochs, ["iters_per_epoch"] = _s.ItersPerEpoch, ["step"] = _p.Step,
+            },
+            Rng = new CheckpointRng { DataSeed = c.Seed, AugmentationSeed = c.Seed },
+        };
+    }
+
+    /// <summary>Flushes TensorBoard and rewrites report.html from what the run has done so far.</summary>
+    public void WriteReport()
+    {
+        _tb.Flush();
+        var c = _s.Config;
+        var summary = new List<(string, string)>
+        {
+            ("model", $"DeepLabV3+ {c.Backbone}, output stride {c.OutStride}, {_s.NumClasses} classes"),
+            ("data", $"{c.Dataset} {c.TrainSplit} ({_s.TrainSet.Count} images) / {c.ValSplit}"),
+            ("recipe", Inv($"{c.LossType} loss, SGD lr {c.Lr} ({c.LrScheduler}), momentum {c.Momentum}, weight decay {c.WeightDecay}, batch {c.BatchSize}, crop {c.CropSize}")),
+            ("progress", $"{_p.Completed}/{_s.Epochs} epochs, {_p.Step} iterations"),
+            ("best mIoU", double.IsNaN(_p.Best) ? "n/a" : Inv($"{100 * _p.Best:0.00}% (epoch {_p.BestEpoch + 1})")),
+        };
+        HtmlReport.Write(ReportPath, new ReportData(
+            $"DeepLabV3+ training — {Path.GetFileName(Path.GetFullPath(_s.OutputDir))}", summary, _lossCurve, _miouCurve, LastMetrics,
+            _lastSamples.Select(s => Visuals.ToReportImage(s)).ToList()));
+    }
+
+    /// <summary>The summary record in metrics.jsonl.</summary>
+    public void Summary(TrainSummary r) => _metrics.Record("summary", new Dictionary<string, object?>
+    {
+        ["best_miou"] = r.BestMIoU, ["best_epoch"] = r.BestEpoch, ["epochs_completed"] = r.EpochsCompleted, ["iterations"] = r.Iterations,
+        ["wall_seconds"] = r.WallSeconds, ["images_per_sec"] = r.ImagesPerSecond, ["first_epoch_loss"] = r.FirstEpochLoss,
+        ["last_epoch_loss"] = r.LastEpochLoss, ["last_checkpoint"] = r.LastCheckpoint, ["best_checkpoint"] = r.BestCheckpoint,
+        ["interrupted"] = r.Interrupted,
+    });
+
+    private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+
+    public void Dispose()
+    {
+        _tb.Dispose();
+        _metrics.Dispose();
+    }
+}
