@@ -69,21 +69,19 @@ public sealed class EvalVerb : IVerb
             Dataset = Dataset, DataRoot = DataRoot, UseSbd = UseSbd, BaseSize = BaseSize, CropSize = CropSize, ValCrop = ValCrop, Workers = Workers,
         };
         var ds = Datasets.Open(options, Split);
-        var sd = WeightFiles.LoadStateDict(Weights, out var info);
-        try
+        using var loaded = ModelLoader.LoadForInference(Weights, new ModelRequest { Backbone = Backbone, OutputStride = OutStride, NumClasses = NumClasses },
+            device, m => Console.Error.WriteLine(m));
+        var model = loaded.Model;
+        var numClasses = model.Config.NumClasses;
         {
-            var m = WeightFiles.ResolveModel(Weights, info, Backbone, OutStride, NumClasses ?? (info?.Model is null ? ds.NumClasses : null));
-            using var model = ModelFactory.Create(new ModelConfig(m.Backbone, m.OutputStride, m.NumClasses));
-            model.LoadReferenceStateDict(sd, strict: true);
-            ModelLoader.PrepareForInference(model, device);
-            var names = m.ClassNames is { } cn && cn.Count == m.NumClasses ? cn
-                : ds.ClassNames.Count == m.NumClasses ? ds.ClassNames : Enumerable.Range(0, m.NumClasses).Select(i => $"class {i}").ToArray();
+            var names = loaded.FileClassNames
+                ?? (ds.ClassNames.Count == numClasses ? ds.ClassNames : Enumerable.Range(0, numClasses).Select(i => $"class {i}").ToArray());
             if (SavePredictions is not null) Directory.CreateDirectory(SavePredictions);
             using var loader = new DataLoader(ds, options, train: false, 1);
             var tty = !Json && ProgressBar.StdoutIsTerminal;
             var total = Math.Min(ds.Count, MaxImages ?? int.MaxValue);
             var bar = new ProgressBar(Json ? Console.Error : Console.Out, tty, "eval", total);
-            var r = SegmentationEvaluator.Run(model, loader, ds.Count, m.NumClasses, names, device, new EvalOptions
+            var r = SegmentationEvaluator.Run(model, loader, ds.Count, numClasses, names, device, new EvalOptions
             {
                 Scales = scales,
                 Flip = Flip,
@@ -108,10 +106,6 @@ public sealed class EvalVerb : IVerb
                 Console.WriteLine(r.Metrics.FormatTable());
             }
             return 0;
-        }
-        finally
-        {
-            foreach (var t in sd.Values) t.Dispose();
         }
     }
 }

@@ -40,20 +40,23 @@ public sealed class ExportVerb : IVerb
         if (format == "safetensors" && (WithPreprocessing || Argmax))
             throw new UserException("--with-preprocessing and --argmax apply to --format onnx only");
 
+        var request = new ModelRequest { Backbone = Backbone, OutputStride = OutputStride, NumClasses = NumClasses };
+        if (format == "onnx")
+        {
+            // Load into the real network: this validates every key and shape before the graph is built.
+            using var loaded = ModelLoader.Load(Weights, request, m => Console.Error.WriteLine(m));
+            var model = loaded.Model;
+            model.eval();
+            DeepLabOnnxExporter.Export(model, Output, WithPreprocessing, Argmax);
+            var c = model.Config;
+            Console.WriteLine($"wrote {Output}: ONNX opset {DeepLabTorch.Export.Onnx.OnnxGraphBuilder.Opset} ({c.Backbone}, output stride {c.OutputStride}, {c.NumClasses} classes, BatchNorm folded)");
+            return 0;
+        }
         var sd = WeightFiles.LoadStateDict(Weights, out var info);
         try
         {
-            var resolved = WeightFiles.ResolveModel(Weights, info, Backbone, OutputStride, NumClasses);
-            if (format == "onnx")
-            {
-                // Load into the real network: this validates every key and shape before the graph is built.
-                using var model = ModelFactory.Create(new ModelConfig(resolved.Backbone, resolved.OutputStride, resolved.NumClasses));
-                model.LoadReferenceStateDict(sd, strict: true);
-                model.eval();
-                DeepLabOnnxExporter.Export(model, Output, WithPreprocessing, Argmax);
-                Console.WriteLine($"wrote {Output}: ONNX opset {DeepLabTorch.Export.Onnx.OnnxGraphBuilder.Opset} ({resolved.Backbone}, output stride {resolved.OutputStride}, {resolved.NumClasses} classes, BatchNorm folded)");
-                return 0;
-            }
+            // The safetensors export copies the file's tensors; the same resolution as the loader names the model they belong to.
+            var resolved = ModelLoader.Resolve(Weights, info, sd, request);
             var meta = new Dictionary<string, string>
             {
                 ["backbone"] = resolved.Backbone,

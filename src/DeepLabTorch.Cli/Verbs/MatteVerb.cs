@@ -3,6 +3,7 @@ using CommandLine;
 using DeepLabTorch.Runtime;
 using DeepLabTorch.Data;
 using DeepLabTorch.Inference;
+using DeepLabTorch.Models;
 using DeepLabTorch.Extensions;
 using TorchSharp;
 
@@ -47,7 +48,7 @@ public sealed class MatteVerb : ModelRunOptions, IVerb
         var device = Engine.SetUp(Device, Threads);
         // Fail on ffmpeg before loading a model when there is video to do.
         if (files.Any(Ffmpeg.IsVideo)) Ffmpeg.Find("ffmpeg");
-        using var loaded = ModelLoader.Load(Weights, Backbone, OutStride, NumClasses, device, m => Console.Error.WriteLine(m));
+        using var loaded = ModelLoader.LoadForInference(Weights, new ModelRequest { Backbone = Backbone, OutputStride = OutStride, NumClasses = NumClasses }, device, m => Console.Error.WriteLine(m));
         int? person = PersonClass is { } pc ? ModelLoader.ResolveClass(pc, loaded.ClassNames, "--person-class") : null;
         var matteOptions = new MatteOptions { PersonClass = person, EdgeRadius = EdgeRadius, EdgeEps = EdgeEps, Smoothing = Smooth }.Validate();
         int cls = matteOptions.ResolvePersonClass(loaded.Config.NumClasses);

@@ -2,6 +2,7 @@ using System.Globalization;
 using CommandLine;
 using DeepLabTorch.Runtime;
 using DeepLabTorch.Inference;
+using DeepLabTorch.Models;
 using DeepLabTorch.Extensions;
 using TorchSharp;
 
@@ -49,7 +50,7 @@ public sealed class PredictVerb : ModelRunOptions, IVerb
         var options = BuildOptions(Scales, Flip, Resize, Window, WindowOverlap);
         var device = Engine.SetUp(Device, Threads);
         var files = InputFiles.Expand(Input);
-        using var loaded = ModelLoader.Load(Weights, Backbone, OutStride, NumClasses, device, m => Console.Error.WriteLine(m));
+        using var loaded = ModelLoader.LoadForInference(Weights, new ModelRequest { Backbone = Backbone, OutputStride = OutStride, NumClasses = NumClasses }, device, m => Console.Error.WriteLine(m));
         int? probClass = null;
         if (SaveProbs)
             probClass = ProbClass is { } pc ? ModelLoader.ResolveClass(pc, loaded.ClassNames, "--prob-class")

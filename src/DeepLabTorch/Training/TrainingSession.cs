@@ -95,9 +95,8 @@ internal sealed class TrainingSession : IDisposable
         var c = Config;
         if (c.InitWeights is { } iw && !File.Exists(iw)) throw new UserException($"--init-weights: no file at '{iw}'");
         if (c.Resume is { } rs && !File.Exists(rs)) throw new UserException($"--resume: no checkpoint found at '{rs}'");
-        Model = ModelFactory.Create(new ModelConfig(c.Backbone, c.OutStride, NumClasses));
+        Model = c.InitWeights is { } init ? InitFrom(init, log) : ModelFactory.Create(new ModelConfig(c.Backbone, c.OutStride, NumClasses));
         Model.FreezeBatchNorm = c.FreezeBn;
-        if (c.InitWeights is { } init) InitFrom(init, log);
         Model.to(Device);
         Optimizer = SgdFactory.Create(Model, c.Lr!.Value, c.Momentum, c.WeightDecay, c.Nesterov, c.HeadLrMultiplier);
         Start = (c.StartEpoch, 0, double.NaN, -1, 0);
@@ -124,23 +123,16 @@ internal sealed class TrainingSession : IDisposable
         Scheduler = new LrScheduler(c.LrScheduler, c.Lr!.Value, Epochs, ItersPerEpoch, c.LrStep, c.WarmupIters, 0.9, c.HeadLrMultiplier);
     }
 
-    /// <summary>--init-weights: any weight file into the new model; only the classifier may differ (it is re-initialised).</summary>
-    private void InitFrom(string path, Action<string> log)
+    /// <summary>--init-weights: the model built from any weight file; only the classifier may differ (it is re-initialised).</summary>
+    private DeepLabV3Plus InitFrom(string path, Action<string> log)
     {
         var c = Config;
-        var sd = WeightFiles.LoadStateDict(path, out var info);
-        try
-        {
-            // Our checkpoints say what they hold: a different backbone or output stride is named, not guessed at.
-            WeightFiles.ResolveModel(path, info, c.Backbone, c.OutStride, NumClasses);
-            var report = WeightLoader.Apply(Model, sd, path, NumClasses, Model.ClassifierPrefix, log, ModelCatalog.Get(c.Backbone).AliasMap, info);
-            log($"init: {report.Loaded.Count} tensors from {path}" +
-                (report.Reinitialised.Count > 0 ? $"; classifier re-initialised for {NumClasses} classes" : ""));
-        }
-        finally
-        {
-            foreach (var t in sd.Values) t.Dispose();
-        }
+        // Our checkpoints say what they hold: a different backbone or output stride is named, not guessed at.
+        var loaded = ModelLoader.Load(path, new ModelRequest { Backbone = c.Backbone, OutputStride = c.OutStride, NumClasses = NumClasses, NewClassifier = true }, log);
+        var report = loaded.Report;
+        log($"init: {report.Loaded.Count} tensors from {path}" +
+            (report.Reinitialised.Count > 0 ? $"; classifier re-initialised for {NumClasses} classes" : ""));
+        return loaded.Model;
     }
 
     /// <summary>A --resume file (checked to exist): our checkpoint (weights, and optimizer unless --ft) or any weight file (weights only).</summary>

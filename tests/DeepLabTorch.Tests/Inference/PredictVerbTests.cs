@@ -183,7 +183,7 @@ public class PredictVerbTests
             var a = loaded.Model.StateDictInOrder()["decoder.last_conv.8.weight"]; // the module's own tensor: not disposed here
             Assert.True(a.Equals(model.StateDictInOrder()["decoder.last_conv.8.weight"]));
             // A flag that contradicts the classifier's shape is an error that names the file.
-            var e = Assert.ThrowsAny<Exception>(() => ModelLoader.Load(path, numClasses: 21));
+            var e = Assert.ThrowsAny<Exception>(() => ModelLoader.Load(path, new ModelRequest { NumClasses = 21 }));
             Assert.Contains("plain.safetensors", e.Message);
         }
         finally { Directory.Delete(dir, true); }
