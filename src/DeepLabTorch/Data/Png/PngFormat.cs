@@ -56,30 +56,3 @@ public sealed class PngImage
         return Header.BitDepth == 16 ? (Samples[2 * i] << 8) | Samples[2 * i + 1] : Samples[i];
     }
 }
-
-/// <summary>CRC-32 of the PNG specification (ISO 3309, reflected polynomial 0xEDB88320).</summary>
-internal static class PngCrc
-{
-    private static readonly uint[] Table = BuildTable();
-
-    private static uint[] BuildTable()
-    {
-        var t = new uint[256];
-        for (uint n = 0; n < 256; n++)
-        {
-            uint c = n;
-            for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            t[n] = c;
-        }
-        return t;
-    }
-
-    /// <summary>Continues a running CRC (start with 0xFFFFFFFF, finish with a bitwise not).</summary>
-    public static uint Update(uint crc, ReadOnlySpan<byte> data)
-    {
-        foreach (byte b in data) crc = Table[(crc ^ b) & 0xFF] ^ (crc >> 8);
-        return crc;
-    }
-
-    public static uint Compute(ReadOnlySpan<byte> data) => ~Update(0xFFFFFFFFu, data);
-}

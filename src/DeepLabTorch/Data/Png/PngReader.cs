@@ -1,3 +1,4 @@
+using System.IO.Hashing;
 using System.Buffers.Binary;
 using System.IO.Compression;
 
@@ -37,7 +38,7 @@ public static class PngReader
         var chunk = data[8..];
         if (!chunk.Slice(4, 4).SequenceEqual("IHDR"u8)) throw Fail(name, "corrupt PNG (the first chunk is not IHDR)");
         if (BinaryPrimitives.ReadUInt32BigEndian(chunk) != 13) throw Fail(name, "corrupt PNG (IHDR is not 13 bytes)");
-        if (PngCrc.Compute(chunk.Slice(4, 17)) != BinaryPrimitives.ReadUInt32BigEndian(chunk.Slice(21, 4)))
+        if (Crc32.HashToUInt32(chunk.Slice(4, 17)) != BinaryPrimitives.ReadUInt32BigEndian(chunk.Slice(21, 4)))
             throw Fail(name, "corrupt PNG (bad CRC in IHDR)");
         return ParseHeader(name, chunk.Slice(8, 13));
     }
@@ -98,7 +99,7 @@ public static class PngReader
                 throw Fail(name, $"truncated PNG (chunk {typeName} ends past the end of the file)");
             var body = data.Slice(pos + 8, (int)length);
             bool critical = (type[0] & 0x20) == 0;
-            if (PngCrc.Compute(data.Slice(pos + 4, 4 + (int)length)) != BinaryPrimitives.ReadUInt32BigEndian(data[(pos + 8 + (int)length)..]))
+            if (Crc32.HashToUInt32(data.Slice(pos + 4, 4 + (int)length)) != BinaryPrimitives.ReadUInt32BigEndian(data[(pos + 8 + (int)length)..]))
             {
                 // Like libpng: a bad critical chunk is an error, a bad ancillary one (never used here) is skipped.
                 if (critical) throw Fail(name, $"corrupt PNG (bad CRC in chunk {typeName})");

@@ -1,3 +1,4 @@
+using System.IO.Hashing;
 using System.Buffers.Binary;
 using System.IO.Compression;
 
@@ -93,7 +94,11 @@ public static class PngWriter
         output.Write(word);
         output.Write(type);
         output.Write(body);
-        BinaryPrimitives.WriteUInt32BigEndian(word, ~PngCrc.Update(PngCrc.Update(0xFFFFFFFFu, type), body));
+        // The chunk CRC (ISO 3309, the same CRC-32 as zip) covers the type and the body.
+        var crc = new Crc32();
+        crc.Append(type);
+        crc.Append(body);
+        BinaryPrimitives.WriteUInt32BigEndian(word, crc.GetCurrentHashAsUInt32());
         output.Write(word);
     }
 }
