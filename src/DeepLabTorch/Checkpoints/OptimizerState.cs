@@ -99,17 +99,14 @@ public static class OptimizerState
     }
 
     private static Parameter Parameter(TorchSharp.Modules.OptimizerState s) =>
-        s switch
-        {
-            SGD.State x => Param(x),
-            Adam.State x => Param(x),
-            AdamW.State x => Param(x),
-            _ => throw new NotSupportedException($"unsupported optimizer state {s.GetType().Name}"),
-        };
+        s is SGD.State or Adam.State or AdamW.State ? Param(s) : throw new NotSupportedException($"unsupported optimizer state {s.GetType().Name}");
 
-    // OptimizerState keeps its parameter in a protected field; reflection reads it once per load.
-    private static Parameter Param(TorchSharp.Modules.OptimizerState s) =>
-        (Parameter)(typeof(TorchSharp.Modules.OptimizerState).GetField("_parameter", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!.GetValue(s)!);
+    // OptimizerState keeps its parameter in a protected field: found once by reflection.
+    private static readonly System.Reflection.FieldInfo ParameterField =
+        typeof(TorchSharp.Modules.OptimizerState).GetField("_parameter", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)
+        ?? throw new MissingFieldException("TorchSharp's OptimizerState has no _parameter field: update Checkpoints/OptimizerState for this TorchSharp version");
+
+    private static Parameter Param(TorchSharp.Modules.OptimizerState s) => (Parameter)ParameterField.GetValue(s)!;
 
     private static void SetTensor(TorchSharp.Modules.OptimizerState s, string name, Tensor value, string key)
     {

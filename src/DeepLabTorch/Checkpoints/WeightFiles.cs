@@ -144,8 +144,8 @@ public static class WeightLoader
         if (mismatched.Count > 0)
             problems.Add("shape mismatch for " + string.Join("; ", mismatched) +
                 (expectedClasses is null && mismatched.Any(m => m.StartsWith(classifierPrefix, StringComparison.Ordinal)) ? " (pass --num-classes to re-initialise the classifier)" : ""));
-        if (missing.Count > 0) problems.Add("missing from the file: " + List(missing));
-        if (unexpected.Count > 0) problems.Add("not in the model: " + List(unexpected));
+        if (missing.Count > 0) problems.Add("missing from the file: " + ModuleExtensions.Summarize(missing));
+        if (unexpected.Count > 0) problems.Add("not in the model: " + ModuleExtensions.Summarize(unexpected));
         if (problems.Count > 0)
             throw new CheckpointException(path, "the weights do not fit the model: " + string.Join(". ", problems));
 
@@ -168,7 +168,4 @@ public static class WeightLoader
     }
 
     private static string Shape(torch.Tensor t) => string.Join(", ", t.shape);
-
-    private static string List(List<string> keys) =>
-        keys.Count <= 12 ? string.Join(", ", keys) : string.Join(", ", keys.Take(12)) + $" and {keys.Count - 12} more";
 }

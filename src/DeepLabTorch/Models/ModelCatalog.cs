@@ -13,7 +13,7 @@ public sealed record BackboneEntry(
     Func<int, Backbone> Create,
     int LowLevelChannels,
     int HighLevelChannels,
-    string WeightsKeyPrefix,
+    IReadOnlyList<string> WeightKeyPrefixes,
     Func<IEnumerable<string>, IEnumerable<(string Alias, string Canonical)>>? ReferenceAliases)
 {
     private IReadOnlyDictionary<string, string>? _aliasMap;
@@ -38,10 +38,7 @@ public sealed record BackboneEntry(
 
     /// <summary>True when a state_dict's keys are this backbone's (the reference's names, aliases included).</summary>
     public bool Recognises(IEnumerable<string> keys) =>
-        keys.Any(k => k.StartsWith(WeightsKeyPrefix, StringComparison.Ordinal) ||
-                      (Name == "mobilenet" && k.StartsWith(MobileNetLowAlias, StringComparison.Ordinal)));
-
-    internal const string MobileNetLowAlias = "backbone.low_level_features.";
+        keys.Any(k => WeightKeyPrefixes.Any(prefix => k.StartsWith(prefix, StringComparison.Ordinal)));
 }
 
 /// <summary>The backbones, by name.</summary>
@@ -49,12 +46,14 @@ public static class ModelCatalog
 {
     public static IReadOnlyList<BackboneEntry> Entries { get; } = new BackboneEntry[]
     {
-        new("mobilenet", os => new MobileNetV2(os), 24, 320, "backbone.features.", MobileNetAliases),
-        new("xception", os => new AlignedXception(os), 128, 2048, "backbone.block", null),
-        new("resnet", os => new ResNet(os), 256, 2048, "backbone.layer1.", null),
+        new("mobilenet", os => new MobileNetV2(os), 24, 320, ["backbone.features.", MobileNetLowAlias], MobileNetAliases),
+        new("xception", os => new AlignedXception(os), 128, 2048, ["backbone.block"], null),
+        new("resnet", os => new ResNet(os), 256, 2048, ["backbone.layer1."], null),
     };
 
     public static IReadOnlyList<string> Names { get; } = Entries.Select(e => e.Name).ToArray();
+
+    private const string MobileNetLowAlias = "backbone.low_level_features.";
 
     /// <summary>The entry for a backbone name; a UserException lists the known names otherwise.</summary>
     public static BackboneEntry Get(string name) =>
@@ -83,7 +82,7 @@ public static class ModelCatalog
                 var rest = k[features.Length..];
                 int index = int.Parse(rest[..rest.IndexOf('.')], System.Globalization.CultureInfo.InvariantCulture);
                 if ((index < Architecture.MobileNetLowLevelModules) == low)
-                    yield return ((low ? BackboneEntry.MobileNetLowAlias : "backbone.high_level_features.") + rest, k);
+                    yield return ((low ? MobileNetLowAlias : "backbone.high_level_features.") + rest, k);
             }
     }
 }

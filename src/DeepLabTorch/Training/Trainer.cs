@@ -69,8 +69,6 @@ public sealed class Trainer
 
     private void Log(string s) => _out.WriteLine(s);
 
-    public static Device ResolveDevice(TrainConfig c) => Engine.ResolveDevice(c.Device, c.NoCuda, c.GpuIds);
-
     /// <summary>What one pass over the training batches did.</summary>
     private readonly record struct EpochOutcome(int Done, bool StoppedEarly, bool HitLimit, double MeanLoss, long Images, double Seconds);
 
