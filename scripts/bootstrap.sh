@@ -14,8 +14,9 @@ if ! command -v dotnet >/dev/null 2>&1; then
 fi
 
 # 1. Debian packages. The engine (TorchSharp + libtorch) comes from NuGet, so no compiler or -dev
-#    package is needed: ffmpeg serves video; python3-torch and friends make golden files and baselines.
-packages=(ffmpeg python3 python3-torch python3-torchvision python3-numpy python3-pil python3-scipy python3-onnx)
+#    package is needed: ffmpeg serves video; python3-torch and friends make golden files and baselines,
+#    with OpenBLAS (OpenMP build) as the BLAS of the Python baselines, as PyTorch users have it.
+packages=(ffmpeg libopenblas0-openmp python3 python3-torch python3-torchvision python3-numpy python3-pil python3-scipy python3-onnx)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
