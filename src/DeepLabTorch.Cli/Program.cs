@@ -2,7 +2,10 @@ using System.Reflection;
 using CommandLine;
 using CommandLine.Text;
 using DeepLabTorch.Data;
+using DeepLabTorch.Cli.Logging;
+using DeepLabTorch.Cli.Verbs;
 using DeepLabTorch.Runtime;
+using Microsoft.Extensions.Logging;
 
 namespace DeepLabTorch.Cli;
 
@@ -67,14 +70,27 @@ public static class Program
             return 2;
         }
         var verb = (IVerb)((Parsed<object>)parsed).Value;
+        ILoggerFactory? loggers = null;
         try
         {
+            if (verb is VerbBase options)
+            {
+                var level = options.MinimumLevel();
+                loggers = LoggerFactory.Create(b => b.SetMinimumLevel(level)
+                    .AddProvider(new ConsoleSink(options.StdoutIsData ? stderr : stdout, stderr)));
+                options.Loggers = loggers;
+                Datasets.Logger = loggers.CreateLogger(LogCategories.Data);
+            }
             return verb.Run();
         }
         catch (Exception e) when (Environment.GetEnvironmentVariable("DEEPLAB_DEBUG") != "1")
         {
             stderr.WriteLine("deeplab: " + Describe(e));
             return e is UserException or DataException or ArgumentException or FileNotFoundException or DirectoryNotFoundException ? 2 : 1;
+        }
+        finally
+        {
+            loggers?.Dispose();
         }
     }
 

@@ -8,7 +8,7 @@ using TorchSharp;
 namespace DeepLabTorch.Cli.Verbs;
 
 [Verb("bench", HelpText = "Run a benchmark of the C# side and print JSON (scripts/bench.sh adds the Python baseline and ratios).")]
-public sealed class BenchVerb : IVerb
+public sealed class BenchVerb : VerbBase
 {
     [Value(0, MetaName = "name", Required = true, HelpText = "Benchmark name: overhead, model, infer, ... ('list' lists them).")]
     public string Name { get; set; } = "";
@@ -25,7 +25,9 @@ public sealed class BenchVerb : IVerb
         .OrderBy(b => b.Name, StringComparer.Ordinal)
         .ToList();
 
-    public int Run()
+    public override bool StdoutIsData => true;
+
+    public override int Run()
     {
         var all = All();
         if (Name == "list")

@@ -7,7 +7,7 @@ using DeepLabTorch.Data;
 namespace DeepLabTorch.Cli.Verbs;
 
 [Verb("data", HelpText = "Data tools: 'synth' writes a synthetic VOC-format (or portrait) set; 'check' scans a data set and reports every bad file; 'bench' measures the loader.")]
-public sealed class DataVerb : IVerb
+public sealed class DataVerb : VerbBase
 {
     [Value(0, MetaName = "action", Required = true, HelpText = "synth | check | bench")]
     public string Action { get; set; } = "";
@@ -60,7 +60,7 @@ public sealed class DataVerb : IVerb
     [Option("images", Default = 60, HelpText = "bench --stages: number of training images timed.")]
     public int Images { get; set; }
 
-    public int Run() => Action switch
+    public override int Run() => Action switch
     {
         "synth" => Synth(),
         "check" => Check(),

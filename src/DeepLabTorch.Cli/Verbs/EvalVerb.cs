@@ -14,7 +14,7 @@ namespace DeepLabTorch.Cli.Verbs;
 
 [Verb("eval", HelpText = "Evaluate weights on a split: streaming confusion matrix at full image size, per-class IoU table, mIoU. " +
     "Multi-scale + flip testing with --scales and --flip.")]
-public sealed class EvalVerb : IVerb
+public sealed class EvalVerb : VerbBase
 {
     [Option("weights", Required = true, HelpText = "Our checkpoint (.safetensors), a plain safetensors state_dict or a reference .pth/.pth.tar.")]
     public string Weights { get; set; } = "";
@@ -57,12 +57,13 @@ public sealed class EvalVerb : IVerb
     [Option("threads", HelpText = "CPU threads for libtorch (default: all cores).")]
     public int? Threads { get; set; }
 
-    public int Run()
+    public override bool StdoutIsData => Json;
+
+    public override int Run()
     {
         var scales = PredictVerb.ParseScales(Scales);
         if (MaxImages is < 1) throw new UserException($"--max-images must be >= 1, got {MaxImages}");
         var device = Engine.SetUp(Device, Threads, NoCuda);
-        if (Json) Datasets.Log = Console.Error.WriteLine;
 
         var options = new DataOptions
         {

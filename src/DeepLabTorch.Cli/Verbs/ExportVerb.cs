@@ -6,7 +6,7 @@ using DeepLabTorch.Models;
 namespace DeepLabTorch.Cli.Verbs;
 
 [Verb("export", HelpText = "Export weights for deployment: safetensors (reference key names) or ONNX.")]
-public sealed class ExportVerb : IVerb
+public sealed class ExportVerb : VerbBase
 {
     [Option("weights", Required = true, HelpText = "Our checkpoint, a safetensors weight file or a PyTorch .pth/.pth.tar.")]
     public string Weights { get; set; } = "";
@@ -32,7 +32,7 @@ public sealed class ExportVerb : IVerb
     [Option("argmax", HelpText = "ONNX: output class ids (int64 [N,H,W]) instead of logits.")]
     public bool Argmax { get; set; }
 
-    public int Run()
+    public override int Run()
     {
         var format = Format.Trim().ToLowerInvariant();
         if (format is not ("safetensors" or "onnx"))

@@ -5,9 +5,9 @@ using TorchSharp;
 namespace DeepLabTorch.Cli.Verbs;
 
 [Verb("info", HelpText = "Print the engine: TorchSharp and libtorch versions, threads, CUDA devices and the Debian 12 load fix.")]
-public sealed class InfoVerb : IVerb
+public sealed class InfoVerb : VerbBase
 {
-    public int Run()
+    public override int Run()
     {
         TorchRuntime.EnsureLoaded();
         Console.WriteLine($"TorchSharp {TorchRuntime.TorchSharpVersion}");

@@ -11,7 +11,7 @@ namespace DeepLabTorch.Cli.Verbs;
 
 [Verb("matte", HelpText = "Replace the background behind people in images or video: person mask from the model, edges refined " +
     "with a guided filter, composited over an image, a colour or the blurred input. Video goes through ffmpeg, audio kept.")]
-public sealed class MatteVerb : ModelRunOptions, IVerb
+public sealed class MatteVerb : ModelRunOptions
 {
     [Option("weights", Required = true, HelpText = "A 2-class portrait model, or a VOC model (person = class 15).")]
     public string Weights { get; set; } = "";
@@ -40,7 +40,7 @@ public sealed class MatteVerb : ModelRunOptions, IVerb
     [Option("flip", HelpText = "Also average over the mirrored image.")]
     public bool Flip { get; set; }
 
-    public int Run()
+    public override int Run()
     {
         var predictOptions = PredictVerb.BuildOptions(Scales, Flip, Resize, null, 1.0 / 3.0);
         var background = Inference.Background.Parse(Background);

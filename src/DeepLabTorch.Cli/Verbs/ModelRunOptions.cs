@@ -3,7 +3,7 @@ using CommandLine;
 namespace DeepLabTorch.Cli.Verbs;
 
 /// <summary>The options shared by the verbs that run a trained model over files (predict, matte).</summary>
-public abstract class ModelRunOptions
+public abstract class ModelRunOptions : VerbBase
 {
     [Option("backbone", HelpText = "Backbone for weight files that do not say (default: recognised from the keys).")]
     public string? Backbone { get; set; }
@@ -15,6 +15,4 @@ public abstract class ModelRunOptions
     public string? Device { get; set; }
     [Option("threads", HelpText = "CPU threads for libtorch (default: all cores).")]
     public int? Threads { get; set; }
-    [Option("quiet", HelpText = "No progress bar.")]
-    public bool Quiet { get; set; }
 }

@@ -10,7 +10,7 @@ namespace DeepLabTorch.Cli.Verbs;
 
 [Verb("predict", HelpText = "Segment images (a file, a folder or a glob): palette PNG masks, and optionally overlays, " +
     "class probabilities and raw logits (.npy). Input: RGB, /255, ImageNet mean/std, no resize unless --resize.")]
-public sealed class PredictVerb : ModelRunOptions, IVerb
+public sealed class PredictVerb : ModelRunOptions
 {
     [Option("weights", Required = true, HelpText = "Our checkpoint (.safetensors), a plain safetensors state_dict or a reference .pth/.pth.tar.")]
     public string Weights { get; set; } = "";
@@ -45,7 +45,7 @@ public sealed class PredictVerb : ModelRunOptions, IVerb
     [Option("batch-size", Default = 1, HelpText = "Images per forward pass; consecutive images of equal size are batched.")]
     public int BatchSize { get; set; } = 1;
 
-    public int Run()
+    public override int Run()
     {
         var options = BuildOptions(Scales, Flip, Resize, Window, WindowOverlap);
         var device = Engine.SetUp(Device, Threads);

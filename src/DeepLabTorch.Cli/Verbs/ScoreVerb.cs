@@ -7,7 +7,7 @@ namespace DeepLabTorch.Cli.Verbs;
 
 [Verb("score", HelpText = "Score prediction PNGs (palette or grayscale class indices) against ground-truth PNGs of the same names, " +
     "without a model: per-class IoU, mIoU, pixel accuracy, FWIoU. Ground-truth pixels of 255 are ignored.")]
-public sealed class ScoreVerb : IVerb
+public sealed class ScoreVerb : VerbBase
 {
     [Option("pred", Required = true, HelpText = "Folder of prediction PNGs.")]
     public string Pred { get; set; } = "";
@@ -22,7 +22,7 @@ public sealed class ScoreVerb : IVerb
     [Option("json", HelpText = "Print the metrics as JSON instead of a table.")]
     public bool Json { get; set; }
 
-    public int Run()
+    public override int Run()
     {
         if (NumClasses < 2 || NumClasses > 255) throw new UserException($"--num-classes must be between 2 and 255, got {NumClasses}");
         if (!Directory.Exists(Pred)) throw new UserException($"--pred: folder not found: {Pred}");

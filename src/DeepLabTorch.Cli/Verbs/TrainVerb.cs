@@ -7,7 +7,7 @@ namespace DeepLabTorch.Cli.Verbs;
 [Verb("train", HelpText = "Train DeepLabV3+ with the reference recipe (SGD, poly LR, head at 10x). Flags and defaults follow the reference " +
     "train.py; differences: validation runs on full-size images (--val-crop for the reference's centre crop), --use-sbd is off by default, " +
     "and the default backbone is resnet as in the reference (use --backbone mobilenet on a CPU).")]
-public sealed class TrainVerb : IVerb
+public sealed class TrainVerb : VerbBase
 {
     [Option("config", HelpText = "JSON config (e.g. configs/voc-mobilenet-os16.json); flags given here override it; unknown keys are errors.")]
     public string? ConfigFile { get; set; }
@@ -161,7 +161,7 @@ public sealed class TrainVerb : IVerb
         return TrainConfigRules.Resolve(c);
     }
 
-    public int Run()
+    public override int Run()
     {
         var config = BuildConfig();
         using var cts = new CancellationTokenSource();
@@ -175,7 +175,7 @@ public sealed class TrainVerb : IVerb
         Console.CancelKeyPress += onCancel;
         try
         {
-            var summary = new Trainer(config, Console.Out).Run(cts.Token);
+            var summary = new Trainer(config, Loggers, Quiet ? null : Console.Out).Run(cts.Token);
             return summary.Interrupted ? 130 : 0;
         }
         finally

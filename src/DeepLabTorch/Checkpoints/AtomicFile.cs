@@ -41,8 +41,8 @@ public static class AtomicFile
             }
             if (hook == "pause-before-rename")
             {
-                Console.Error.WriteLine($"atomic-write: paused before rename of {tmp}");
-                Console.Error.Flush();
+                // The test waits for this marker, then kills the process between fsync and rename.
+                File.WriteAllText(tmp + ".paused", "");
                 Thread.Sleep(TimeSpan.FromMinutes(5));
             }
             File.Move(tmp, full, overwrite: true); // rename(2): atomic on POSIX file systems

@@ -41,7 +41,7 @@ public sealed class DataLoader : IDisposable
     public int SkippedSamples => Volatile.Read(ref _skipped);
     /// <summary>The messages of the skipped samples ("file: reason").</summary>
     public IReadOnlyList<string> BadSamples { get { lock (_badSamples) return _badSamples.ToArray(); } }
-    /// <summary>Called (on a worker thread) for each skipped sample; default: Datasets.Log.</summary>
+    /// <summary>Called (on a worker thread) for each skipped sample; default: a warning through Datasets.Logger.</summary>
     public Action<string>? OnBadSample { get; set; }
 
     /// <summary>
@@ -218,7 +218,7 @@ public sealed class DataLoader : IDisposable
             {
                 Interlocked.Increment(ref _l._skipped);
                 lock (_l._badSamples) _l._badSamples.Add(e.Message);
-                try { (_l.OnBadSample ?? (m => Datasets.Log("skipping bad sample: " + m)))(e.Message); }
+                try { (_l.OnBadSample ?? (m => Runtime.LogExtensions.Warn(Datasets.Logger, "skipping bad sample: " + m)))(e.Message); }
                 catch (Exception) { /* a failing logger must not kill the worker */ }
             }
             catch (Exception e)

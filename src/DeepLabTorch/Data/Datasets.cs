@@ -4,7 +4,10 @@ namespace DeepLabTorch.Data;
 public static class Datasets
 {
     /// <summary>Where one-line notes go (trainaug counts, synthetic generation). Defaults to stdout.</summary>
-    public static Action<string> Log { get; set; } = Console.WriteLine;
+    /// <summary>Where data messages go (category DeepLabTorch.Data); the CLI sets it, the library never writes to the console.</summary>
+    public static Microsoft.Extensions.Logging.ILogger Logger { get; set; } = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+
+    private static void Log(string text) => Runtime.LogExtensions.Info(Logger, text);
 
     public const int DefaultSyntheticCount = 300;
     public const int DefaultSyntheticSeed = 1;

@@ -22,20 +22,30 @@ public sealed class ProgressLine
         _out = output;
         _unit = unit;
         _total = total is > 0 ? total : null;
-        _interactive = interactive ?? (ReferenceEquals(output, Console.Error) && !Console.IsErrorRedirected);
+        _interactive = interactive ?? (ReferenceEquals(output, Console.Error) && !Console.IsErrorRedirected && !Reporting.ProgressBar.RunningInCi);
     }
 
     public long Done { get; private set; }
     public TimeSpan Elapsed => _clock.Elapsed;
     public double Rate => Done / Math.Max(1e-9, _clock.Elapsed.TotalSeconds);
 
-    /// <summary>Counts one more item and redraws at most about five times a second (every 5 s when not a terminal).</summary>
+    /// <summary>
+    /// Counts one more item. A terminal is redrawn at most about five times a second; anything else gets
+    /// a line for each tenth of a known total (or every 30 s when the total is unknown), never a redraw.
+    /// </summary>
     public void Step(string? note = null)
     {
         Done++;
         var now = _clock.Elapsed;
-        var every = _interactive ? TimeSpan.FromMilliseconds(200) : TimeSpan.FromSeconds(5);
-        if (_lastDraw is TimeSpan last && now - last < every && Done != _total) return;
+        if (!_interactive && _total is long total)
+        {
+            if (Done * 10 / total == (Done - 1) * 10 / total && Done != total) return;
+        }
+        else
+        {
+            var every = _interactive ? TimeSpan.FromMilliseconds(200) : TimeSpan.FromSeconds(30);
+            if (_lastDraw is TimeSpan last && now - last < every && Done != _total) return;
+        }
         _lastDraw = now;
         Draw(note);
     }

@@ -27,8 +27,11 @@ public sealed class ProgressBar
         _total = Math.Max(1, total);
     }
 
-    /// <summary>True when stdout is a terminal (not redirected) and TERM is not "dumb".</summary>
-    public static bool StdoutIsTerminal => !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("TERM") != "dumb";
+    /// <summary>True when stdout is a terminal (not redirected), TERM is not "dumb" and CI is not "true".</summary>
+    public static bool StdoutIsTerminal => !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("TERM") != "dumb" && !RunningInCi;
+
+    /// <summary>CI=true, as CI services set it: no redraws, whatever the output is.</summary>
+    public static bool RunningInCi => string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
 
     public TimeSpan Elapsed => _clock.Elapsed;
 

@@ -8,6 +8,7 @@ using DeepLabTorch.Models;
 using DeepLabTorch.Reporting;
 using DeepLabTorch.Extensions;
 using DeepLabTorch.Runtime;
+using Microsoft.Extensions.Logging;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -54,20 +55,28 @@ public sealed class NonFiniteLossException : Exception
 public sealed class Trainer
 {
     private readonly TrainConfig _c;
-    private readonly TextWriter _out;
+    private readonly ILoggerFactory _loggers;
+    private readonly TextWriter _bars;
     private readonly bool _tty;
+    private Microsoft.Extensions.Logging.ILogger _log;
 
     /// <param name="config">A config already passed through TrainConfigRules.Resolve.</param>
-    public Trainer(TrainConfig config, TextWriter output, bool? terminal = null)
+    /// <param name="loggers">Where messages go (category DeepLabTorch.Training); the run adds train.log in its folder.</param>
+    /// <param name="progress">Where progress bars are drawn; they are drawn only when it is a terminal.</param>
+    /// <param name="terminal">Whether progress is a terminal (default: it is stdout and stdout is a terminal).</param>
+    public Trainer(TrainConfig config, ILoggerFactory loggers, TextWriter? progress = null, bool? terminal = null)
     {
         _c = config.Epochs is null || config.Lr is null || config.Output is null ? TrainConfigRules.Resolve(config) : config;
-        _out = output;
-        _tty = terminal ?? (ReferenceEquals(output, Console.Out) && ProgressBar.StdoutIsTerminal);
+        _loggers = loggers;
+        _log = loggers.CreateLogger(LogCategories.Training);
+        _tty = progress is not null && (terminal ?? (ReferenceEquals(progress, Console.Out) && ProgressBar.StdoutIsTerminal));
+        // Redirected output gets no bars at all: each epoch and evaluation logs its own summary line.
+        _bars = _tty ? progress! : TextWriter.Null;
     }
 
     public TrainConfig Config => _c;
 
-    private void Log(string s) => _out.WriteLine(s);
+    private void Log(string s) => _log.Info(s);
 
     /// <summary>What one pass over the training batches did.</summary>
     private readonly record struct EpochOutcome(int Done, bool StoppedEarly, bool HitLimit, double MeanLoss, long Images, double Seconds);
@@ -76,16 +85,30 @@ public sealed class Trainer
     {
         var wall = Stopwatch.StartNew();
         using var s = TrainingSession.Open(_c, Log, ct);
+        // The run folder exists now: from here every message also goes to its train.log.
+        using var runLoggers = new RunLoggerFactory(_loggers, Path.Combine(s.OutputDir, "train.log"));
+        _log = runLoggers.CreateLogger(LogCategories.Training);
+        // Debug: train.log keeps it, the console (Information by default) does not repeat config.json.
+        _log.Detail("resolved config: " + ConfigLoader.ToJson(_c));
         var p = new RunProgress
         {
             Completed = s.Start.Epoch, PartialBatches = s.Start.Batch, Step = s.Start.Step, Best = s.Start.Best, BestEpoch = s.Start.BestEpoch,
         };
         using var o = new RunOutputs(s, p);
         s.Model.train();
-        for (var epoch = s.Start.Epoch; epoch < s.Epochs && !p.Interrupted; epoch++)
+        try
         {
-            var e = TrainEpoch(s, o, p, epoch, epoch == s.Start.Epoch ? s.Start.Batch : 0, ct);
-            if (AfterEpoch(s, o, p, epoch, e, ct)) break;
+            for (var epoch = s.Start.Epoch; epoch < s.Epochs && !p.Interrupted; epoch++)
+            {
+                var e = TrainEpoch(s, o, p, epoch, epoch == s.Start.Epoch ? s.Start.Batch : 0, ct);
+                if (AfterEpoch(s, o, p, epoch, e, ct)) break;
+            }
+        }
+        catch (Exception e)
+        {
+            // The caller reports the error on the console; train.log keeps why the run stopped.
+            runLoggers.CreateFileLogger(LogCategories.Training).LogError(e, "training stopped: {Text}", e.Message);
+            throw;
         }
         if (o.LastMetrics is not null) Log(o.LastMetrics.FormatTable());
         o.WriteReport();
@@ -96,7 +119,7 @@ public sealed class Trainer
     private EpochOutcome TrainEpoch(TrainingSession s, RunOutputs o, RunProgress p, int epoch, int firstBatch, CancellationToken ct)
     {
         var c = _c;
-        var bar = new ProgressBar(_out, _tty, $"epoch {epoch + 1}/{s.Epochs}", s.ItersPerEpoch);
+        var bar = new ProgressBar(_bars, _tty, $"epoch {epoch + 1}/{s.Epochs}", s.ItersPerEpoch);
         double lossSum = 0;
         var lossCount = 0;
         var clock = Stopwatch.StartNew();
@@ -207,7 +230,7 @@ public sealed class Trainer
     private bool Evaluate(TrainingSession s, RunOutputs o, RunProgress p, int epoch, CancellationToken ct)
     {
         var total = Math.Min(s.ValSet!.Count, _c.MaxValImages ?? int.MaxValue);
-        var bar = new ProgressBar(_out, _tty, "  val", total);
+        var bar = new ProgressBar(_bars, _tty, "  val", total);
         EvalResult r;
         try
         {

@@ -35,21 +35,25 @@ public class AtomicWriteTests
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
         foreach (var a in new[] { Cli, "export", "--weights", source, "--format", "safetensors", "--output", target }) psi.ArgumentList.Add(a);
         psi.Environment[AtomicFile.TestHookVariable] = "pause-before-rename";
-        using var paused = new ManualResetEventSlim();
         var err = new System.Text.StringBuilder();
         using var p = new Process { StartInfo = psi };
         p.ErrorDataReceived += (_, e) =>
         {
             if (e.Data is null) return;
             lock (err) err.AppendLine(e.Data);
-            if (e.Data.Contains("paused before rename")) paused.Set();
         };
         p.Start();
         p.BeginErrorReadLine();
         try
         {
-            // Wait until the writer has written and fsynced the temp file and is about to rename it.
-            bool reached = paused.Wait(TimeSpan.FromSeconds(90));
+            // Wait until the writer has written and fsynced the temp file and is about to rename it (its marker file appears).
+            var clock = Stopwatch.StartNew();
+            bool reached = false;
+            while (!reached && !p.HasExited && clock.Elapsed < TimeSpan.FromSeconds(90))
+            {
+                reached = Directory.GetFiles(dir.Path, "*.paused").Length > 0;
+                if (!reached) Thread.Sleep(50);
+            }
             string log;
             lock (err) log = err.ToString();
             Assert.True(reached, "the child did not reach the hook: " + log);

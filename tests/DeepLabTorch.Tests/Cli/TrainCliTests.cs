@@ -48,6 +48,23 @@ public class TrainCliTests : IClassFixture<TrainedRunFixture>
         Assert.Equal(0, _run.Result.Code);
     }
 
+    /// <summary>Redirected output: no progress-bar frames, a line per epoch, and the run folder's train.log keeps config, epochs, evaluations and the end.</summary>
+    [Fact]
+    public void RedirectedOutputIsOneLinePerEventAndTrainLogKeepsTheRun()
+    {
+        AssertTrained();
+        var lines = _run.Result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.DoesNotContain(lines, l => l.Contains('\r') || l.Contains("[#"));
+        Assert.Equal(2, lines.Count(l => l.StartsWith("epoch ", StringComparison.Ordinal)));
+        Assert.True(lines.Length < 60, $"{lines.Length} lines on stdout:\n{_run.Result.Stdout}");
+        var log = File.ReadAllText(Path.Combine(_run.Out, "train.log"));
+        Assert.Contains("resolved config: {", log);
+        Assert.Contains("epoch 1/2: mean loss", log);
+        Assert.Contains("epoch 2/2: mean loss", log);
+        Assert.Contains("validation (", log);
+        Assert.Contains("run finished", log);
+    }
+
     [Fact]
     public void TrainWritesMetricsCheckpointsReportAndTheLossGoesDown()
     {

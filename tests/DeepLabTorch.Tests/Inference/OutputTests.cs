@@ -98,4 +98,19 @@ public class OutputTests
         Assert.Contains("[########################] 4/4 images", text);
         Assert.Contains("images/s", text);
     }
+
+    /// <summary>Not a terminal: one line per tenth of the work, no redraws, however fast the items come.</summary>
+    [Fact]
+    public void RedirectedProgressPrintsOneLinePerTenth()
+    {
+        var w = new StringWriter(CultureInfo.InvariantCulture);
+        var bar = new ProgressLine(w, "frames", 1000, interactive: false);
+        for (int i = 0; i < 1000; i++) bar.Step();
+        bar.Finish();
+        var lines = w.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(10, lines.Length);
+        Assert.DoesNotContain('\r', w.ToString());
+        Assert.Contains("100/1000 frames", lines[0]);
+        Assert.Contains("1000/1000 frames", lines[^1]);
+    }
 }

@@ -52,8 +52,8 @@ public class PortraitRecipeTests
                 BaseSize = 48, CropSize = 48, BatchSize = 4, Epochs = 5, Lr = 0.01, Workers = 0,
                 NoVal = true, Device = "cpu", LogInterval = 1, GaussianBlur = false,
             });
-            var log = new StringWriter();
-            var summary = new Trainer(config, log, terminal: false).Run();
+            var log = new CapturingLoggers();
+            var summary = new Trainer(config, log).Run();
 
             Assert.Contains("re-initialised " + "decoder.last_conv.8.weight", log.ToString());
             Assert.True(summary.LastEpochLoss < summary.FirstEpochLoss,

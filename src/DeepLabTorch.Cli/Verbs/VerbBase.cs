@@ -1,0 +1,38 @@
+using CommandLine;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace DeepLabTorch.Cli.Verbs;
+
+/// <summary>What every verb takes: the log level and --quiet, and the logger factory Program sets up from them.</summary>
+public abstract class VerbBase : IVerb
+{
+    [Option("log-level", HelpText = "Messages from this level up: trace, debug, information, warning or error (default: information).")]
+    public string LogLevel { get; set; } = "information";
+
+    [Option('q', "quiet", HelpText = "Only warnings and errors, and no progress bars.")]
+    public bool Quiet { get; set; }
+
+    /// <summary>Set by Program before Run.</summary>
+    internal ILoggerFactory Loggers { get; set; } = NullLoggerFactory.Instance;
+
+    /// <summary>The level --log-level and --quiet ask for.</summary>
+    public LogLevel MinimumLevel()
+    {
+        var level = LogLevel.Trim().ToLowerInvariant() switch
+        {
+            "trace" => Microsoft.Extensions.Logging.LogLevel.Trace,
+            "debug" => Microsoft.Extensions.Logging.LogLevel.Debug,
+            "information" or "info" => Microsoft.Extensions.Logging.LogLevel.Information,
+            "warning" or "warn" => Microsoft.Extensions.Logging.LogLevel.Warning,
+            "error" => Microsoft.Extensions.Logging.LogLevel.Error,
+            _ => throw new UserException($"--log-level must be trace, debug, information, warning or error, got '{LogLevel}'"),
+        };
+        return Quiet && level < Microsoft.Extensions.Logging.LogLevel.Warning ? Microsoft.Extensions.Logging.LogLevel.Warning : level;
+    }
+
+    /// <summary>True when stdout carries data (JSON): information messages then go to stderr.</summary>
+    public virtual bool StdoutIsData => false;
+
+    public abstract int Run();
+}

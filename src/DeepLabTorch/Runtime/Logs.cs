@@ -1,0 +1,78 @@
+using Microsoft.Extensions.Logging;
+using Serilog;
+using Serilog.Extensions.Logging;
+
+namespace DeepLabTorch.Runtime;
+
+/// <summary>The logger categories, one per area, as a user filters them.</summary>
+public static class LogCategories
+{
+    public const string Training = "DeepLabTorch.Training";
+    public const string Data = "DeepLabTorch.Data";
+    public const string Checkpoints = "DeepLabTorch.Checkpoints";
+    public const string Inference = "DeepLabTorch.Inference";
+    public const string Export = "DeepLabTorch.Export";
+}
+
+/// <summary>
+/// Logging helpers. Messages are logged as the value of one "{Text}" hole, so text that contains braces
+/// (a JSON config, a set of shapes) is never read as a message template by a structured sink.
+/// </summary>
+public static class LogExtensions
+{
+    public static void Info(this Microsoft.Extensions.Logging.ILogger log, string text) => log.LogInformation("{Text}", text);
+    public static void Warn(this Microsoft.Extensions.Logging.ILogger log, string text) => log.LogWarning("{Text}", text);
+    public static void Detail(this Microsoft.Extensions.Logging.ILogger log, string text) => log.LogDebug("{Text}", text);
+
+    /// <summary>An Action&lt;string&gt; that logs at Information, for the APIs that report through a callback.</summary>
+    public static Action<string> AsAction(this Microsoft.Extensions.Logging.ILogger log) => log.Info;
+}
+
+/// <summary>
+/// A logger factory for one training run: every message goes to the caller's factory (console, or the
+/// user's own logging) and, from Debug up, to the run folder's log file through Serilog's file sink, so
+/// the file keeps details (the resolved config) that the console leaves out. Disposing it closes the file.
+/// </summary>
+public sealed class RunLoggerFactory : ILoggerFactory
+{
+    private readonly ILoggerFactory _outer;
+    private readonly SerilogLoggerProvider _file;
+
+    public RunLoggerFactory(ILoggerFactory outer, string logPath)
+    {
+        _outer = outer;
+        var fileLogger = new LoggerConfiguration()
+            .MinimumLevel.Debug()
+            .WriteTo.File(logPath, outputTemplate: "{Timestamp:yyyy-MM-dd HH:mm:ss.fff} {Level:u3} {SourceContext}: {Message:l}{NewLine}{Exception}",
+                shared: false, flushToDiskInterval: TimeSpan.FromSeconds(1))
+            .CreateLogger();
+        _file = new SerilogLoggerProvider(fileLogger, dispose: true);
+        LogPath = logPath;
+    }
+
+    public string LogPath { get; }
+
+    public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) =>
+        new Both(_outer.CreateLogger(categoryName), _file.CreateLogger(categoryName));
+
+    /// <summary>Providers belong to the caller's factory; add them there.</summary>
+    public void AddProvider(ILoggerProvider provider) => _outer.AddProvider(provider);
+
+    /// <summary>A logger that writes to the log file only (for what the caller reports on the console itself, such as a fatal error).</summary>
+    public Microsoft.Extensions.Logging.ILogger CreateFileLogger(string categoryName) => _file.CreateLogger(categoryName);
+
+    public void Dispose() => _file.Dispose();
+
+    private sealed class Both(Microsoft.Extensions.Logging.ILogger a, Microsoft.Extensions.Logging.ILogger b) : Microsoft.Extensions.Logging.ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => a.BeginScope(state);
+
+        public bool IsEnabled(LogLevel logLevel) => a.IsEnabled(logLevel) || b.IsEnabled(logLevel);
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (a.IsEnabled(logLevel)) a.Log(logLevel, eventId, state, exception, formatter);
+            if (b.IsEnabled(logLevel)) b.Log(logLevel, eventId, state, exception, formatter);
+        }
+    }
+}
