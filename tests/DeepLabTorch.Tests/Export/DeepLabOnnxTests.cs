@@ -47,10 +47,9 @@ public class DeepLabOnnxTests
         {
             using var scope = NewDisposeScope();
             var x = randn(dims);
-            Python.WriteFloats(dir["x.bin"], x.ToArray<float>());
             Tensor ours;
             using (no_grad()) ours = model.forward(x);
-            var (theirs, shape) = OnnxExportTests.RunOrt(dir["m.onnx"], dir.Path, dir["x.bin"], "float32", dims, "logits");
+            var (theirs, shape) = OnnxExportTests.RunOrt(dir["m.onnx"], x.ToArray<float>(), dims);
             Assert.Equal(ours.shape, shape);
             var a = ours.ToArray<float>();
             double maxDiff = 0, maxAbs = 0;
@@ -65,25 +64,25 @@ public class DeepLabOnnxTests
         }
     }
 
-    [OrtFact]
+    [Fact]
     public void OnnxRuntimeMatchesTheModelAtTwoSizes() =>
         CheckParity("mobilenet", 16, true, 1e-4, new long[] { 1, 3, 65, 97 }, new long[] { 2, 3, 48, 40 });
 
-    [OrtFact]
+    [Fact]
     public void OnnxRuntimeMatchesTheModelAtOutputStride8() =>
         CheckParity("mobilenet", 8, false, 1e-4, new long[] { 1, 3, 65, 97 }, new long[] { 2, 3, 48, 40 });
 
     // Measured: 1.3e-6 (Xception) and 2e-6 (ResNet) of the logit scale, against 2.5e-5 for MobileNetV2,
     // whose ReLU6 blocks amplify rounding. 1e-5 also catches small graph mistakes deep in the backbone
     // (a block-start ReLU left out of Xception's export moves its logits by about 1e-4 of their scale).
-    [OrtFact]
+    [Fact]
     public void XceptionExportMatchesOnnxRuntime()
     {
         CheckParity("xception", 16, true, 1e-5, new long[] { 1, 3, 65, 97 }, new long[] { 2, 3, 33, 41 });
         CheckParity("xception", 8, false, 1e-5, new long[] { 1, 3, 49, 57 });
     }
 
-    [OrtFact]
+    [Fact]
     public void ResNetExportMatchesOnnxRuntime()
     {
         CheckParity("resnet", 8, false, 1e-5, new long[] { 1, 3, 65, 97 }, new long[] { 2, 3, 33, 41 });
