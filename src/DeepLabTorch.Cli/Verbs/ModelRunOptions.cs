@@ -13,7 +13,7 @@ public abstract class ModelRunOptions
     public int? NumClasses { get; set; }
     [Option("device", HelpText = "cpu | cuda | cuda:N (default: cuda when available).")]
     public string? Device { get; set; }
-    [Option("threads", HelpText = "CPU threads for libtorch (default: all cores).")]
+    [Option("threads", HelpText = "CPU threads for libtorch, and for ONNX Runtime with an .onnx model (default: all cores).")]
     public int? Threads { get; set; }
     [Option("quiet", HelpText = "No progress bar.")]
     public bool Quiet { get; set; }
