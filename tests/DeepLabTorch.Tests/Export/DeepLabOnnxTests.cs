@@ -2,11 +2,12 @@ using DeepLabTorch.Export;
 using DeepLabTorch.Models;
 using DeepLabTorch.Extensions;
 using Xunit;
+using Xunit.Abstractions;
 using static TorchSharp.torch;
 
 namespace DeepLabTorch.Tests.Export;
 
-public class DeepLabOnnxTests
+public class DeepLabOnnxTests(ITestOutputHelper output)
 {
     /// <summary>A DeepLabV3+ with non-trivial BatchNorm statistics, so folding is exercised.</summary>
     private static DeepLabV3Plus Model(string backbone, int outputStride, bool alignCorners = true)
@@ -32,7 +33,7 @@ public class DeepLabOnnxTests
     }
 
     /// <summary>Exports the model and compares ONNX Runtime's logits with the model's own at each input size.</summary>
-    private static void CheckParity(string backbone, int os, bool align, double tolerance, params long[][] sizes)
+    private void CheckParity(string backbone, int os, bool align, double tolerance, params long[][] sizes)
     {
         using var dir = new TempDir();
         using var model = Model(backbone, os, align);
@@ -58,6 +59,7 @@ public class DeepLabOnnxTests
                 maxDiff = Math.Max(maxDiff, Math.Abs(a[i] - theirs[i]));
                 maxAbs = Math.Max(maxAbs, Math.Abs(a[i]));
             }
+            output.WriteLine($"{backbone} OS{os} [{string.Join(",", dims)}]: max |ORT - ours| = {maxDiff:G3} = {maxDiff / Math.Max(1, maxAbs):G3} of the logit scale");
             // A fraction of the logits' scale: dozens of folded float32 layers round differently from conv+BN.
             Assert.True(maxDiff <= tolerance * Math.Max(1, maxAbs),
                 $"{backbone} OS{os}: max |ORT - ours| = {maxDiff} at [{string.Join(",", dims)}], max |logit| = {maxAbs}");
