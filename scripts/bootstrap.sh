@@ -28,14 +28,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# ONNX Runtime for the export tests comes from the npm registry (binaries ship inside the package;
-# its download script is skipped). Without npm the ONNX Runtime tests report themselves skipped.
-if [ ! -d tests/reference/node_modules/onnxruntime-node ] && command -v npm >/dev/null 2>&1; then
-  say "installing onnxruntime-node for the ONNX export tests"
-  (cd tests/reference && npm install --ignore-scripts --no-audit --no-fund >/dev/null 2>&1) \
-    || echo "bootstrap: npm registry unreachable; ONNX Runtime tests will be skipped" >&2
-fi
-
 # 2. The .NET solution, when any source is newer than the last build. The first build restores
 #    TorchSharp and libtorch (about 600 MB) from NuGet; tools/ElfFix then patches the natives it copies.
 stamp=build/.dotnet-stamp

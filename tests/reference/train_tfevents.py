@@ -1,11 +1,14 @@
 #!/usr/bin/python3
 """Reads a TensorBoard event file with a parser written here from the TFRecord and protobuf specs
 (the tensorboard package is not installed): checks every length and payload CRC-32C and decodes the
-Event / Summary / Value / Image fields. Prints one JSON list of events.
+Event / Summary / Value / Image fields. An image's PNG is decoded with PIL and reported as the SHA-256
+of its RGB pixels (row-major, 3 bytes a pixel), so a writer that re-encodes still shows what it kept.
+Prints one JSON list of events.
 
 Usage: train_tfevents.py FILE
 """
 import hashlib
+import io
 import json
 import struct
 import sys
@@ -75,6 +78,12 @@ def image(buf):
             out["png_signature_ok"] = v[:8] == b"\x89PNG\r\n\x1a\n"
             out["bytes"] = len(v)
             out["sha256"] = hashlib.sha256(v).hexdigest()
+            if out["png_signature_ok"]:
+                from PIL import Image
+                img = Image.open(io.BytesIO(v))
+                out["mode"] = img.mode
+                out["size"] = list(img.size)
+                out["rgb_sha256"] = hashlib.sha256(img.convert("RGB").tobytes()).hexdigest()
     return out
 
 

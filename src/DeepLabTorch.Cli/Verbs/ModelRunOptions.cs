@@ -13,6 +13,6 @@ public abstract class ModelRunOptions : VerbBase
     public int? NumClasses { get; set; }
     [Option("device", HelpText = "cpu | cuda | cuda:N (default: cuda when available).")]
     public string? Device { get; set; }
-    [Option("threads", HelpText = "CPU threads for libtorch (default: all cores).")]
+    [Option("threads", HelpText = "CPU threads for libtorch, and for ONNX Runtime with an .onnx model (default: all cores).")]
     public int? Threads { get; set; }
 }

@@ -12,8 +12,11 @@ namespace DeepLabTorch.Cli.Verbs;
     "class probabilities and raw logits (.npy). Input: RGB, /255, ImageNet mean/std, no resize unless --resize.")]
 public sealed class PredictVerb : ModelRunOptions
 {
-    [Option("weights", Required = true, HelpText = "Our checkpoint (.safetensors), a plain safetensors state_dict or a reference .pth/.pth.tar.")]
+    [Option("weights", Required = true, HelpText = "Our checkpoint (.safetensors), a plain safetensors state_dict, a reference .pth/.pth.tar, " +
+        "or a model from `export --format onnx` (.onnx: runs in ONNX Runtime on the CPU).")]
     public string Weights { get; set; } = "";
+    [Option("engine", HelpText = "torch | onnx: TorchSharp on the weights, or ONNX Runtime on an exported .onnx (default: onnx for a .onnx file, else torch).")]
+    public string? EngineName { get; set; }
     [Option("input", Required = true, HelpText = "An image, a folder of images (.jpg .jpeg .png) or a glob such as 'photos/**/*.jpg' (quote it).")]
     public string Input { get; set; } = "";
     [Option("output", Required = true, HelpText = "Output folder (created). Per image: <stem>.png, and <stem>_overlay.png, <stem>_prob.png, <stem>.npy on request.")]
@@ -48,13 +51,13 @@ public sealed class PredictVerb : ModelRunOptions
     public override int Run()
     {
         var options = BuildOptions(Scales, Flip, Resize, Window, WindowOverlap);
-        var device = Engine.SetUp(Device, Threads);
+        var useOnnx = UseOnnx(EngineName, Weights);
         var files = InputFiles.Expand(Input);
-        using var loaded = ModelLoader.LoadForInference(Weights, new ModelRequest { Backbone = Backbone, OutputStride = OutStride, NumClasses = NumClasses }, device, m => Console.Error.WriteLine(m));
+        using var model = useOnnx ? OpenOnnx() : OpenTorch();
         int? probClass = null;
         if (SaveProbs)
-            probClass = ProbClass is { } pc ? ModelLoader.ResolveClass(pc, loaded.ClassNames, "--prob-class")
-                : DefaultProbabilityClass(loaded.ClassNames);
+            probClass = ProbClass is { } pc ? ModelLoader.ResolveClass(pc, model.ClassNames, "--prob-class")
+                : DefaultProbabilityClass(model.ClassNames);
         else if (ProbClass is not null) throw new UserException("--prob-class goes with --save-probs");
         if (!(OverlayOpacity >= 0 && OverlayOpacity <= 1)) throw new UserException($"--overlay-opacity must lie in [0, 1], got {OverlayOpacity}");
         var outputs = new PredictOutputs
@@ -64,13 +67,60 @@ public sealed class PredictVerb : ModelRunOptions
         if (!outputs.Masks && !outputs.Overlay && outputs.ProbabilityClass is null && !outputs.Logits)
             throw new UserException("--no-masks leaves nothing to write: add --overlay, --save-probs or --save-logits");
 
-        Console.Error.WriteLine($"predict: {files.Count} image(s), {loaded.Config.Backbone} OS{loaded.Config.OutputStride}, {loaded.Config.NumClasses} classes, " +
-            $"device {device}, scales {string.Join(",", options.Scales.Select(s => s.ToString(CultureInfo.InvariantCulture)))}{(options.Flip ? " + flip" : "")}");
-        var job = new PredictJob(new Predictor(loaded.Model, options, device), Output, outputs, loaded.Palette, BatchSize, Console.Error);
+        Console.Error.WriteLine($"predict: {files.Count} image(s), {model.Description}, {model.ClassNames.Count} classes, " +
+            $"device {model.Engine.Device}, scales {string.Join(",", options.Scales.Select(s => s.ToString(CultureInfo.InvariantCulture)))}{(options.Flip ? " + flip" : "")}");
+        var palette = ModelLoader.PaletteFor(model.ClassNames);
+        var job = new PredictJob(new Predictor(model.Engine, options), Output, outputs, palette, BatchSize, Console.Error);
         var summary = job.Run(files, Quiet ? null : Console.Error);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"predict: {summary.Images} image(s) in {summary.Elapsed.TotalSeconds:F1} s ({summary.ImagesPerSecond:F2} images/s); {summary.Failed} failed; outputs in {Output}"));
         return summary.Failed > 0 ? 1 : 0;
+    }
+
+    /// <summary>An engine, the class names it predicts, a one-line description, and what to dispose after.</summary>
+    private sealed record OpenModel(ILogitsEngine Engine, IReadOnlyList<string> ClassNames, string Description, IDisposable Owner) : IDisposable
+    {
+        public void Dispose() => Owner.Dispose();
+    }
+
+    /// <summary>--engine, or the file's extension when it is not given.</summary>
+    internal static bool UseOnnx(string? engine, string weights) => engine?.Trim().ToLowerInvariant() switch
+    {
+        null or "" => weights.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase),
+        "onnx" => true,
+        "torch" or "torchsharp" => weights.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase)
+            ? throw new UserException($"--engine torch: {weights} is an ONNX model; TorchSharp runs checkpoints (.safetensors, .pth). Use --engine onnx or leave --engine out")
+            : false,
+        _ => throw new UserException($"--engine must be torch or onnx, got '{engine}'"),
+    };
+
+    private OpenModel OpenTorch()
+    {
+        var device = Engine.SetUp(Device, Threads);
+        var loaded = ModelLoader.LoadForInference(Weights, new ModelRequest { Backbone = Backbone, OutputStride = OutStride, NumClasses = NumClasses }, device,
+            m => Console.Error.WriteLine(m));
+        return new OpenModel(new TorchLogitsEngine(loaded.Model, device), loaded.ClassNames,
+            $"{loaded.Config.Backbone} OS{loaded.Config.OutputStride} (TorchSharp)", loaded);
+    }
+
+    /// <summary>ONNX Runtime's CPU build: flags that choose what the graph already fixes, or a GPU, are refused by name.</summary>
+    private OpenModel OpenOnnx()
+    {
+        if (Device is { } d && !d.Trim().Equals("cpu", StringComparison.OrdinalIgnoreCase))
+            throw new UserException($"--device {d}: the ONNX engine runs on the CPU (Microsoft.ML.OnnxRuntime's CPU package); leave --device out or use a checkpoint");
+        if (Backbone is not null) throw new UserException("--backbone does not apply to an ONNX model: the exported graph fixes the backbone");
+        if (OutStride is not null) throw new UserException("--out-stride does not apply to an ONNX model: the exported graph fixes the output stride");
+        // libtorch still resizes and averages around the engine: it gets the same thread count.
+        Engine.SetThreads(Threads);
+        var engine = new OnnxLogitsEngine(Weights, Threads);
+        if (NumClasses is int n && n != engine.NumClasses)
+        {
+            engine.Dispose();
+            throw new UserException($"--num-classes {n}: {Weights} predicts {engine.NumClasses} classes");
+        }
+        var description = Threads is int t ? string.Create(CultureInfo.InvariantCulture, $"{Path.GetFileName(Weights)} (ONNX Runtime, {t} intra-op thread{(t == 1 ? "" : "s")})")
+            : $"{Path.GetFileName(Weights)} (ONNX Runtime)";
+        return new OpenModel(engine, ModelLoader.DefaultClassNames(engine.NumClasses), description, engine);
     }
 
     /// <summary>'person' when the model has it, else class 1 (the foreground of a binary model).</summary>

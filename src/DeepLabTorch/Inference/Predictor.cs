@@ -6,20 +6,26 @@ using F = TorchSharp.torch.nn.functional;
 namespace DeepLabTorch.Inference;
 
 /// <summary>
-/// Runs a segmentation network in eval mode under inference mode: whole-image or sliding-window,
+/// Runs a segmentation network (any ILogitsEngine) under inference mode: whole-image or sliding-window,
 /// optional resize of the short side, multi-scale and flip test-time augmentation. Logits always
 /// come back at the size of the input, pre-softmax, averaged over every augmented pass.
 /// </summary>
 public sealed class Predictor
 {
-    private readonly nn.Module<Tensor, Tensor> _model;
+    private readonly ILogitsEngine _engine;
 
+    /// <summary>A TorchSharp module (put in eval mode) on <paramref name="device"/> (default: the CPU).</summary>
     public Predictor(nn.Module<Tensor, Tensor> model, PredictOptions? options = null, Device? device = null)
+        : this(new TorchLogitsEngine(model, device), options)
     {
-        _model = model;
+    }
+
+    /// <summary>Any engine, for example an exported model in ONNX Runtime (OnnxLogitsEngine).</summary>
+    public Predictor(ILogitsEngine engine, PredictOptions? options = null)
+    {
+        _engine = engine;
         Options = (options ?? new PredictOptions()).Validate();
-        Device = device ?? CPU;
-        _model.eval();
+        Device = engine.Device;
     }
 
     public PredictOptions Options { get; }
@@ -80,7 +86,7 @@ public sealed class Predictor
 
     private Tensor Forward(Tensor x)
     {
-        var y = _model.call(x);
+        var y = _engine.Forward(x);
         if (y.dim() != 4 || y.size(0) != x.size(0))
             throw new InvalidOperationException($"the model returned [{string.Join(",", y.shape)}] for input [{string.Join(",", x.shape)}]; expected [N,C,h,w]");
         if (y.size(2) != x.size(2) || y.size(3) != x.size(3)) y = Resize(y, x.size(2), x.size(3));

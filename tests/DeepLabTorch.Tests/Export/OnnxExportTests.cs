@@ -1,6 +1,7 @@
-using System.Text.Json;
 using DeepLabTorch.Export.Onnx;
 using DeepLabTorch.Extensions;
+using Microsoft.ML.OnnxRuntime;
+using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
 using TorchSharp;
 using TorchSharp.Modules;
 using Xunit;
@@ -79,41 +80,30 @@ internal sealed class MiniDeepLab : nn.Module<Tensor, Tensor>
     }
 }
 
-/// <summary>A [Fact] that is skipped, with the reason shown, when onnxruntime-node is not installed.</summary>
-public sealed class OrtFactAttribute : FactAttribute
-{
-    public static string? Missing()
-    {
-        var dir = Python.ReferenceDir;
-        if (!Directory.Exists(Path.Combine(dir, "node_modules", "onnxruntime-node")))
-            return "SKIPPED: onnxruntime-node is not installed (npm unreachable?). Run `npm install --ignore-scripts` in tests/reference to enable the ONNX Runtime check.";
-        return null;
-    }
-
-    public OrtFactAttribute()
-    {
-        var m = Missing();
-        if (m is not null) Skip = m;
-    }
-}
-
 public class OnnxExportTests
 {
     private static readonly float[] Mean = { 0.485f, 0.456f, 0.406f }, Std = { 0.229f, 0.224f, 0.225f };
 
-    internal static (float[] data, long[] dims) RunOrt(string model, string dir, string inputFile, string type, long[] dims, string output)
+    /// <summary>
+    /// Runs the model's one input through ONNX Runtime in-process (one thread, as a reference run should
+    /// be deterministic) and returns its first output, int64 labels widened to float.
+    /// </summary>
+    internal static (float[] data, long[] dims) RunOrt<T>(string model, T[] input, long[] dims) where T : unmanaged
     {
-        Python.RunProcess("node", new[] { Path.Combine(Python.ReferenceDir, "onnx_run.js"), model, dir, inputFile, type, string.Join(",", dims) });
-        using var meta = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, output + ".json")));
-        var shape = meta.RootElement.GetProperty("dims").EnumerateArray().Select(e => e.GetInt64()).ToArray();
-        var bytes = File.ReadAllBytes(Path.Combine(dir, output + ".bin"));
-        if (meta.RootElement.GetProperty("type").GetString() == "int64")
+        using var options = new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 };
+        using var session = new InferenceSession(model, options);
+        using var x = OrtValue.CreateTensorValueFromMemory(input, dims);
+        using var runOptions = new RunOptions();
+        using var results = session.Run(runOptions, new[] { session.InputNames[0] }, new[] { x }, new[] { session.OutputNames[0] });
+        var y = results[0];
+        var info = y.GetTensorTypeAndShape();
+        var data = info.ElementDataType switch
         {
-            var l = new long[bytes.Length / 8];
-            Buffer.BlockCopy(bytes, 0, l, 0, bytes.Length);
-            return (l.Select(v => (float)v).ToArray(), shape);
-        }
-        return (Python.ReadFloats(Path.Combine(dir, output + ".bin")), shape);
+            TensorElementType.Float => y.GetTensorDataAsSpan<float>().ToArray(),
+            TensorElementType.Int64 => y.GetTensorDataAsSpan<long>().ToArray().Select(v => (float)v).ToArray(),
+            var t => throw new InvalidOperationException($"unexpected ONNX output type {t}"),
+        };
+        return (data, info.Shape);
     }
 
     private static string Build(MiniDeepLab net, string path, bool preprocessing = false, bool argmax = false)
@@ -164,7 +154,7 @@ public class OnnxExportTests
         w.Dispose(); b.Dispose();
     }
 
-    [OrtFact]
+    [Fact]
     public void OnnxRuntimeMatchesOurForwardAtTwoSizes()
     {
         using var dir = new TempDir();
@@ -176,10 +166,9 @@ public class OnnxExportTests
         {
             using var scope = NewDisposeScope();
             var x = randn(dims);
-            Python.WriteFloats(dir["x.bin"], x.ToArray<float>());
             Tensor ours;
             using (no_grad()) ours = net.forward(x);
-            var (theirs, shape) = RunOrt(model, dir.Path, dir["x.bin"], "float32", dims, "logits");
+            var (theirs, shape) = RunOrt(model, x.ToArray<float>(), dims);
             Assert.Equal(ours.shape, shape);
             var a = ours.ToArray<float>();
             double maxDiff = 0;
@@ -188,7 +177,7 @@ public class OnnxExportTests
         }
     }
 
-    [OrtFact]
+    [Fact]
     public void PreprocessingAndArgmaxVariantsMatch()
     {
         using var dir = new TempDir();
@@ -202,7 +191,6 @@ public class OnnxExportTests
         var rng = new Random(3);
         var rgb = new byte[n * h * w * 3];
         rng.NextBytes(rgb);
-        File.WriteAllBytes(dir["u8.bin"], rgb);
         // Our own normalization, by hand: NHWC bytes → NCHW floats (x/255 − mean)/std.
         var f = new float[n * 3 * h * w];
         for (int y = 0; y < h; y++)
@@ -214,7 +202,7 @@ public class OnnxExportTests
         Tensor logits;
         using (no_grad()) logits = net.forward(input);
         var labels = logits.argmax(1).ToArray<long>();
-        var (theirs, shape) = RunOrt(model, dir.Path, dir["u8.bin"], "uint8", new long[] { n, h, w, 3 }, "labels");
+        var (theirs, shape) = RunOrt(model, rgb, new long[] { n, h, w, 3 });
         Assert.Equal(new long[] { n, h, w }, shape);
         // Labels may differ only where two logits tie within float noise.
         var l = logits.permute(0, 2, 3, 1).contiguous().ToArray<float>();
