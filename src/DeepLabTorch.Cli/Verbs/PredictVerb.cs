@@ -1,6 +1,7 @@
 using System.Globalization;
 using CommandLine;
 using DeepLabTorch.Runtime;
+using Microsoft.Extensions.Logging;
 using DeepLabTorch.Inference;
 using DeepLabTorch.Models;
 using DeepLabTorch.Extensions;
@@ -70,7 +71,7 @@ public sealed class PredictVerb : ModelRunOptions
         Console.Error.WriteLine($"predict: {files.Count} image(s), {model.Description}, {model.ClassNames.Count} classes, " +
             $"device {model.Engine.Device}, scales {string.Join(",", options.Scales.Select(s => s.ToString(CultureInfo.InvariantCulture)))}{(options.Flip ? " + flip" : "")}");
         var palette = ModelLoader.PaletteFor(model.ClassNames);
-        var job = new PredictJob(new Predictor(model.Engine, options), Output, outputs, palette, BatchSize, Console.Error);
+        var job = new PredictJob(new Predictor(model.Engine, options), Output, outputs, palette, BatchSize, Loggers.CreateLogger(LogCategories.Inference));
         var summary = job.Run(files, Quiet ? null : Console.Error);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"predict: {summary.Images} image(s) in {summary.Elapsed.TotalSeconds:F1} s ({summary.ImagesPerSecond:F2} images/s); {summary.Failed} failed; outputs in {Output}"));

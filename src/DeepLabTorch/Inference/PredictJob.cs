@@ -36,9 +36,9 @@ public sealed class PredictJob
     private readonly PredictOutputs _outputs;
     private readonly byte[] _palette;
     private readonly int _batchSize;
-    private readonly TextWriter _log;
+    private readonly Microsoft.Extensions.Logging.ILogger _log;
 
-    public PredictJob(Predictor predictor, string outputDir, PredictOutputs outputs, byte[] palette, int batchSize = 1, TextWriter? log = null)
+    public PredictJob(Predictor predictor, string outputDir, PredictOutputs outputs, byte[] palette, int batchSize = 1, Microsoft.Extensions.Logging.ILogger? log = null)
     {
         if (batchSize < 1) throw new UserException($"--batch-size must be at least 1, got {batchSize}");
         _predictor = predictor;
@@ -46,7 +46,7 @@ public sealed class PredictJob
         _outputs = outputs;
         _palette = palette;
         _batchSize = batchSize;
-        _log = log ?? TextWriter.Null;
+        _log = log ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
     }
 
     public string OutputDir { get; }
@@ -84,7 +84,7 @@ public sealed class PredictJob
             {
                 var reason = e is DataException de ? de.Message : $"{path}: {e.Message}";
                 if (progress is not null) bar.Finish();
-                _log.WriteLine($"skipped {reason}");
+                Runtime.LogExtensions.Warn(_log, $"skipped {reason}");
                 failed.Add(path);
                 bar.Step();
                 continue;
