@@ -6,6 +6,7 @@ Usage: infer_reference.py SIZE BATCH ITERS_B1 ITERS_BATCH THREADS [BACKBONE] [OS
 The network is the project's independent PyTorch definition, tests/reference/model_deeplab.py (the same one
 the model parity tests use); the parameter count is printed so both sides can be checked to match.
 """
+import contextlib
 import json
 import os
 import statistics
@@ -31,6 +32,9 @@ def main():
     size, batch, iters1, itersb, threads = (int(a) for a in sys.argv[1:6])
     backbone = sys.argv[6] if len(sys.argv) > 6 else "mobilenet"
     output_stride = int(sys.argv[7]) if len(sys.argv) > 7 else 16
+    # "levers": what a PyTorch user can switch on by hand (channels_last and bfloat16 autocast), to show
+    # whether a C# lead comes from a lever PyTorch also has.
+    levers = len(sys.argv) > 8 and sys.argv[8] == "levers"
     torch.set_num_threads(threads)
     # Random weights in eval mode shrink activations into denormals (many times slower than a trained
     # model's); the C# side flushes them too.
@@ -38,9 +42,14 @@ def main():
     torch.manual_seed(0)
     model = DeepLab(backbone, output_stride, 21).eval()
     params = sum(p.numel() for p in model.parameters())
-    with torch.inference_mode():
-        x1 = torch.randn(1, 3, size, size)
-        xb = torch.randn(batch, 3, size, size)
+    x1 = torch.randn(1, 3, size, size)
+    xb = torch.randn(batch, 3, size, size)
+    if levers:
+        model = model.to(memory_format=torch.channels_last)
+        x1 = x1.contiguous(memory_format=torch.channels_last)
+        xb = xb.contiguous(memory_format=torch.channels_last)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if levers else contextlib.nullcontext()
+    with torch.inference_mode(), autocast:
         timed(model, x1, 1)  # warm-up: oneDNN primitive creation, allocator
         t1 = timed(model, x1, iters1)
         timed(model, xb, 1)
@@ -53,6 +62,7 @@ def main():
         "batch_ms_median": round(statistics.median(tb) * 1000, 2),
         "batch_images_per_s": round(batch / statistics.median(tb), 3),
         "iters_b1": iters1, "iters_batch": itersb, "torch": torch.__version__,
+        "levers": "channels_last + bf16 autocast" if levers else "none",
     }))
 
 

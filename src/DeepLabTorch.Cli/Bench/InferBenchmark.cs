@@ -16,7 +16,7 @@ namespace DeepLabTorch.Cli.Bench;
 public sealed class InferBenchmark : IBenchmark
 {
     public string Name => "infer";
-    public string Description => "inference latency at batch 1 and throughput at batch N (size=513 batch=8 iters_b1=10 iters_batch=3 backbone=mobilenet os=16 device=cpu flush_denormal=true channels_last=true)";
+    public string Description => "inference latency at batch 1 and throughput at batch N (size=513 batch=8 iters_b1=10 iters_batch=3 backbone=mobilenet os=16 device=cpu flush_denormal=true channels_last=true precision=float32|bf16)";
 
     public JsonObject Run(IReadOnlyDictionary<string, string> args)
     {
@@ -35,7 +35,8 @@ public sealed class InferBenchmark : IBenchmark
         // Prepared as predict, matte and eval prepare theirs: channels-last weights on the CPU
         // (the convolutions then run in oneDNN's NHWC layout; inputs stay as they come).
         bool channelsLast = device.type == DeviceType.CPU && (!args.TryGetValue("channels_last", out var cl) || cl != "false");
-        ModelLoader.PrepareForInference(model, device, channelsLast);
+        var precision = PrecisionNames.Parse(args.TryGetValue("precision", out var pr) ? pr : "float32");
+        ModelLoader.PrepareForInference(model, device, channelsLast, precision);
         var predictor = new Predictor(model, new PredictOptions(), device);
         using var x1 = randn(1, 3, size, size);
         using var xb = randn(batch, 3, size, size);
@@ -56,6 +57,7 @@ public sealed class InferBenchmark : IBenchmark
             ["backbone"] = backbone,
             ["output_stride"] = os,
             ["parameters"] = ModelFactory.ParameterCount(model),
+            ["precision"] = precision == Precision.BFloat16 ? "bf16" : "float32",
             ["b1_latency_ms_median"] = Math.Round(median1, 2),
             ["b1_latency_ms_min"] = Math.Round(t1.Min(), 2),
             ["batch_ms_median"] = Math.Round(medianB, 2),

@@ -56,6 +56,8 @@ public sealed class EvalVerb : VerbBase
     public bool NoCuda { get; set; }
     [Option("threads", HelpText = "CPU threads for libtorch (default: all cores).")]
     public int? Threads { get; set; }
+    [Option("precision", Default = "float32", HelpText = "float32 | bf16: evaluate the network in bfloat16 (scores are computed from float32 logits).")]
+    public string Precision { get; set; } = "float32";
 
     public override bool StdoutIsData => Json;
 
@@ -71,7 +73,7 @@ public sealed class EvalVerb : VerbBase
         };
         var ds = Datasets.Open(options, Split);
         using var loaded = ModelLoader.LoadForInference(Weights, new ModelRequest { Backbone = Backbone, OutputStride = OutStride, NumClasses = NumClasses },
-            device, m => Console.Error.WriteLine(m));
+            device, m => Console.Error.WriteLine(m), PrecisionNames.Parse(Precision));
         var model = loaded.Model;
         var numClasses = model.Config.NumClasses;
         {

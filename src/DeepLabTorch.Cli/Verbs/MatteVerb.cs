@@ -48,7 +48,8 @@ public sealed class MatteVerb : ModelRunOptions
         var device = Engine.SetUp(Device, Threads);
         // Fail on ffmpeg before loading a model when there is video to do.
         if (files.Any(Ffmpeg.IsVideo)) Ffmpeg.Find("ffmpeg");
-        using var loaded = ModelLoader.LoadForInference(Weights, new ModelRequest { Backbone = Backbone, OutputStride = OutStride, NumClasses = NumClasses }, device, m => Console.Error.WriteLine(m));
+        using var loaded = ModelLoader.LoadForInference(Weights, new ModelRequest { Backbone = Backbone, OutputStride = OutStride, NumClasses = NumClasses }, device,
+            m => Console.Error.WriteLine(m), PrecisionNames.Parse(Precision));
         int? person = PersonClass is { } pc ? ModelLoader.ResolveClass(pc, loaded.ClassNames, "--person-class") : null;
         var matteOptions = new MatteOptions { PersonClass = person, EdgeRadius = EdgeRadius, EdgeEps = EdgeEps, Smoothing = Smooth }.Validate();
         int cls = matteOptions.ResolvePersonClass(loaded.Config.NumClasses);

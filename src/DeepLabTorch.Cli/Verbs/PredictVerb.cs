@@ -99,7 +99,7 @@ public sealed class PredictVerb : ModelRunOptions
     {
         var device = Engine.SetUp(Device, Threads);
         var loaded = ModelLoader.LoadForInference(Weights, new ModelRequest { Backbone = Backbone, OutputStride = OutStride, NumClasses = NumClasses }, device,
-            m => Console.Error.WriteLine(m));
+            m => Console.Error.WriteLine(m), PrecisionNames.Parse(Precision));
         return new OpenModel(new TorchLogitsEngine(loaded.Model, device), loaded.ClassNames,
             $"{loaded.Config.Backbone} OS{loaded.Config.OutputStride} (TorchSharp)", loaded);
     }
@@ -110,6 +110,8 @@ public sealed class PredictVerb : ModelRunOptions
         if (Device is { } d && !d.Trim().Equals("cpu", StringComparison.OrdinalIgnoreCase))
             throw new UserException($"--device {d}: the ONNX engine runs on the CPU (Microsoft.ML.OnnxRuntime's CPU package); leave --device out or use a checkpoint");
         if (Backbone is not null) throw new UserException("--backbone does not apply to an ONNX model: the exported graph fixes the backbone");
+        if (PrecisionNames.Parse(Precision) != Models.Precision.Float32)
+            throw new UserException("--precision bf16 applies to the TorchSharp engine; the exported ONNX graph runs in float32");
         if (OutStride is not null) throw new UserException("--out-stride does not apply to an ONNX model: the exported graph fixes the output stride");
         // libtorch still resizes and averages around the engine: it gets the same thread count.
         Engine.SetThreads(Threads);

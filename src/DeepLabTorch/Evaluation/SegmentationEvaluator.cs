@@ -92,7 +92,7 @@ public static class SegmentationEvaluator
 
     /// <summary>Logits [N,C,H,W] at the input size, averaged over scales and flip (TestTimeAugmentation).</summary>
     public static Tensor Predict(nn.Module<Tensor, Tensor> model, Tensor images, double[] scales, bool flip, bool alignCorners = true) =>
-        TestTimeAugmentation.AverageLogits(model.call, images, scales, flip, alignCorners);
+        TestTimeAugmentation.AverageLogits(model.ForwardFloat32, images, scales, flip, alignCorners);
 
     /// <summary>A normalised [3,H,W] image back to RGB bytes (HWC), undoing ImageNet mean/std.</summary>
     public static byte[] Denormalize(Tensor chw)

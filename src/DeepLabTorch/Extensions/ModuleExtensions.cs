@@ -76,6 +76,19 @@ public static class ModuleExtensions
     }
 
     /// <summary>
+    /// The module's forward on a batch in the module's own floating-point type (a bfloat16 model gets a
+    /// bfloat16 input), with float32 logits back: argmax, softmax and every output work in float32.
+    /// </summary>
+    public static Tensor ForwardFloat32(this nn.Module<Tensor, Tensor> module, Tensor batch)
+    {
+        var dtype = module.parameters().FirstOrDefault()?.dtype ?? ScalarType.Float32;
+        if (dtype == batch.dtype && dtype == ScalarType.Float32) return module.call(batch);
+        using var input = batch.to(dtype);
+        using var output = module.call(input);
+        return output.to(ScalarType.Float32);
+    }
+
+    /// <summary>
     /// Stores every convolution weight channels-last (NHWC strides), which oneDNN and cuDNN prefer.
     /// The weights become new Parameter objects, so build an optimizer only afterwards.
     /// </summary>

@@ -1,3 +1,4 @@
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -31,5 +32,6 @@ public sealed class TorchLogitsEngine : ILogitsEngine
 
     public Device Device { get; }
 
-    public Tensor Forward(Tensor batch) => _model.call(batch);
+    /// <summary>A bfloat16 model (--precision bf16) gets its input in bfloat16 and gives float32 logits back.</summary>
+    public Tensor Forward(Tensor batch) => _model.ForwardFloat32(batch);
 }
