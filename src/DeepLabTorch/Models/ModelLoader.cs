@@ -131,11 +131,14 @@ public static class ModelLoader
     /// (scripts/bench.sh infer). Training keeps the default layout: there the backward pass was slower.
     /// </summary>
     public static void PrepareForInference(DeepLabV3Plus model, Device device, bool channelsLast = true, Precision precision = Precision.Float32,
-        bool foldBatchNorm = false)
+        bool? foldBatchNorm = null)
     {
         model.eval();
-        // Folded in float64 from the float32 weights, before any cast, so bf16 rounds the folded weights once.
-        if (foldBatchNorm) BatchNormFolding.Fold(model);
+        // BatchNorm folding (null: on for bf16 only) is done in float64 from the float32 weights, before any
+        // cast, so bf16 rounds the folded weights once. Measured with bench infer fold_bn (docs/performance.md):
+        // in bf16 it cut batch-1 latency and batch-8 time by about a quarter; in float32 the difference was
+        // inside this shared machine's noise, so float32 keeps the unfolded model by default.
+        if (foldBatchNorm ?? precision == Precision.BFloat16) BatchNormFolding.Fold(model);
         // bfloat16 weights: on CPUs with AVX512-BF16 (and on GPUs) convolutions run about twice as fast.
         // Inputs are cast on the way in and logits back to float32 on the way out (ForwardFloat32).
         if (precision == Precision.BFloat16) model.to(ScalarType.BFloat16);
