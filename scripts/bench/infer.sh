@@ -4,7 +4,7 @@
 # Usage: scripts/bench.sh infer [SIZE] [BATCH] [ITERS_B1] [ITERS_BATCH] [THREADS] [PRECISION] [FOLD_BN]
 # PRECISION float32 (default) or bf16 (ours with --precision bf16; PyTorch is then also timed with its
 # own levers, channels_last + bf16 autocast, as "python_levers"). FOLD_BN true or false: our BatchNorms folded into
-# the convs or not (default: as predict does, folded for bf16 only).
+# the convs or not (default: folded, as predict does).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 size="${1:-513}"; batch="${2:-8}"; iters1="${3:-10}"; itersb="${4:-3}"; threads="${5:-2}"; precision="${6:-float32}"; foldbn="${7:-}"
