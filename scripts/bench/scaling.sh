@@ -4,7 +4,7 @@
 # JSON document with each point's fraction of the machine's float32 peak, and writes the plot
 # (scaling_plot.py, hand-written SVG) to docs/images/scaling.svg, or to SVG if given.
 # Usage: scripts/bench.sh scaling [SVG] [key=value settings of `deeplab bench scaling`]
-# About 5 minutes on an idle 2-core machine (large points are timed once after their warm-up).
+# About 3 minutes on a quiet 2-core machine, 4 under load (points over 2×513² batch × pixels are timed once, without a warm-up).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 svg="$root/docs/images/scaling.svg"

@@ -74,7 +74,7 @@ public sealed class ScalingBenchmark : IBenchmark
         return new JsonObject
         {
             ["backbone"] = backbone, ["output_stride"] = os, ["precision"] = "float32",
-            ["inference"] = "eval, inference mode, channels-last weights (as predict), random input, BatchNorm not folded",
+            ["inference"] = "eval, inference mode, channels-last weights and BatchNorm folded (as predict), random input",
             ["train_step"] = "NCHW, forward + cross-entropy + backward + SGD momentum step; at batch 1 with BatchNorm frozen as --freeze-bn does (train-mode BatchNorm needs 2+ images)",
             ["warmup"] = $"one untimed call per shape up to {OneRepPixels} batch x pixels, then {reps} timed; above: one timed call, no warm-up", ["flush_denormal"] = flushed, ["libtorch"] = __version__,
             ["points"] = points,
