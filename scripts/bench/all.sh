@@ -2,7 +2,7 @@
 # Every benchmark short enough to run together, one after the other, combined into one JSON document:
 # overhead, model (MobileNetV2 only), infer (float32 and bf16), loader and scaling. learn is left out
 # (it trains both sides for 10 minutes each, ~20 minutes in all): run scripts/bench.sh learn on its own.
-# Usage: scripts/bench.sh all [THREADS=2]. About 5 minutes on a quiet 2-core machine.
+# Usage: scripts/bench.sh all [THREADS=2]. About 3–4 minutes on a quiet 2-core machine.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 threads="${1:-2}"
