@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Inference latency and throughput: DeepLabV3+ MobileNetV2 OS16, 21 classes, eval + inference mode,
 # batch 1 at SIZE² and batch BATCH at SIZE², C# vs PyTorch (same threads, same run).
-# Usage: scripts/bench.sh infer [SIZE] [BATCH] [ITERS_B1] [ITERS_BATCH] [THREADS] [PRECISION]
+# Usage: scripts/bench.sh infer [SIZE] [BATCH] [ITERS_B1] [ITERS_BATCH] [THREADS] [PRECISION] [FOLD_BN]
 # PRECISION float32 (default) or bf16 (ours with --precision bf16; PyTorch is then also timed with its
-# own levers, channels_last + bf16 autocast, as "python_levers").
+# own levers, channels_last + bf16 autocast, as "python_levers"). FOLD_BN true or false: our BatchNorms folded into
+# the convs or not (default: folded, as predict does).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-size="${1:-513}"; batch="${2:-8}"; iters1="${3:-10}"; itersb="${4:-3}"; threads="${5:-2}"; precision="${6:-float32}"
+size="${1:-513}"; batch="${2:-8}"; iters1="${3:-10}"; itersb="${4:-3}"; threads="${5:-2}"; precision="${6:-float32}"; foldbn="${7:-}"
 ours=$(dotnet "$root/src/DeepLabTorch.Cli/bin/Release/net10.0/deeplab.dll" bench infer \
-  "size=$size" "batch=$batch" "iters_b1=$iters1" "iters_batch=$itersb" "precision=$precision" --threads "$threads")
+  "size=$size" "batch=$batch" "iters_b1=$iters1" "iters_batch=$itersb" "precision=$precision" ${foldbn:+"fold_bn=$foldbn"} --threads "$threads")
 python=$(/usr/bin/python3 "$root/scripts/bench/infer_reference.py" "$size" "$batch" "$iters1" "$itersb" "$threads")
 levers="{}"
 if [ "$precision" = bf16 ]; then

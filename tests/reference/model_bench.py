@@ -27,6 +27,9 @@ def main():
     runs, steps, warmup = int(kv.get("forward_runs", 5)), int(kv.get("train_steps", 3)), int(kv.get("warmup", 1))
     fsize, tbatch, tsize = int(kv.get("forward_size", 513)), int(kv.get("train_batch", 4)), int(kv.get("train_size", 321))
     channels_last = kv.get("channels_last", "false") == "true"
+    if kv.get("flush_denormal", "false") == "true":
+        # As the scaling benchmark's C# side does: random eval-mode weights sink activations into denormals.
+        torch.set_flush_denormal(True)
     classes = 21
     torch.set_num_threads(threads)
     torch.manual_seed(1)

@@ -16,7 +16,7 @@ namespace DeepLabTorch.Cli.Bench;
 public sealed class InferBenchmark : IBenchmark
 {
     public string Name => "infer";
-    public string Description => "inference latency at batch 1 and throughput at batch N (size=513 batch=8 iters_b1=10 iters_batch=3 backbone=mobilenet os=16 device=cpu flush_denormal=true channels_last=true precision=float32|bf16)";
+    public string Description => "inference latency at batch 1 and throughput at batch N (size=513 batch=8 iters_b1=10 iters_batch=3 backbone=mobilenet os=16 device=cpu flush_denormal=true channels_last=true precision=float32|bf16 fold_bn=true|false, default true as predict)";
 
     public JsonObject Run(IReadOnlyDictionary<string, string> args)
     {
@@ -36,7 +36,9 @@ public sealed class InferBenchmark : IBenchmark
         // (the convolutions then run in oneDNN's NHWC layout; inputs stay as they come).
         bool channelsLast = device.type == DeviceType.CPU && (!args.TryGetValue("channels_last", out var cl) || cl != "false");
         var precision = PrecisionNames.Parse(args.TryGetValue("precision", out var pr) ? pr : "float32");
-        ModelLoader.PrepareForInference(model, device, channelsLast, precision);
+        bool foldArg = !args.TryGetValue("fold_bn", out var fb) || fb != "false";
+        ModelLoader.PrepareForInference(model, device, channelsLast, precision, foldArg);
+        bool foldBn = !BatchNormFolding.HasActiveBatchNorm(model);
         var predictor = new Predictor(model, new PredictOptions(), device);
         using var x1 = randn(1, 3, size, size);
         using var xb = randn(batch, 3, size, size);
@@ -66,6 +68,7 @@ public sealed class InferBenchmark : IBenchmark
             ["iters_batch"] = itersB,
             ["flush_denormal"] = flushed,
             ["channels_last"] = channelsLast,
+            ["fold_bn"] = foldBn,
             ["libtorch"] = __version__,
         };
     }

@@ -26,9 +26,38 @@ public sealed class BatchNorm2d : TorchSharp.Modules.BatchNorm
         if (input.ndim != 4) throw new ArgumentException($"expected 4D input, but got {input.ndim}D input.");
     }
 
+    /// <summary>
+    /// True once BatchNormFolding has moved this layer's affine map into the conv before it: forward is
+    /// then the identity (inference only).
+    /// </summary>
+    public bool Folded { get; private set; }
+
+    /// <summary>
+    /// Makes forward the identity and resets the state to the identity transform, so that a state_dict
+    /// taken from the folded model still describes what it computes.
+    /// </summary>
+    internal void MarkFolded()
+    {
+        using (no_grad())
+        {
+            weight?.fill_(One);
+            bias?.zero_();
+            running_mean?.zero_();
+            using var v = (1.0 - eps).ToScalar();
+            running_var?.fill_(v);
+        }
+        Folded = true;
+    }
+
     public override Tensor forward(Tensor input)
     {
         ValidateInputDimensions(input);
+        if (Folded)
+        {
+            if (training) throw new InvalidOperationException("a BatchNorm folded into its convolution is for inference only; load the model again to train it");
+            // A new handle on the same storage: callers dispose the input and the output separately.
+            return input.alias();
+        }
         double factor = momentum ?? 0.0;
         if (training && track_running_stats && num_batches_tracked is not null)
         {

@@ -130,27 +130,9 @@ public sealed class OnnxGraphBuilder
             return Conv(x, w, b, conv.stride!, conv.padding ?? [0, 0], conv.dilation!, conv.groups, output);
     }
 
-    /// <summary>
-    /// BatchNorm folded into the preceding conv, in float64: s = γ/√(σ²+ε), W' = W·s (per output
-    /// channel), b' = (b − μ)·s + β. Returns new float32 tensors the caller disposes.
-    /// </summary>
-    public static (torch.Tensor weight, torch.Tensor bias) FoldBatchNorm(Conv2d conv, BatchNorm bn)
-    {
-        if (bn.running_mean is null || bn.running_var is null)
-            throw new ArgumentException("BatchNorm without running statistics cannot be folded");
-        using var _ = torch.no_grad();
-        using var scope = torch.NewDisposeScope();
-        var dt = ScalarType.Float64;
-        var mean = bn.running_mean!.to(dt, torch.CPU);
-        var var = bn.running_var!.to(dt, torch.CPU);
-        var gamma = bn.weight is null ? torch.ones_like(mean) : bn.weight.to(dt, torch.CPU);
-        var beta = bn.bias is null ? torch.zeros_like(mean) : bn.bias.to(dt, torch.CPU);
-        var scale = gamma / (var + bn.eps).sqrt();
-        var w = conv.weight.to(dt, torch.CPU) * scale.view(-1, 1, 1, 1);
-        var b0 = conv.bias is null ? torch.zeros_like(mean) : conv.bias.to(dt, torch.CPU);
-        var b = (b0 - mean) * scale + beta;
-        return (w.to(ScalarType.Float32).MoveToOuterDisposeScope(), b.to(ScalarType.Float32).MoveToOuterDisposeScope());
-    }
+    /// <summary>BatchNorm folded into the preceding conv (float32 results the caller disposes); the math is BatchNormFolding's, shared with inference.</summary>
+    public static (torch.Tensor weight, torch.Tensor bias) FoldBatchNorm(Conv2d conv, BatchNorm bn) =>
+        DeepLabTorch.Models.BatchNormFolding.FoldedParameters(conv, bn, ScalarType.Float32);
 
     // ------------------------------------------------------------------ elementwise and structure
     public string Relu(string x, string? output = null) => Node("Relu", new[] { x }, output: output);
