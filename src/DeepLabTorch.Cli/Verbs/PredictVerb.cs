@@ -18,8 +18,8 @@ public sealed class PredictVerb : ModelRunOptions
     public string Weights { get; set; } = "";
     [Option("engine", HelpText = "torch | onnx: TorchSharp on the weights, or ONNX Runtime on an exported .onnx (default: onnx for a .onnx file, else torch).")]
     public string? EngineName { get; set; }
-    [Option("input", Required = true, HelpText = "An image, a folder of images (.jpg .jpeg .png) or a glob such as 'photos/**/*.jpg' (quote it).")]
-    public string Input { get; set; } = "";
+    [Option("input", Required = true, Min = 1, HelpText = "One or more images, folders of images (.jpg .jpeg .png) or globs such as 'photos/**/*.jpg' (quoted, or expanded by the shell).")]
+    public IEnumerable<string> Input { get; set; } = Array.Empty<string>();
     [Option("output", Required = true, HelpText = "Output folder (created). Per image: <stem>.png, and <stem>_overlay.png, <stem>_prob.png, <stem>.npy on request.")]
     public string Output { get; set; } = "";
 
