@@ -1,6 +1,10 @@
+using System.Text.Json;
 using CommandLine;
+using DeepLabTorch.Checkpoints;
 using DeepLabTorch.Config;
+using DeepLabTorch.Runtime;
 using DeepLabTorch.Training;
+using Microsoft.Extensions.Logging;
 
 namespace DeepLabTorch.Cli.Verbs;
 
@@ -83,7 +87,8 @@ public sealed class TrainVerb : VerbBase
     public int? Seed { get; set; }
 
     // Run control
-    [Option("resume", HelpText = "Checkpoint to resume from (ours: weights, optimizer and epoch; a .pth or safetensors: weights only).")]
+    [Option("resume", HelpText = "Checkpoint to resume from (ours: weights, optimizer, epoch and the run's recorded config, so nothing else is needed; " +
+        "flags given with it override the recorded values; a .pth or safetensors: weights only).")]
     public string? Resume { get; set; }
     [Option("init-weights", HelpText = "Start a new run from these weights: our checkpoint, a safetensors state_dict or a PyTorch .pth/.pth.tar (the reference's or the other port's). A different --num-classes re-initialises the classifier; the optimizer and schedule start afresh.")]
     public string? InitWeights { get; set; }
@@ -95,8 +100,11 @@ public sealed class TrainVerb : VerbBase
     public int? EvalInterval { get; set; }
     [Option("no-val", HelpText = "Skip validation.")]
     public bool NoVal { get; set; }
-    [Option("output", HelpText = "Output folder (default: checkpoints/<dataset>-<backbone>-<checkname>/).")]
+    [Option("output", HelpText = "Output folder (default: checkpoints/<dataset>-<backbone>-<checkname>/; with --resume, the checkpoint's folder). " +
+        "A folder holding another run is refused: continue it with --resume or replace it with --overwrite.")]
     public string? Output { get; set; }
+    [Option("overwrite", HelpText = "Start afresh in an --output folder that holds an earlier run: its run files (checkpoints, metrics.jsonl, tb/, train.log, report.html, config.json) are deleted first; other files stay.")]
+    public bool Overwrite { get; set; }
     [Option("max-iters", HelpText = "Stop after this many iterations in total (for short runs). The schedule still spans --epochs, and the checkpoint records the batch reached: --resume continues exactly there.")]
     public long? MaxIters { get; set; }
     [Option("time-budget", HelpText = "Stop training after this many seconds (evaluation excluded); poly/cos follow the time spent. --resume continues the data order, but the budget and its schedule start afresh.")]
@@ -108,11 +116,67 @@ public sealed class TrainVerb : VerbBase
     [Option("log-interval", HelpText = "Iterations between metrics.jsonl lines (default: 10).")]
     public int? LogInterval { get; set; }
 
-    /// <summary>Defaults → --config file → these flags.</summary>
-    public TrainConfig BuildConfig()
+    /// <summary>Defaults → --config file → these flags; with --resume of our checkpoint, its recorded config → these flags.</summary>
+    public TrainConfig BuildConfig() => BuildConfig(out _);
+
+    /// <summary>As BuildConfig; overrides lists the recorded settings that flags changed on a resume ("epochs 2 → 3").</summary>
+    public TrainConfig BuildConfig(out IReadOnlyList<string> overrides)
     {
-        var c = ConfigFile is null ? new TrainConfig() : ConfigLoader.Load<TrainConfig>(ConfigFile);
-        c = c with
+        overrides = Array.Empty<string>();
+        var recorded = RecordedConfig();
+        var c = recorded ?? (ConfigFile is null ? new TrainConfig() : ConfigLoader.Load<TrainConfig>(ConfigFile));
+        c = Apply(c);
+        if (recorded is null) return TrainConfigRules.Resolve(c);
+        overrides = Differences(recorded, c);
+        return TrainConfigRules.Resolve(c);
+    }
+
+    /// <summary>
+    /// The config our checkpoint recorded, for a --resume that continues a run (not --ft, which starts
+    /// a new one from the weights). The stopping conditions of the run that wrote it (--max-iters,
+    /// --time-budget) belong to that invocation and are not carried over; the output folder is the
+    /// checkpoint's own, where the run is.
+    /// </summary>
+    private TrainConfig? RecordedConfig()
+    {
+        if (Resume is not { } path || Ft || !File.Exists(path)) return null;
+        var info = ReadInfo(path);
+        if (info?.TrainingConfigJson is not { } json) return null;
+        if (ConfigFile is not null)
+            throw new UserException($"--config and --resume {path}: the checkpoint records its run's config; give flags to change it");
+        var c = JsonSerializer.Deserialize<TrainConfig>(json, ConfigLoader.JsonOptions)
+            ?? throw new UserException($"--resume {path}: the recorded config is empty");
+        return c with
+        {
+            Resume = null, InitWeights = null, StartEpoch = 0, MaxIters = null, TimeBudget = null,
+            Output = Path.GetDirectoryName(Path.GetFullPath(path)),
+        };
+    }
+
+    private static CheckpointInfo? ReadInfo(string path)
+    {
+        try { return CheckpointStore.ReadInfo(path); }
+        catch (Exception e) when (e is CheckpointException or IOException or InvalidDataException or JsonException) { return null; }
+    }
+
+    /// <summary>"epochs 2 → 3": the recorded settings the flags changed.</summary>
+    private static List<string> Differences(TrainConfig before, TrainConfig after)
+    {
+        var list = new List<string>();
+        foreach (var (key, prop) in ConfigLoader.Keys<TrainConfig>())
+        {
+            if (prop.Name is nameof(TrainConfig.Resume)) continue;
+            var a = JsonSerializer.Serialize(prop.GetValue(before), ConfigLoader.JsonOptions);
+            var b = JsonSerializer.Serialize(prop.GetValue(after), ConfigLoader.JsonOptions);
+            if (a != b) list.Add($"{key.Replace('_', '-')} {a} → {b}");
+        }
+        return list;
+    }
+
+    /// <summary>The flags given, over a base config.</summary>
+    private TrainConfig Apply(TrainConfig c)
+    {
+        return c with
         {
             Backbone = Backbone ?? c.Backbone,
             OutStride = OutStride ?? c.OutStride,
@@ -157,13 +221,43 @@ public sealed class TrainVerb : VerbBase
             TimeBudget = TimeBudget ?? c.TimeBudget,
             MaxValImages = MaxValImages ?? c.MaxValImages,
             LogInterval = LogInterval ?? c.LogInterval,
+            Overwrite = Overwrite,
         };
-        return TrainConfigRules.Resolve(c);
+    }
+
+    /// <summary>
+    /// Our checkpoint says what model it holds: a flag naming another is one line with both values,
+    /// not a list of mismatched tensors; a run whose every epoch is done has nothing left to train.
+    /// Returns false when there is nothing to do.
+    /// </summary>
+    private bool CheckResume(TrainConfig c, ILogger log)
+    {
+        if (c.Resume is not { } path || !File.Exists(path) || ReadInfo(path) is not { } info) return true;
+        var name = Path.GetFileName(path);
+        if (info.Model is { } m)
+        {
+            if (m.Backbone != c.Backbone)
+                throw new UserException($"--backbone {c.Backbone} contradicts {name}, which holds a {m.Backbone} model (leave --backbone out to use it)");
+            if (m.OutputStride != c.OutStride)
+                throw new UserException($"--out-stride {c.OutStride} contradicts {name}, which was trained at output stride {m.OutputStride} (leave --out-stride out)");
+            if (!c.Ft && c.NumClasses is { } n && n != m.NumClasses)
+                throw new UserException($"--num-classes {n} contradicts {name}, which predicts {m.NumClasses} classes (use --init-weights or --ft to train another class count)");
+        }
+        if (!c.Ft && info.Epoch >= c.Epochs && info.EpochIteration == 0)
+        {
+            log.Info($"resume: {path} has finished all {c.Epochs} epochs; nothing to do (give --epochs N above {info.Epoch} to train further)");
+            return false;
+        }
+        return true;
     }
 
     public override int Run()
     {
-        var config = BuildConfig();
+        var config = BuildConfig(out var overrides);
+        var log = Loggers.CreateLogger(LogCategories.Training);
+        if (Resume is { } resumed && overrides.Count > 0)
+            log.Info($"resume: flags override the config recorded in {Path.GetFileName(resumed)}: {string.Join(", ", overrides)}");
+        if (!CheckResume(config, log)) return 0;
         using var cts = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>
         {
