@@ -258,23 +258,58 @@ public sealed class TrainVerb : VerbBase
         if (Resume is { } resumed && overrides.Count > 0)
             log.Info($"resume: flags override the config recorded in {Path.GetFileName(resumed)}: {string.Join(", ", overrides)}");
         if (!CheckResume(config, log)) return 0;
-        using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
+        using var stop = new StopSignals(log);
+        var summary = new Trainer(config, Loggers, Quiet ? null : Console.Out).Run(stop.Token);
+        return summary.Interrupted ? stop.ExitCode : 0;
+    }
+}
+
+/// <summary>
+/// SIGINT, SIGTERM and SIGHUP all stop training after the current iteration (or evaluation batch) and
+/// save: SIGTERM is what timeout, docker stop and Slurm's time limit send, SIGHUP what a closed terminal
+/// sends, and both used to end the process with no checkpoint. A second signal quits at once. The exit
+/// code is the shell's 128 + the signal's number for the first one.
+/// </summary>
+internal sealed class StopSignals : IDisposable
+{
+    private readonly CancellationTokenSource _cts = new();
+    private readonly List<System.Runtime.InteropServices.PosixSignalRegistration> _registrations = new();
+    private readonly ILogger _log;
+    private int _signal;
+
+    public StopSignals(ILogger log)
+    {
+        _log = log;
+        Register(System.Runtime.InteropServices.PosixSignal.SIGINT, 2, "SIGINT");
+        // Windows has neither; PosixSignalRegistration maps SIGTERM/SIGHUP to console events there.
+        Register(System.Runtime.InteropServices.PosixSignal.SIGTERM, 15, "SIGTERM");
+        Register(System.Runtime.InteropServices.PosixSignal.SIGHUP, 1, "SIGHUP");
+    }
+
+    public CancellationToken Token => _cts.Token;
+
+    /// <summary>128 + the first signal's number (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP); 130 when none was caught.</summary>
+    public int ExitCode => 128 + (_signal == 0 ? 2 : _signal);
+
+    private void Register(System.Runtime.InteropServices.PosixSignal signal, int number, string name)
+    {
+        _registrations.Add(System.Runtime.InteropServices.PosixSignalRegistration.Create(signal, ctx =>
         {
-            if (cts.IsCancellationRequested) return; // a second Ctrl+C ends the process at once
-            e.Cancel = true;
-            Console.Error.WriteLine("\nstopping after this iteration and saving a checkpoint (Ctrl+C again to quit at once)");
-            cts.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
-        try
-        {
-            var summary = new Trainer(config, Loggers, Quiet ? null : Console.Out).Run(cts.Token);
-            return summary.Interrupted ? 130 : 0;
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
-        }
+            if (Interlocked.CompareExchange(ref _signal, number, 0) != 0)
+            {
+                // The second signal: the default action, at once (no checkpoint).
+                Environment.Exit(128 + number);
+                return;
+            }
+            ctx.Cancel = true;
+            _log.LogWarning("{Signal}: stopping after this iteration and saving a checkpoint (signal again to quit at once)", name);
+            _cts.Cancel();
+        }));
+    }
+
+    public void Dispose()
+    {
+        foreach (var r in _registrations) r.Dispose();
+        _cts.Dispose();
     }
 }
