@@ -33,9 +33,10 @@ public static class Program
             stderr.WriteLine("deeplab: no verbs are built in");
             return 2;
         }
+        IReadOnlySet<string> switchedOff;
         try
         {
-            args = StrictArguments.Normalise(args, verbs);
+            args = StrictArguments.Normalise(args, verbs, out switchedOff);
         }
         catch (ArgumentsException e)
         {
@@ -89,6 +90,7 @@ public static class Program
                 loggers = LoggerFactory.Create(b => b.SetMinimumLevel(level)
                     .AddProvider(new ConsoleSink(options.StdoutIsData ? stderr : stdout, stderr)));
                 options.Loggers = loggers;
+                options.SwitchedOff = switchedOff;
                 Datasets.Logger = loggers.CreateLogger(LogCategories.Data);
             }
             return verb.Run();

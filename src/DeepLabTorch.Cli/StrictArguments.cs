@@ -24,8 +24,13 @@ public static class StrictArguments
 
     private static readonly string[] HelpWords = { "--help", "-h", "-?" };
 
-    public static string[] Normalise(string[] args, IReadOnlyList<Type> verbs)
+    public static string[] Normalise(string[] args, IReadOnlyList<Type> verbs) => Normalise(args, verbs, out _);
+
+    /// <param name="switchedOff">The switches given as false ("freeze-bn"): a base config's true is turned off by them.</param>
+    public static string[] Normalise(string[] args, IReadOnlyList<Type> verbs, out IReadOnlySet<string> switchedOff)
     {
+        var off = new HashSet<string>(StringComparer.Ordinal);
+        switchedOff = off;
         if (args.Length == 0) return args;
         if (args[0] is "help" or "-h" or "-?")
             return args.Length > 1 && FindVerb(args[1], verbs) is not null ? new[] { args[1], "--help" } : new[] { "--help" };
@@ -35,13 +40,13 @@ public static class StrictArguments
         var name = verb.GetCustomAttribute<VerbAttribute>()!.Name;
         // Help anywhere after the verb wins, whatever else is on the line (data synth --help included).
         if (args.Skip(1).TakeWhile(a => a != "--").Any(a => HelpWords.Contains(a)) || args is [_, "help", ..]) return new[] { name, "--help" };
-        return Walk(name, args, Options(verb), ValueSlots(verb));
+        return Walk(name, args, Options(verb), ValueSlots(verb), off);
     }
 
     private static Type? FindVerb(string word, IReadOnlyList<Type> verbs) =>
         verbs.FirstOrDefault(t => t.GetCustomAttribute<VerbAttribute>()!.Name == word);
 
-    private static string[] Walk(string verb, string[] args, Dictionary<string, OptionInfo> options, int valueSlots)
+    private static string[] Walk(string verb, string[] args, Dictionary<string, OptionInfo> options, int valueSlots, HashSet<string> off)
     {
         var result = new List<string> { args[0] };
         for (int i = 1; i < args.Length; i++)
@@ -69,6 +74,7 @@ public static class StrictArguments
                 if (value is not null && !IsBoolean(value))
                     throw new ArgumentsException(verb, $"{canonical} is a switch: give it alone, or with true or false, got '{value}'");
                 if (value is null || bool.Parse(value)) result.Add(canonical);
+                else off.Add(option.LongName);
                 continue;
             }
             var values = new List<string>();

@@ -49,8 +49,14 @@ public sealed class PredictVerb : ModelRunOptions
     [Option("batch-size", Default = 1, HelpText = "Images per forward pass; consecutive images of equal size are batched.")]
     public int BatchSize { get; set; } = 1;
 
+    /// <summary>The smallest --window: four feature cells at output stride 16 (the library takes any size; tests use tiny ones).</summary>
+    internal const int MinimumWindow = 64;
+
     public override int Run()
     {
+        if (Window is int w && w < MinimumWindow)
+            throw new UserException($"--window {w} is too small: a window must be at least {MinimumWindow} pixels, since the model sees it at 1/16 " +
+                "of its size (a few feature cells at least) and a tiny window means thousands of forward passes per image");
         var options = BuildOptions(Scales, Flip, Resize, Window, WindowOverlap);
         var useOnnx = UseOnnx(EngineName, Weights);
         var files = InputFiles.Expand(Input);

@@ -181,30 +181,30 @@ public sealed class TrainVerb : VerbBase
             Backbone = Backbone ?? c.Backbone,
             OutStride = OutStride ?? c.OutStride,
             NumClasses = NumClasses ?? c.NumClasses,
-            SyncBn = SyncBn || c.SyncBn,
-            FreezeBn = FreezeBn || c.FreezeBn,
+            SyncBn = Switch(SyncBn, c.SyncBn, "sync-bn"),
+            FreezeBn = Switch(FreezeBn, c.FreezeBn, "freeze-bn"),
             Dataset = Dataset ?? c.Dataset,
             DataRoot = DataRoot ?? c.DataRoot,
-            UseSbd = UseSbd || c.UseSbd,
+            UseSbd = Switch(UseSbd, c.UseSbd, "use-sbd"),
             Workers = Workers ?? c.Workers,
             BaseSize = BaseSize ?? c.BaseSize,
             CropSize = CropSize ?? c.CropSize,
-            ValCrop = ValCrop || c.ValCrop,
-            SkipBad = SkipBad || c.SkipBad,
+            ValCrop = Switch(ValCrop, c.ValCrop, "val-crop"),
+            SkipBad = Switch(SkipBad, c.SkipBad, "skip-bad"),
             LossType = LossType ?? c.LossType,
             Epochs = Epochs ?? c.Epochs,
             StartEpoch = StartEpoch ?? c.StartEpoch,
             BatchSize = BatchSize ?? c.BatchSize,
             TestBatchSize = TestBatchSize ?? c.TestBatchSize,
-            UseBalancedWeights = UseBalancedWeights || c.UseBalancedWeights,
+            UseBalancedWeights = Switch(UseBalancedWeights, c.UseBalancedWeights, "use-balanced-weights"),
             Lr = Lr ?? c.Lr,
             LrScheduler = LrScheduler ?? c.LrScheduler,
             LrStep = LrStep ?? c.LrStep,
             WarmupIters = WarmupIters ?? c.WarmupIters,
             Momentum = Momentum ?? c.Momentum,
             WeightDecay = WeightDecay ?? c.WeightDecay,
-            Nesterov = Nesterov || c.Nesterov,
-            NoCuda = NoCuda || c.NoCuda,
+            Nesterov = Switch(Nesterov, c.Nesterov, "nesterov"),
+            NoCuda = Switch(NoCuda, c.NoCuda, "no-cuda"),
             GpuIds = GpuIds ?? c.GpuIds,
             Device = Device ?? c.Device,
             Threads = Threads ?? c.Threads,
@@ -212,9 +212,9 @@ public sealed class TrainVerb : VerbBase
             Resume = Resume ?? c.Resume,
             InitWeights = InitWeights ?? c.InitWeights,
             Checkname = Checkname ?? c.Checkname,
-            Ft = Ft || c.Ft,
+            Ft = Switch(Ft, c.Ft, "ft"),
             EvalInterval = EvalInterval ?? c.EvalInterval,
-            NoVal = NoVal || c.NoVal,
+            NoVal = Switch(NoVal, c.NoVal, "no-val"),
             Output = Output ?? c.Output,
             MaxIters = MaxIters ?? c.MaxIters,
             Keep = Keep ?? c.Keep,
@@ -297,8 +297,10 @@ internal sealed class StopSignals : IDisposable
         {
             if (Interlocked.CompareExchange(ref _signal, number, 0) != 0)
             {
-                // The second signal: the default action, at once (no checkpoint).
-                Environment.Exit(128 + number);
+                // The second signal: out at once, no checkpoint. Environment.Exit would run the shutdown
+                // handlers first while training carries on, so on Unix the process ends through _exit.
+                if (OperatingSystem.IsWindows()) Environment.Exit(128 + number);
+                ExitNow(128 + number);
                 return;
             }
             ctx.Cancel = true;
@@ -306,6 +308,9 @@ internal sealed class StopSignals : IDisposable
             _cts.Cancel();
         }));
     }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "_exit")]
+    private static extern void ExitNow(int status);
 
     public void Dispose()
     {

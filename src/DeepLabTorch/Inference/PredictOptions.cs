@@ -24,9 +24,6 @@ public sealed record PredictOptions
     /// <summary>align_corners for the bilinear resizes of inputs and logits (the reference model uses true).</summary>
     public bool AlignCorners { get; init; } = true;
 
-    /// <summary>The smallest sliding window: four feature cells at output stride 16.</summary>
-    public const int MinimumWindow = 64;
-
     /// <summary>Throws a UserException naming the first invalid setting.</summary>
     public PredictOptions Validate()
     {
@@ -34,9 +31,7 @@ public sealed record PredictOptions
         foreach (var s in Scales)
             if (!(s > 0) || double.IsInfinity(s)) throw new UserException($"test-time scale {s} must be a positive number");
         if (ResizeShort is int r && r < 1) throw new UserException($"--resize {r} must be a positive number of pixels");
-        if (WindowSize is int w && w < MinimumWindow)
-            throw new UserException($"--window {w} is too small: a window must be at least {MinimumWindow} pixels, since the model sees it at 1/16 " +
-                "of its size (a few feature cells at least) and a tiny window means thousands of forward passes per image");
+        if (WindowSize is int w && w < 1) throw new UserException($"sliding window size {w} must be a positive number of pixels");
         if (!(WindowOverlap >= 0 && WindowOverlap < 1)) throw new UserException($"window overlap {WindowOverlap} must lie in [0, 1)");
         return this;
     }

@@ -72,10 +72,17 @@ public sealed class StrictArgumentsTests : IDisposable
         Assert.Contains(MissingRoot, r.Stderr);
         Assert.Equal(on, r.Stdout.Contains("--sync-bn has no effect"));
 
-        // --freeze-bn=false leaves BatchNorm training, so a batch of one is refused as without the flag.
+        // --freeze-bn False leaves BatchNorm training, so a batch of one is refused as without the flag.
         var tiny = Path.Combine(_dir, "tiny");
         Synthetic.Generate(tiny, 4, 3, "voc", 48, 40);
-        var bad = Run("train", "--dataset", "synthetic", "--data-root", tiny, "--backbone", "mobilenet", "--batch-size", "1", "--freeze-bn=false", "--output", Path.Combine(_dir, "o"));
+        var bad = Run("train", "--dataset", "synthetic", "--data-root", tiny, "--backbone", "mobilenet", "--batch-size", "1", "--freeze-bn", "False", "--output", Path.Combine(_dir, "o"));
+        Assert.Contains("--batch-size 1 cannot train BatchNorm", bad.Stderr);
+
+        // false also turns off a switch a config file turned on.
+        var config = Path.Combine(_dir, "frozen.json");
+        File.WriteAllText(config, """{ "freeze_bn": true }""");
+        bad = Run("train", "--config", config, "--dataset", "synthetic", "--data-root", tiny, "--backbone", "mobilenet", "--batch-size", "1",
+            "--freeze-bn", "false", "--output", Path.Combine(_dir, "o"));
         Assert.Contains("--batch-size 1 cannot train BatchNorm", bad.Stderr);
     }
 
