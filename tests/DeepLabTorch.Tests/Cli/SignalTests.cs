@@ -18,9 +18,9 @@ public sealed class SignalTests : IDisposable
     public void Dispose() => Directory.Delete(_dir, true);
 
     /// <summary>Starts a long training run, waits until it has logged an iteration, sends the signals, and waits for the exit.</summary>
-    private async Task<(int Code, string Stdout, string Stderr, string Run)> TrainAndSignal(params string[] signals) => await TrainAndSignal("49", signals);
+    private async Task<(int Code, string Stdout, string Stderr, string Run)> TrainAndSignal(params string[] signals) => await TrainAndSignalWithCrop("49", signals);
 
-    private async Task<(int Code, string Stdout, string Stderr, string Run)> TrainAndSignal(string crop, params string[] signals)
+    private async Task<(int Code, string Stdout, string Stderr, string Run)> TrainAndSignalWithCrop(string crop, params string[] signals)
     {
         var run = Path.Combine(_dir, "run-" + string.Join("-", signals));
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = _dir };
@@ -89,7 +89,7 @@ public sealed class SignalTests : IDisposable
     public async Task ASecondSignalQuitsAtOnce()
     {
         // Large crops make an iteration long next to the few milliseconds between the two signals.
-        var (code, stdout, stderr, _) = await TrainAndSignal("385", "TERM", "TERM");
+        var (code, stdout, stderr, _) = await TrainAndSignalWithCrop("385", "TERM", "TERM");
         Assert.True(code == 143, $"exit {code}:\n{stdout}\n{stderr}");
         Assert.DoesNotContain("run interrupted", stdout);
     }
