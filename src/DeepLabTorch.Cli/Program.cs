@@ -33,6 +33,17 @@ public static class Program
             stderr.WriteLine("deeplab: no verbs are built in");
             return 2;
         }
+        IReadOnlySet<string> switchedOff;
+        try
+        {
+            args = StrictArguments.Normalise(args, verbs, out switchedOff);
+        }
+        catch (ArgumentsException e)
+        {
+            var where = e.Verb is null ? "deeplab --help lists the verbs" : $"deeplab {e.Verb} --help lists its options";
+            stderr.WriteLine($"deeplab{(e.Verb is null ? "" : " " + e.Verb)}: {e.Message} ({where})");
+            return 2;
+        }
         if (args is ["--version"])
         {
             var version = typeof(Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
@@ -79,14 +90,15 @@ public static class Program
                 loggers = LoggerFactory.Create(b => b.SetMinimumLevel(level)
                     .AddProvider(new ConsoleSink(options.StdoutIsData ? stderr : stdout, stderr)));
                 options.Loggers = loggers;
+                options.SwitchedOff = switchedOff;
                 Datasets.Logger = loggers.CreateLogger(LogCategories.Data);
             }
             return verb.Run();
         }
         catch (Exception e) when (Environment.GetEnvironmentVariable("DEEPLAB_DEBUG") != "1")
         {
-            stderr.WriteLine("deeplab: " + Describe(e));
-            return e is UserException or DataException or ArgumentException or FileNotFoundException or DirectoryNotFoundException ? 2 : 1;
+            stderr.WriteLine("deeplab: " + (FileSystemMessage(e) ?? Describe(e)));
+            return e is UserException or DataException or ArgumentException or IOException or UnauthorizedAccessException ? 2 : 1;
         }
         finally
         {
@@ -113,6 +125,41 @@ public static class Program
             : type == typeof(bool) ? "no value (it is a switch)"
             : "a value of type " + type.Name;
         return $"{flag} expects {what}, got '{value}'";
+    }
+
+    /// <summary>
+    /// .NET's file-system messages ("The file 'x' already exists.", "Could not find a part of the path 'x'.")
+    /// say neither which of the user's paths it was about nor what to do: this names the path and the
+    /// problem in our words. Null for anything else.
+    /// </summary>
+    public static string? FileSystemMessage(Exception e)
+    {
+        if (e is not (IOException or UnauthorizedAccessException)) return null;
+        var quoted = System.Text.RegularExpressions.Regex.Match(e.Message, "'([^']+)'");
+        var path = e is FileNotFoundException { FileName: { } f } ? f : quoted.Success ? quoted.Groups[1].Value : null;
+        if (path is null) return null;
+        return e switch
+        {
+            FileNotFoundException => $"{path}: no such file",
+            DirectoryNotFoundException => BlockingFile(path) is { } file
+                ? $"{path}: {file} is a file, not a folder (remove it, or choose another output)"
+                : $"{path}: a folder on this path does not exist",
+            UnauthorizedAccessException => $"{path}: permission denied (this user may not read or write it)",
+            _ when File.Exists(path) && e.Message.Contains("exists", StringComparison.Ordinal) =>
+                $"{path} is a file where a folder must go (remove it, or choose another output)",
+            _ when Directory.Exists(path) && e.Message.Contains("exists", StringComparison.Ordinal) =>
+                $"{path} is a folder where a file must go (choose a file name)",
+            _ when e.Message.Contains("exists", StringComparison.Ordinal) => $"{path} already exists",
+            _ => $"{path}: {e.Message.Replace($"'{path}'", "it", StringComparison.Ordinal).TrimEnd('.')}",
+        };
+    }
+
+    /// <summary>The file standing where a folder of this path should be, if any.</summary>
+    private static string? BlockingFile(string path)
+    {
+        for (var dir = Path.GetDirectoryName(Path.GetFullPath(path)); !string.IsNullOrEmpty(dir); dir = Path.GetDirectoryName(dir))
+            if (File.Exists(dir)) return dir;
+        return null;
     }
 
     /// <summary>One line for the user: the message chain, no stack trace.</summary>

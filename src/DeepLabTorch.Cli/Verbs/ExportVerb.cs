@@ -41,6 +41,8 @@ public sealed class ExportVerb : VerbBase
             throw new UserException("--with-preprocessing and --argmax apply to --format onnx only");
 
         var request = new ModelRequest { Backbone = Backbone, OutputStride = OutputStride, NumClasses = NumClasses };
+        if (Directory.Exists(Output)) throw new UserException($"--output {Output} is a folder; give the file to write, e.g. {Path.Combine(Output, "model." + format)}");
+        if (Path.GetDirectoryName(Path.GetFullPath(Output)) is { } folder) Directory.CreateDirectory(folder);
         if (format == "onnx")
         {
             // Load into the real network: this validates every key and shape before the graph is built.

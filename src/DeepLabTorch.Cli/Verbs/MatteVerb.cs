@@ -15,8 +15,8 @@ public sealed class MatteVerb : ModelRunOptions
 {
     [Option("weights", Required = true, HelpText = "A 2-class portrait model, or a VOC model (person = class 15).")]
     public string Weights { get; set; } = "";
-    [Option("input", Required = true, HelpText = "An image, a video (.mp4 .mov .mkv .avi .webm ...), a folder of them, or a glob.")]
-    public string Input { get; set; } = "";
+    [Option("input", Required = true, Min = 1, HelpText = "One or more images, videos (.mp4 .mov .mkv .avi .webm ...), folders of them, or globs (quoted, or expanded by the shell).")]
+    public IEnumerable<string> Input { get; set; } = Array.Empty<string>();
     [Option("background", Required = true, HelpText = "An image file, a colour (#RRGGBB, #RGB or a name such as green), 'blur' or 'blur:RADIUS'.")]
     public string Background { get; set; } = "";
     [Option("output", Required = true, HelpText = "Output folder; or, for a single input, a file name (.png/.jpg for images, .mp4 etc. for video).")]

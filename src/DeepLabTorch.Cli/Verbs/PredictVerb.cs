@@ -18,8 +18,8 @@ public sealed class PredictVerb : ModelRunOptions
     public string Weights { get; set; } = "";
     [Option("engine", HelpText = "torch | onnx: TorchSharp on the weights, or ONNX Runtime on an exported .onnx (default: onnx for a .onnx file, else torch).")]
     public string? EngineName { get; set; }
-    [Option("input", Required = true, HelpText = "An image, a folder of images (.jpg .jpeg .png) or a glob such as 'photos/**/*.jpg' (quote it).")]
-    public string Input { get; set; } = "";
+    [Option("input", Required = true, Min = 1, HelpText = "One or more images, folders of images (.jpg .jpeg .png) or globs such as 'photos/**/*.jpg' (quoted, or expanded by the shell).")]
+    public IEnumerable<string> Input { get; set; } = Array.Empty<string>();
     [Option("output", Required = true, HelpText = "Output folder (created). Per image: <stem>.png, and <stem>_overlay.png, <stem>_prob.png, <stem>.npy on request.")]
     public string Output { get; set; } = "";
 
@@ -49,8 +49,14 @@ public sealed class PredictVerb : ModelRunOptions
     [Option("batch-size", Default = 1, HelpText = "Images per forward pass; consecutive images of equal size are batched.")]
     public int BatchSize { get; set; } = 1;
 
+    /// <summary>The smallest --window: four feature cells at output stride 16 (the library takes any size; tests use tiny ones).</summary>
+    internal const int MinimumWindow = 64;
+
     public override int Run()
     {
+        if (Window is int w && w < MinimumWindow)
+            throw new UserException($"--window {w} is too small: a window must be at least {MinimumWindow} pixels, since the model sees it at 1/16 " +
+                "of its size (a few feature cells at least) and a tiny window means thousands of forward passes per image");
         var options = BuildOptions(Scales, Flip, Resize, Window, WindowOverlap);
         var useOnnx = UseOnnx(EngineName, Weights);
         var files = InputFiles.Expand(Input);

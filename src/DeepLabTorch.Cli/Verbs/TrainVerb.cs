@@ -1,6 +1,10 @@
+using System.Text.Json;
 using CommandLine;
+using DeepLabTorch.Checkpoints;
 using DeepLabTorch.Config;
+using DeepLabTorch.Runtime;
 using DeepLabTorch.Training;
+using Microsoft.Extensions.Logging;
 
 namespace DeepLabTorch.Cli.Verbs;
 
@@ -83,7 +87,8 @@ public sealed class TrainVerb : VerbBase
     public int? Seed { get; set; }
 
     // Run control
-    [Option("resume", HelpText = "Checkpoint to resume from (ours: weights, optimizer and epoch; a .pth or safetensors: weights only).")]
+    [Option("resume", HelpText = "Checkpoint to resume from (ours: weights, optimizer, epoch and the run's recorded config, so nothing else is needed; " +
+        "flags given with it override the recorded values; a .pth or safetensors: weights only).")]
     public string? Resume { get; set; }
     [Option("init-weights", HelpText = "Start a new run from these weights: our checkpoint, a safetensors state_dict or a PyTorch .pth/.pth.tar (the reference's or the other port's). A different --num-classes re-initialises the classifier; the optimizer and schedule start afresh.")]
     public string? InitWeights { get; set; }
@@ -95,8 +100,11 @@ public sealed class TrainVerb : VerbBase
     public int? EvalInterval { get; set; }
     [Option("no-val", HelpText = "Skip validation.")]
     public bool NoVal { get; set; }
-    [Option("output", HelpText = "Output folder (default: checkpoints/<dataset>-<backbone>-<checkname>/).")]
+    [Option("output", HelpText = "Output folder (default: checkpoints/<dataset>-<backbone>-<checkname>/; with --resume, the checkpoint's folder). " +
+        "A folder holding another run is refused: continue it with --resume or replace it with --overwrite.")]
     public string? Output { get; set; }
+    [Option("overwrite", HelpText = "Start afresh in an --output folder that holds an earlier run: its run files (checkpoints, metrics.jsonl, tb/, train.log, report.html, config.json) are deleted first; other files stay.")]
+    public bool Overwrite { get; set; }
     [Option("max-iters", HelpText = "Stop after this many iterations in total (for short runs). The schedule still spans --epochs, and the checkpoint records the batch reached: --resume continues exactly there.")]
     public long? MaxIters { get; set; }
     [Option("time-budget", HelpText = "Stop training after this many seconds (evaluation excluded); poly/cos follow the time spent. --resume continues the data order, but the budget and its schedule start afresh.")]
@@ -108,39 +116,95 @@ public sealed class TrainVerb : VerbBase
     [Option("log-interval", HelpText = "Iterations between metrics.jsonl lines (default: 10).")]
     public int? LogInterval { get; set; }
 
-    /// <summary>Defaults → --config file → these flags.</summary>
-    public TrainConfig BuildConfig()
+    /// <summary>Defaults → --config file → these flags; with --resume of our checkpoint, its recorded config → these flags.</summary>
+    public TrainConfig BuildConfig() => BuildConfig(out _);
+
+    /// <summary>As BuildConfig; overrides lists the recorded settings that flags changed on a resume ("epochs 2 → 3").</summary>
+    public TrainConfig BuildConfig(out IReadOnlyList<string> overrides)
     {
-        var c = ConfigFile is null ? new TrainConfig() : ConfigLoader.Load<TrainConfig>(ConfigFile);
-        c = c with
+        overrides = Array.Empty<string>();
+        var recorded = RecordedConfig();
+        var c = recorded ?? (ConfigFile is null ? new TrainConfig() : ConfigLoader.Load<TrainConfig>(ConfigFile));
+        c = Apply(c);
+        if (recorded is null) return TrainConfigRules.Resolve(c);
+        overrides = Differences(recorded, c);
+        return TrainConfigRules.Resolve(c);
+    }
+
+    /// <summary>
+    /// The config our checkpoint recorded, for a --resume that continues a run (not --ft, which starts
+    /// a new one from the weights). The stopping conditions of the run that wrote it (--max-iters,
+    /// --time-budget) belong to that invocation and are not carried over; the output folder is the
+    /// checkpoint's own, where the run is.
+    /// </summary>
+    private TrainConfig? RecordedConfig()
+    {
+        if (Resume is not { } path || Ft || !File.Exists(path)) return null;
+        var info = ReadInfo(path);
+        if (info?.TrainingConfigJson is not { } json) return null;
+        if (ConfigFile is not null)
+            throw new UserException($"--config and --resume {path}: the checkpoint records its run's config; give flags to change it");
+        var c = JsonSerializer.Deserialize<TrainConfig>(json, ConfigLoader.JsonOptions)
+            ?? throw new UserException($"--resume {path}: the recorded config is empty");
+        return c with
+        {
+            Resume = null, InitWeights = null, StartEpoch = 0, MaxIters = null, TimeBudget = null,
+            Output = Path.GetDirectoryName(Path.GetFullPath(path)),
+        };
+    }
+
+    private static CheckpointInfo? ReadInfo(string path)
+    {
+        try { return CheckpointStore.ReadInfo(path); }
+        catch (Exception e) when (e is CheckpointException or IOException or InvalidDataException or JsonException) { return null; }
+    }
+
+    /// <summary>"epochs 2 → 3": the recorded settings the flags changed.</summary>
+    private static List<string> Differences(TrainConfig before, TrainConfig after)
+    {
+        var list = new List<string>();
+        foreach (var (key, prop) in ConfigLoader.Keys<TrainConfig>())
+        {
+            if (prop.Name is nameof(TrainConfig.Resume)) continue;
+            var a = JsonSerializer.Serialize(prop.GetValue(before), ConfigLoader.JsonOptions);
+            var b = JsonSerializer.Serialize(prop.GetValue(after), ConfigLoader.JsonOptions);
+            if (a != b) list.Add($"{key.Replace('_', '-')} {a} → {b}");
+        }
+        return list;
+    }
+
+    /// <summary>The flags given, over a base config.</summary>
+    private TrainConfig Apply(TrainConfig c)
+    {
+        return c with
         {
             Backbone = Backbone ?? c.Backbone,
             OutStride = OutStride ?? c.OutStride,
             NumClasses = NumClasses ?? c.NumClasses,
-            SyncBn = SyncBn || c.SyncBn,
-            FreezeBn = FreezeBn || c.FreezeBn,
+            SyncBn = Switch(SyncBn, c.SyncBn, "sync-bn"),
+            FreezeBn = Switch(FreezeBn, c.FreezeBn, "freeze-bn"),
             Dataset = Dataset ?? c.Dataset,
             DataRoot = DataRoot ?? c.DataRoot,
-            UseSbd = UseSbd || c.UseSbd,
+            UseSbd = Switch(UseSbd, c.UseSbd, "use-sbd"),
             Workers = Workers ?? c.Workers,
             BaseSize = BaseSize ?? c.BaseSize,
             CropSize = CropSize ?? c.CropSize,
-            ValCrop = ValCrop || c.ValCrop,
-            SkipBad = SkipBad || c.SkipBad,
+            ValCrop = Switch(ValCrop, c.ValCrop, "val-crop"),
+            SkipBad = Switch(SkipBad, c.SkipBad, "skip-bad"),
             LossType = LossType ?? c.LossType,
             Epochs = Epochs ?? c.Epochs,
             StartEpoch = StartEpoch ?? c.StartEpoch,
             BatchSize = BatchSize ?? c.BatchSize,
             TestBatchSize = TestBatchSize ?? c.TestBatchSize,
-            UseBalancedWeights = UseBalancedWeights || c.UseBalancedWeights,
+            UseBalancedWeights = Switch(UseBalancedWeights, c.UseBalancedWeights, "use-balanced-weights"),
             Lr = Lr ?? c.Lr,
             LrScheduler = LrScheduler ?? c.LrScheduler,
             LrStep = LrStep ?? c.LrStep,
             WarmupIters = WarmupIters ?? c.WarmupIters,
             Momentum = Momentum ?? c.Momentum,
             WeightDecay = WeightDecay ?? c.WeightDecay,
-            Nesterov = Nesterov || c.Nesterov,
-            NoCuda = NoCuda || c.NoCuda,
+            Nesterov = Switch(Nesterov, c.Nesterov, "nesterov"),
+            NoCuda = Switch(NoCuda, c.NoCuda, "no-cuda"),
             GpuIds = GpuIds ?? c.GpuIds,
             Device = Device ?? c.Device,
             Threads = Threads ?? c.Threads,
@@ -148,39 +212,109 @@ public sealed class TrainVerb : VerbBase
             Resume = Resume ?? c.Resume,
             InitWeights = InitWeights ?? c.InitWeights,
             Checkname = Checkname ?? c.Checkname,
-            Ft = Ft || c.Ft,
+            Ft = Switch(Ft, c.Ft, "ft"),
             EvalInterval = EvalInterval ?? c.EvalInterval,
-            NoVal = NoVal || c.NoVal,
+            NoVal = Switch(NoVal, c.NoVal, "no-val"),
             Output = Output ?? c.Output,
             MaxIters = MaxIters ?? c.MaxIters,
             Keep = Keep ?? c.Keep,
             TimeBudget = TimeBudget ?? c.TimeBudget,
             MaxValImages = MaxValImages ?? c.MaxValImages,
             LogInterval = LogInterval ?? c.LogInterval,
+            Overwrite = Overwrite,
         };
-        return TrainConfigRules.Resolve(c);
+    }
+
+    /// <summary>
+    /// Our checkpoint says what model it holds: a flag naming another is one line with both values,
+    /// not a list of mismatched tensors; a run whose every epoch is done has nothing left to train.
+    /// Returns false when there is nothing to do.
+    /// </summary>
+    private bool CheckResume(TrainConfig c, ILogger log)
+    {
+        if (c.Resume is not { } path || !File.Exists(path) || ReadInfo(path) is not { } info) return true;
+        var name = Path.GetFileName(path);
+        if (info.Model is { } m)
+        {
+            if (m.Backbone != c.Backbone)
+                throw new UserException($"--backbone {c.Backbone} contradicts {name}, which holds a {m.Backbone} model (leave --backbone out to use it)");
+            if (m.OutputStride != c.OutStride)
+                throw new UserException($"--out-stride {c.OutStride} contradicts {name}, which was trained at output stride {m.OutputStride} (leave --out-stride out)");
+            if (!c.Ft && c.NumClasses is { } n && n != m.NumClasses)
+                throw new UserException($"--num-classes {n} contradicts {name}, which predicts {m.NumClasses} classes (use --init-weights or --ft to train another class count)");
+        }
+        if (!c.Ft && info.Epoch >= c.Epochs && info.EpochIteration == 0)
+        {
+            log.Info($"resume: {path} has finished all {c.Epochs} epochs; nothing to do (give --epochs N above {info.Epoch} to train further)");
+            return false;
+        }
+        return true;
     }
 
     public override int Run()
     {
-        var config = BuildConfig();
-        using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
+        var config = BuildConfig(out var overrides);
+        var log = Loggers.CreateLogger(LogCategories.Training);
+        if (Resume is { } resumed && overrides.Count > 0)
+            log.Info($"resume: flags override the config recorded in {Path.GetFileName(resumed)}: {string.Join(", ", overrides)}");
+        if (!CheckResume(config, log)) return 0;
+        using var stop = new StopSignals(log);
+        var summary = new Trainer(config, Loggers, Quiet ? null : Console.Out).Run(stop.Token);
+        return summary.Interrupted ? stop.ExitCode : 0;
+    }
+}
+
+/// <summary>
+/// SIGINT, SIGTERM and SIGHUP all stop training after the current iteration (or evaluation batch) and
+/// save: SIGTERM is what timeout, docker stop and Slurm's time limit send, SIGHUP what a closed terminal
+/// sends, and both used to end the process with no checkpoint. A second signal quits at once. The exit
+/// code is the shell's 128 + the signal's number for the first one.
+/// </summary>
+internal sealed class StopSignals : IDisposable
+{
+    private readonly CancellationTokenSource _cts = new();
+    private readonly List<System.Runtime.InteropServices.PosixSignalRegistration> _registrations = new();
+    private readonly ILogger _log;
+    private int _signal;
+
+    public StopSignals(ILogger log)
+    {
+        _log = log;
+        Register(System.Runtime.InteropServices.PosixSignal.SIGINT, 2, "SIGINT");
+        // Windows has neither; PosixSignalRegistration maps SIGTERM/SIGHUP to console events there.
+        Register(System.Runtime.InteropServices.PosixSignal.SIGTERM, 15, "SIGTERM");
+        Register(System.Runtime.InteropServices.PosixSignal.SIGHUP, 1, "SIGHUP");
+    }
+
+    public CancellationToken Token => _cts.Token;
+
+    /// <summary>128 + the first signal's number (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP); 130 when none was caught.</summary>
+    public int ExitCode => 128 + (_signal == 0 ? 2 : _signal);
+
+    private void Register(System.Runtime.InteropServices.PosixSignal signal, int number, string name)
+    {
+        _registrations.Add(System.Runtime.InteropServices.PosixSignalRegistration.Create(signal, ctx =>
         {
-            if (cts.IsCancellationRequested) return; // a second Ctrl+C ends the process at once
-            e.Cancel = true;
-            Console.Error.WriteLine("\nstopping after this iteration and saving a checkpoint (Ctrl+C again to quit at once)");
-            cts.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
-        try
-        {
-            var summary = new Trainer(config, Loggers, Quiet ? null : Console.Out).Run(cts.Token);
-            return summary.Interrupted ? 130 : 0;
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
-        }
+            if (Interlocked.CompareExchange(ref _signal, number, 0) != 0)
+            {
+                // The second signal: out at once, no checkpoint. Environment.Exit would run the shutdown
+                // handlers first while training carries on, so on Unix the process ends through _exit.
+                if (OperatingSystem.IsWindows()) Environment.Exit(128 + number);
+                ExitNow(128 + number);
+                return;
+            }
+            ctx.Cancel = true;
+            _log.LogWarning("{Signal}: stopping after this iteration and saving a checkpoint (signal again to quit at once)", name);
+            _cts.Cancel();
+        }));
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "_exit")]
+    private static extern void ExitNow(int status);
+
+    public void Dispose()
+    {
+        foreach (var r in _registrations) r.Dispose();
+        _cts.Dispose();
     }
 }

@@ -12,7 +12,7 @@ public static class WeightFiles
     /// <summary>Sniffs the first bytes (not the extension): zip → torch.save, else safetensors.</summary>
     public static Kind Detect(string path)
     {
-        if (Directory.Exists(path)) throw new CheckpointException(path, "is a folder, not a weights file");
+        if (Directory.Exists(path)) throw new CheckpointException(path, FolderMessage(path));
         if (!File.Exists(path)) throw new CheckpointException(path, "file not found");
         Span<byte> head = stackalloc byte[8];
         int n;
@@ -21,6 +21,22 @@ public static class WeightFiles
         if (n >= 1 && head[0] == 0x80 && (path.EndsWith(".pth", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".tar", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".pt", StringComparison.OrdinalIgnoreCase)))
             return Kind.PyTorchZip; // the reader explains that legacy pickles are not supported
         return Kind.Safetensors;
+    }
+
+    /// <summary>Extensions a weights file has: what a folder given as weights is searched for, to say which file was meant.</summary>
+    public static readonly string[] Extensions = { ".safetensors", ".pth", ".pth.tar", ".pt", ".onnx" };
+
+    /// <summary>"is a folder, not a weights file; it holds best.safetensors, last.safetensors": the files that look like weights, named.</summary>
+    public static string FolderMessage(string folder)
+    {
+        var found = Directory.EnumerateFiles(folder)
+            .Select(Path.GetFileName).OfType<string>()
+            .Where(f => Extensions.Any(e => f.EndsWith(e, StringComparison.OrdinalIgnoreCase)))
+            .Order(StringComparer.Ordinal).ToList();
+        var listed = found.Count <= 8 ? string.Join(", ", found) : string.Join(", ", found.Take(8)) + $" and {found.Count - 8} more";
+        return found.Count == 0
+            ? $"is a folder, not a weights file, and holds no weights ({string.Join(" ", Extensions.Select(e => "*" + e))})"
+            : $"is a folder, not a weights file; give one of the weights in it: {listed}";
     }
 
     /// <summary>

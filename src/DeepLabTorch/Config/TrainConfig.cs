@@ -76,6 +76,9 @@ public sealed record TrainConfig
     /// <summary>Stop evaluation after this many validation images (null: the whole split).</summary>
     public int? MaxValImages { get; init; }
 
+    /// <summary>Clear the run outputs already in Output before starting (a command-line choice, never recorded).</summary>
+    [JsonIgnore] public bool Overwrite { get; init; }
+
     /// <summary>Base config file (JSON only, one level).</summary>
     [JsonIgnore] public string? Base { get; init; }
 }

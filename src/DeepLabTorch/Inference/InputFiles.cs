@@ -15,6 +15,19 @@ public static class InputFiles
     public static bool IsImage(string path) => ImageExtensions.Contains(Path.GetExtension(path));
 
     /// <summary>
+    /// The files for several specs (what a shell makes of an unquoted glob): each expanded in turn, in
+    /// the order given, a file named twice kept once. Nothing given is a UserException.
+    /// </summary>
+    public static IReadOnlyList<string> Expand(IEnumerable<string> specs, bool includeVideo = false)
+    {
+        var list = specs.ToList();
+        if (list.Count == 0) throw new UserException("--input is empty");
+        if (list.Count == 1) return Expand(list[0], includeVideo);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        return list.SelectMany(s => Expand(s, includeVideo)).Where(f => seen.Add(Path.GetFullPath(f))).ToList();
+    }
+
+    /// <summary>
     /// The files for an input spec, sorted by path (ordinal). A folder yields its images (and, with
     /// includeVideo, videos), not recursing. Nothing found is a UserException naming the spec.
     /// </summary>

@@ -17,12 +17,16 @@ public sealed class ProgressLine
     private TimeSpan? _lastDraw;
     private int _lastWidth;
 
-    public ProgressLine(TextWriter output, string unit, long? total, bool? interactive = null)
+    private readonly int? _columns;
+
+    /// <param name="columns">The terminal's width (default: Console.WindowWidth when interactive); redrawn lines are cut to fit it.</param>
+    public ProgressLine(TextWriter output, string unit, long? total, bool? interactive = null, int? columns = null)
     {
         _out = output;
         _unit = unit;
         _total = total is > 0 ? total : null;
         _interactive = interactive ?? (ReferenceEquals(output, Console.Error) && !Console.IsErrorRedirected && !Reporting.ProgressBar.RunningInCi);
+        _columns = columns ?? (_interactive ? Reporting.ProgressBar.TerminalColumns() : null);
     }
 
     public long Done { get; private set; }
@@ -71,6 +75,7 @@ public sealed class ProgressLine
         var line = Text(note);
         if (_interactive)
         {
+            line = Reporting.ProgressBar.Fit(line, _columns);
             _out.Write("\r" + line.PadRight(_lastWidth));
             _lastWidth = line.Length;
         }

@@ -15,7 +15,8 @@ public sealed record ReportData(
     IReadOnlyList<(long Step, double Loss)> Loss,
     IReadOnlyList<(int Epoch, double MeanIoU)> MeanIoU,
     SegmentationMetrics? Metrics,
-    IReadOnlyList<ReportImage> Images);
+    IReadOnlyList<ReportImage> Images,
+    int? MetricsEpoch = null);
 
 /// <summary>
 /// A single self-contained HTML file: inline SVG curves (training loss per logged step, validation
@@ -54,13 +55,14 @@ public static class HtmlReport
         }
 
         sb.Append("<h2>Curves</h2><div class=\"charts\">");
-        sb.Append(Chart("training loss", "step", d.Loss.Select(p => ((double)p.Step, p.Loss)).ToList(), 0, null));
+        var loss = d.Loss.Select(p => ((double)p.Step, p.Loss)).ToList();
+        sb.Append(Chart("training loss per iteration (smoothed line: moving average)", "step", loss, 0, null, Smooth(loss)));
         sb.Append(Chart("validation mIoU", "epoch", d.MeanIoU.Select(p => ((double)p.Epoch, p.MeanIoU)).ToList(), 0, 1));
         sb.Append("</div>\n");
 
         if (d.Metrics is { } m)
         {
-            sb.Append("<h2>Per-class IoU</h2>\n<p>")
+            sb.Append("<h2>Per-class IoU").Append(d.MetricsEpoch is int me ? Inv($" (validation after epoch {me})") : "").Append("</h2>\n<p>")
               .Append(Inv($"mIoU {P(m.MeanIoU)} · pixel accuracy {P(m.PixelAccuracy)} · mean class accuracy {P(m.MeanClassAccuracy)} · FWIoU {P(m.FrequencyWeightedIoU)}"))
               .Append("</p>\n<table><tr><th>class</th><th>IoU</th><th></th><th>accuracy</th><th>GT pixels</th></tr>");
             for (var k = 0; k < m.ClassIoU.Length; k++)
@@ -90,7 +92,27 @@ public static class HtmlReport
     }
 
     /// <summary>A line chart as inline SVG with axis labels at the data range; empty data gives a placeholder.</summary>
-    public static string Chart(string title, string xLabel, IReadOnlyList<(double X, double Y)> points, double? yMin, double? yMax)
+    /// <summary>
+    /// An exponential moving average (weight 0.9, bias-corrected as TensorBoard's), so the trend shows
+    /// through the per-iteration noise while the raw points stay what metrics.jsonl holds.
+    /// </summary>
+    public static List<(double X, double Y)> Smooth(IReadOnlyList<(double X, double Y)> points, double weight = 0.9)
+    {
+        var result = new List<(double, double)>(points.Count);
+        double avg = 0, norm = 0;
+        foreach (var (x, y) in points)
+        {
+            if (!double.IsFinite(y)) continue;
+            avg = weight * avg + (1 - weight) * y;
+            norm = weight * norm + (1 - weight);
+            result.Add((x, avg / norm));
+        }
+        return result;
+    }
+
+    /// <summary>An SVG line chart; with smoothed points, the raw line is drawn light (class "raw") and the smoothed one over it (class "smoothed").</summary>
+    public static string Chart(string title, string xLabel, IReadOnlyList<(double X, double Y)> points, double? yMin, double? yMax,
+        IReadOnlyList<(double X, double Y)>? smoothed = null)
     {
         const int w = 480, h = 260, left = 52, right = 12, top = 24, bottom = 36;
         var sb = new StringBuilder();
@@ -120,6 +142,13 @@ public static class HtmlReport
         sb.Append(Inv($"<text x=\"{w - right}\" y=\"{h - 18}\" text-anchor=\"end\" font-size=\"10\">{x1:0.##}</text>"));
         sb.Append(Inv($"<text x=\"{(left + w - right) / 2}\" y=\"{h - 6}\" text-anchor=\"middle\" font-size=\"11\">{E(xLabel)}</text>"));
         var poly = string.Join(" ", pts.Select(p => Inv($"{X(p.X):0.##},{Y(p.Y):0.##}")));
+        if (smoothed is not null)
+        {
+            sb.Append("<polyline class=\"raw\" fill=\"none\" stroke=\"#a9c1ec\" stroke-width=\"1\" points=\"").Append(poly).Append("\"/>");
+            var line = string.Join(" ", smoothed.Select(p => Inv($"{X(p.X):0.##},{Y(p.Y):0.##}")));
+            sb.Append("<polyline class=\"smoothed\" fill=\"none\" stroke=\"#2a62c9\" stroke-width=\"2\" points=\"").Append(line).Append("\"/></svg>");
+            return sb.ToString();
+        }
         sb.Append("<polyline fill=\"none\" stroke=\"#2a62c9\" stroke-width=\"1.5\" points=\"").Append(poly).Append("\"/>");
         if (pts.Count <= 60)
             foreach (var p in pts) sb.Append(Inv($"<circle cx=\"{X(p.X):0.##}\" cy=\"{Y(p.Y):0.##}\" r=\"2.5\" fill=\"#2a62c9\"/>"));

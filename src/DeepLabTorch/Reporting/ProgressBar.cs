@@ -18,14 +18,32 @@ public sealed class ProgressBar
     private TimeSpan _lastPrint = TimeSpan.Zero;
     private int _lastPrinted = -1;
     private int _lastWidth;
+    private readonly int? _columns;
 
-    public ProgressBar(TextWriter output, bool isTerminal, string label, int total)
+    /// <param name="columns">The terminal's width (default: Console.WindowWidth on a terminal); redrawn lines are cut to fit it.</param>
+    public ProgressBar(TextWriter output, bool isTerminal, string label, int total, int? columns = null)
     {
         _out = output;
         _tty = isTerminal;
         _label = label;
         _total = Math.Max(1, total);
+        _columns = columns ?? (isTerminal ? TerminalColumns() : null);
     }
+
+    /// <summary>Console.WindowWidth when there is a terminal to ask, else null.</summary>
+    public static int? TerminalColumns()
+    {
+        try { return Console.WindowWidth is > 0 and var w ? w : null; }
+        catch (IOException) { return null; }
+        catch (PlatformNotSupportedException) { return null; }
+    }
+
+    /// <summary>
+    /// A line cut to one column less than the terminal: a line as wide as the terminal wraps, and
+    /// then every "\r" redraw starts a new line instead of replacing the old one.
+    /// </summary>
+    public static string Fit(string line, int? columns) =>
+        columns is int c && c > 1 && line.Length > c - 1 ? line[..(c - 1)] : line;
 
     /// <summary>True when stdout is a terminal (not redirected), TERM is not "dumb" and CI is not "true".</summary>
     public static bool StdoutIsTerminal => !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("TERM") != "dumb" && !RunningInCi;
@@ -41,6 +59,7 @@ public sealed class ProgressBar
         var line = Format(done, meanLoss, lr, imagesPerSec);
         if (_tty)
         {
+            line = Fit(line, _columns);
             var pad = Math.Max(0, _lastWidth - line.Length);
             _out.Write("\r" + line + new string(' ', pad));
             _lastWidth = line.Length;

@@ -36,6 +36,7 @@ internal sealed class RunOutputs : IDisposable
     private readonly List<(long, double)> _lossCurve = new();
     private readonly List<(int, double)> _miouCurve = new();
     private IReadOnlyList<EvalSample> _lastSamples = Array.Empty<EvalSample>();
+    private int? _lastMetricsEpoch;
 
     public RunOutputs(TrainingSession session, RunProgress progress)
     {
@@ -46,6 +47,36 @@ internal sealed class RunOutputs : IDisposable
         _tb = new TensorBoardWriter(Path.Combine(dir, "tb"));
         LastPath = Path.Combine(dir, "last.safetensors");
         BestPath = Path.Combine(dir, "best.safetensors");
+        if (session.Config.Resume is { } resume && !session.Config.Ft) LoadHistory(resume, session.Start.Step, session.Start.Epoch);
+    }
+
+    /// <summary>
+    /// A resumed run's report covers the whole run: the loss and mIoU points the run logged up to the
+    /// checkpoint, read from the metrics.jsonl beside it (lines past the checkpoint belong to work lost).
+    /// </summary>
+    private void LoadHistory(string checkpoint, long step, int epochsDone)
+    {
+        var path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(checkpoint)) ?? ".", "metrics.jsonl");
+        if (!File.Exists(path)) return;
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var reader = new StreamReader(stream);
+        for (var line = reader.ReadLine(); line is not null; line = reader.ReadLine())
+        {
+            try
+            {
+                using var doc = System.Text.Json.JsonDocument.Parse(line);
+                var e = doc.RootElement;
+                var type = e.TryGetProperty("type", out var t) ? t.GetString() : null;
+                if (type == "train" && e.GetProperty("step").GetInt64() <= step && e.GetProperty("loss").ValueKind == System.Text.Json.JsonValueKind.Number)
+                    _lossCurve.Add((e.GetProperty("step").GetInt64(), e.GetProperty("loss").GetDouble()));
+                else if (type == "eval" && e.GetProperty("epoch").GetInt32() <= epochsDone && e.GetProperty("miou").ValueKind == System.Text.Json.JsonValueKind.Number)
+                    _miouCurve.Add((e.GetProperty("epoch").GetInt32(), e.GetProperty("miou").GetDouble()));
+            }
+            catch (Exception ex) when (ex is System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+            {
+                // A line cut short by a crash: the history is a courtesy, not worth failing the run for.
+            }
+        }
     }
 
     public string LastPath { get; }
@@ -55,13 +86,14 @@ internal sealed class RunOutputs : IDisposable
 
     public void Iteration(int epoch, int batch, double lr, double loss, double runningMeanLoss, double imagesPerSecond)
     {
-        _metrics.Iteration(epoch, batch, _p.Step, lr, loss, imagesPerSecond);
+        // Epochs count from 1 in every output, as on the console.
+        _metrics.Iteration(epoch + 1, batch, _p.Step, lr, loss, imagesPerSecond);
         _tb.AddScalar("train/total_loss_iter", loss, _p.Step);
         _tb.AddScalar("train/lr", lr, _p.Step);
-        _lossCurve.Add((_p.Step, runningMeanLoss));
+        _lossCurve.Add((_p.Step, loss));
     }
 
-    public void EpochLoss(int epoch, double meanLoss) => _tb.AddScalar("train/total_loss_epoch", meanLoss, epoch);
+    public void EpochLoss(int epoch, double meanLoss) => _tb.AddScalar("train/total_loss_epoch", meanLoss, epoch + 1);
 
     public void Error(string message) =>
         _metrics.Record("error", new Dictionary<string, object?> { ["message"] = message, ["step"] = _p.Step + 1 });
@@ -71,16 +103,17 @@ internal sealed class RunOutputs : IDisposable
         var m = r.Metrics;
         LastMetrics = m;
         _lastSamples = r.Samples;
+        _lastMetricsEpoch = epoch + 1;
         _miouCurve.Add((epoch + 1, m.MeanIoU));
-        _metrics.Evaluation(epoch, _p.Step, m, r.Seconds, r.Images);
-        _tb.AddScalar("val/mIoU", m.MeanIoU, epoch);
-        _tb.AddScalar("val/Acc", m.PixelAccuracy, epoch);
-        _tb.AddScalar("val/Acc_class", m.MeanClassAccuracy, epoch);
-        _tb.AddScalar("val/fwIoU", m.FrequencyWeightedIoU, epoch);
+        _metrics.Evaluation(epoch + 1, _p.Step, m, r.Seconds, r.Images);
+        _tb.AddScalar("val/mIoU", m.MeanIoU, epoch + 1);
+        _tb.AddScalar("val/Acc", m.PixelAccuracy, epoch + 1);
+        _tb.AddScalar("val/Acc_class", m.MeanClassAccuracy, epoch + 1);
+        _tb.AddScalar("val/fwIoU", m.FrequencyWeightedIoU, epoch + 1);
         for (var k = 0; k < r.Samples.Count; k++)
         {
             var (png, h, w) = Visuals.ToStripPng(r.Samples[k]);
-            _tb.AddImage($"val/sample_{k}", png, h, w, epoch);
+            _tb.AddImage($"val/sample_{k}", png, h, w, epoch + 1);
         }
     }
 
@@ -130,7 +163,7 @@ internal sealed class RunOutputs : IDisposable
         };
         HtmlReport.Write(ReportPath, new ReportData(
             $"DeepLabV3+ training — {Path.GetFileName(Path.GetFullPath(_s.OutputDir))}", summary, _lossCurve, _miouCurve, LastMetrics,
-            _lastSamples.Select(s => Visuals.ToReportImage(s)).ToList()));
+            _lastSamples.Select(s => Visuals.ToReportImage(s)).ToList(), _lastMetricsEpoch));
     }
 
     /// <summary>The summary record in metrics.jsonl.</summary>

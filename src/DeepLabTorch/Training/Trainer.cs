@@ -270,7 +270,7 @@ public sealed class Trainer
         var ipsAll = p.ImagesSeen / Math.Max(1e-9, p.TrainSeconds);
         var result = new TrainSummary(p.Best, p.BestEpoch, p.Completed, p.Step, wallSeconds, ipsAll,
             p.EpochLosses.Count > 0 ? p.EpochLosses[0] : double.NaN, p.EpochLosses.Count > 0 ? p.EpochLosses[^1] : double.NaN,
-            s.OutputDir, o.LastPath, File.Exists(o.BestPath) ? o.BestPath : null, p.Interrupted);
+            s.OutputDir, o.LastPath, p.BestEpoch >= 0 && File.Exists(o.BestPath) ? o.BestPath : null, p.Interrupted);
         o.Summary(result);
         Log("");
         Log(p.Interrupted ? "run interrupted — summary so far:" : "run finished — summary:");

@@ -52,6 +52,7 @@ internal sealed class TrainingSession : IDisposable
 
     public static TrainingSession Open(TrainConfig c, Action<string> log, CancellationToken ct)
     {
+        RunFolder.Check(c);
         var device = Engine.ResolveDevice(c.Device, c.NoCuda, c.GpuIds);
         Engine.SetThreads(c.Threads);
         manual_seed(c.Seed);
@@ -78,6 +79,9 @@ internal sealed class TrainingSession : IDisposable
             log($"data: {trainSet.Name} {trainSet.Count} training images ({session.ItersPerEpoch} batches of {c.BatchSize}), " +
                 (valSet is null ? "no validation" : $"{valSet.Count} validation images") + $", {numClasses} classes");
             session.SetUpModel(log);
+            // Cleared only now: a start that fails on its data or weights leaves the old run as it was.
+            if (c.Overwrite && !RunFolder.Continues(c) && RunFolder.Clear(c.Output!) is { Count: > 0 } removed)
+                log($"--overwrite: removed {string.Join(", ", removed)} from {c.Output}");
             Directory.CreateDirectory(c.Output!);
             ConfigLoader.Save(c, Path.Combine(c.Output!, "config.json"));
             session.SetUpLoss(log, ct);

@@ -128,7 +128,7 @@ public class ReportingTests : IDisposable
         var html = File.ReadAllText(path);
         Assert.StartsWith("<!DOCTYPE html>", html);
         Assert.Equal(2, CountOf(html, "<svg"));
-        Assert.Equal(2, CountOf(html, "<polyline"));
+        Assert.Equal(3, CountOf(html, "<polyline")); // the loss (raw and smoothed) and mIoU
         Assert.Equal(3, CountOf(html, "src=\"data:image/png;base64,"));
         Assert.Contains("cat &amp; &lt;dog&gt;", html);
         Assert.Contains("run &lt;1&gt;", html);
