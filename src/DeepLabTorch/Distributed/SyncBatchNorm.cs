@@ -9,9 +9,11 @@ internal sealed record SyncBatchNormArgs(ProcessGroup Group, Tensor? RunningMean
 
 /// <summary>
 /// BatchNorm over the global batch of all ranks, as a custom autograd function.
-/// Forward: each rank sums its per-channel values and squared values (shifted by the running mean,
-/// which is the same on every rank, so that the difference of the two moments does not cancel), and
-/// one all-reduce of [sum, squared sum, count] gives the global mean and biased variance. Every rank
+/// Forward: one all-reduce of each rank's per-channel [sum, count] gives the global mean, and a second
+/// one of the per-channel sums of squared deviations from it gives the global (biased) variance. Two
+/// passes, because one pass of raw squared sums loses the variance to cancellation in float32 when a
+/// channel's mean is large against its spread (the image-pooling branch's BatchNorm sees one value per
+/// image, so a handful per channel). Every rank
 /// then normalises its own slice and updates its running statistics from the same global numbers, so
 /// they stay equal everywhere (unbiased variance with the global count, as PyTorch's SyncBatchNorm).
 /// Backward: one all-reduce of the per-channel sums of dy and dy·x̂ gives the input gradient of the
@@ -34,18 +36,19 @@ internal sealed class SyncBatchNormFunction : autograd.SingleTensorFunction<Sync
         var c = x.size(1);
         var shape = new long[] { 1, c, 1, 1 };
         using var scope = NewDisposeScope();
-        var shift = a.RunningMean is { } rm ? rm.detach().to(x.dtype) : zeros(c, x.dtype, x.device);
-        var xs = x.sub(shift.view(shape));
-        var count = tensor(new[] { (double)(x.numel() / c) }).to(x.device);
-        var stats = cat(new[] { xs.sum(Reduced).to(ScalarType.Float64), xs.square().sum(Reduced).to(ScalarType.Float64), count }, 0);
-        a.Group.AllReduceSum(stats);
-        var n = stats[2 * c].item<double>();
+        // Two passes, as a careful variance is computed: the global mean first, then the squared
+        // deviations from it (raw squared sums would cancel when the mean is large against the spread).
+        var first = cat(new[] { x.sum(Reduced).to(ScalarType.Float64), tensor(new[] { (double)(x.numel() / c) }).to(x.device) }, 0);
+        a.Group.AllReduceSum(first);
+        var n = first[c].item<double>();
         if (n < 2) throw new InvalidOperationException($"SyncBatchNorm needs at least 2 values per channel over all processes, got {n}");
-        using Scalar invN = (1.0 / n).ToScalar(), zero = 0.0.ToScalar(), eps = a.Eps.ToScalar();
-        var m1 = stats.narrow(0, 0, c).mul(invN);
-        var variance = stats.narrow(0, c, c).mul(invN).sub(m1.square()).clamp_min(zero);
-        var mean64 = m1.add(shift.to(ScalarType.Float64));
-        var mean = mean64.to(x.dtype);
+        using Scalar invN = (1.0 / n).ToScalar(), eps = a.Eps.ToScalar();
+        var mean64 = first.narrow(0, 0, c).mul(invN);
+        var meanX = mean64.to(x.dtype);
+        var squares = x.sub(meanX.view(shape)).square().sum(Reduced).to(ScalarType.Float64);
+        a.Group.AllReduceSum(squares);
+        var variance = squares.mul(invN);
+        var mean = meanX;
         var invstd = variance.add(eps).rsqrt().to(x.dtype);
         var y = x.sub(mean.view(shape)).mul(invstd.mul(weight).view(shape)).add(bias.view(shape));
         if (a.RunningMean is not null && a.RunningVar is not null)

@@ -119,6 +119,8 @@ internal sealed class TrainingSession : IDisposable
         if (c.Resume is { } rs && !File.Exists(rs)) throw new UserException($"--resume: no checkpoint found at '{rs}'");
         Model = c.InitWeights is { } init ? InitFrom(init, log) : ModelFactory.Create(new ModelConfig(c.Backbone, c.OutStride, NumClasses));
         Model.FreezeBatchNorm = c.FreezeBn;
+        if (!c.Dropout)
+            foreach (var m in Model.modules().OfType<TorchSharp.Modules.Dropout>()) m.p = 0;
         Model.to(Device);
         Optimizer = SgdFactory.Create(Model, c.Lr!.Value, c.Momentum, c.WeightDecay, c.Nesterov, c.HeadLrMultiplier);
         Start = (c.StartEpoch, 0, double.NaN, -1, 0);
@@ -158,7 +160,7 @@ internal sealed class TrainingSession : IDisposable
             _classWeights = tensor(w.Select(x => (float)x).ToArray()).to(Device).DetachFromDisposeScope();
             log("class weights: " + string.Join(" ", w.Select(x => x.ToString("0.00", CultureInfo.InvariantCulture))));
         }
-        Criterion = Losses.Build(c.LossType, _classWeights, 255, c.BatchAverage);
+        Criterion = Losses.Build(c.LossType, _classWeights, 255, c.BatchAverage, Parallel.Size);
         Scheduler = new LrScheduler(c.LrScheduler, c.Lr!.Value, Epochs, ItersPerEpoch, c.LrStep, c.WarmupIters, 0.9, c.HeadLrMultiplier);
     }
 
