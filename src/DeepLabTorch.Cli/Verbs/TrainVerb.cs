@@ -318,7 +318,7 @@ public sealed class TrainVerb : VerbBase
 }
 
 /// <summary>
-/// SIGINT, SIGTERM and SIGHUP all stop training after the current iteration (or evaluation batch) and
+/// SIGINT, SIGTERM, SIGHUP and SIGUSR1 all stop training after the current iteration (or evaluation batch) and
 /// save: SIGTERM is what timeout, docker stop and Slurm's time limit send, SIGHUP what a closed terminal
 /// sends, and both used to end the process with no checkpoint. A second signal quits at once. The exit
 /// code is the shell's 128 + the signal's number for the first one.
@@ -337,6 +337,9 @@ internal sealed class StopSignals : IDisposable
         // Windows has neither; PosixSignalRegistration maps SIGTERM/SIGHUP to console events there.
         Register(System.Runtime.InteropServices.PosixSignal.SIGTERM, 15, "SIGTERM");
         Register(System.Runtime.InteropServices.PosixSignal.SIGHUP, 1, "SIGHUP");
+        // SIGUSR1 (10 on Linux): Open MPI's mpirun passes it on to every process, where it would end a
+        // job on SIGTERM, and Slurm sends it ahead of a time limit with --signal=USR1@SECONDS.
+        if (OperatingSystem.IsLinux()) Register((System.Runtime.InteropServices.PosixSignal)10, 10, "SIGUSR1");
     }
 
     public CancellationToken Token => _cts.Token;

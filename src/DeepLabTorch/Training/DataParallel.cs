@@ -20,6 +20,7 @@ internal readonly record struct StepAgreement(double MeanLoss, long Images, bool
 internal sealed class DataParallel : IDisposable
 {
     private GradientAverager? _gradients;
+    private long _seed;
 
     public DataParallel(ProcessGroup group) => Group = group;
 
@@ -29,8 +30,9 @@ internal sealed class DataParallel : IDisposable
     public GradientAverager? Gradients => _gradients;
 
     /// <summary>Copies rank 0's parameters and buffers to every rank, turns on --sync-bn, and prepares the gradient buckets.</summary>
-    public void Attach(DeepLabV3Plus model, bool syncBn, Action<string> log)
+    public void Attach(DeepLabV3Plus model, bool syncBn, long seed, Action<string> log)
     {
+        _seed = seed;
         if (!IsDistributed) return;
         using (no_grad())
         {
@@ -46,6 +48,20 @@ internal sealed class DataParallel : IDisposable
         var mb = _gradients.TotalBytes / 1e6;
         log(string.Create(CultureInfo.InvariantCulture,
             $"data parallel: {Group.Description}; gradients of {_gradients.Parameters} tensors ({mb:0.0} MB) averaged in {_gradients.BucketBytes.Count} bucket(s) of up to {GradientAverager.DefaultBucketBytes >> 20} MiB"));
+    }
+
+    /// <summary>
+    /// Before each step on several processes: libtorch's generator (dropout) is seeded from the run's
+    /// seed, the step and the rank. Each rank then draws its own masks, not a copy of rank 0's, and the
+    /// draws are a function of the step alone, so a resumed run repeats them (a checkpoint holds rank 0's
+    /// generator state only). One process keeps its single stream, restored from the checkpoint.
+    /// </summary>
+    public void BeforeStep(long step)
+    {
+        if (!IsDistributed) return;
+        var z = (ulong)_seed * 0x9E3779B97F4A7C15UL ^ (ulong)step * 0xBF58476D1CE4E5B9UL ^ (ulong)Group.Rank * 0x94D049BB133111EBUL;
+        z = (z ^ (z >> 31)) * 0xD6E8FEB86659FD93UL;
+        manual_seed((long)((z ^ (z >> 32)) & 0x7FFF_FFFF_FFFF_FFFFUL));
     }
 
     /// <summary>Averages the gradients over the ranks (call after backward, before the optimizer step).</summary>

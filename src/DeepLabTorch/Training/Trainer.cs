@@ -157,6 +157,7 @@ public sealed class Trainer
                     var lr = c.TimeBudget is { } b
                         ? s.Scheduler.Set(s.Optimizer, s.Scheduler.LearningRateAtProgress(spent / b, epoch, p.Step))
                         : s.Scheduler.Apply(s.Optimizer, epoch, i);
+                    parallel.BeforeStep(p.Step);
                     var local = Step(s, batch, p, epoch, i);
                     var agreed = parallel.Agree(local, batch.Size, ct.IsCancellationRequested, p.TrainSeconds + clock.Elapsed.TotalSeconds);
                     p.AgreedSeconds = agreed.Seconds;

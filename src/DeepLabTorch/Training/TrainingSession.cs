@@ -131,7 +131,7 @@ internal sealed class TrainingSession : IDisposable
             if (Start.Batch > 0) log($"resume: continuing epoch {Start.Epoch + 1} at batch {Start.Batch + 1} of {ItersPerEpoch}");
         }
         if (Device.type == DeviceType.CUDA && Parallel.IsDistributed) Parallel.Group.UseCuda(Device.index);
-        Parallel.Attach(Model, c.SyncBn, log);
+        Parallel.Attach(Model, c.SyncBn, c.Seed, log);
     }
 
     /// <summary>

@@ -12,6 +12,10 @@ namespace DeepLabTorch.Models.Backbones;
 /// </summary>
 public sealed class Bottleneck : nn.Module<Tensor, Tensor>
 {
+    // Held for the process's lifetime: add_(x) alone makes an implicit Scalar 1 that a garbage collection can
+    // finalize while libtorch still reads it ("Scalar::toFloat" failures; see Models/BatchNorm.cs).
+    private static readonly Scalar One = 1.ToScalar();
+
     private readonly Conv2d conv1;
     private readonly BatchNorm2d bn1;
     private readonly Conv2d conv2;
@@ -42,11 +46,11 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
         if (downsample is not null)
         {
             using var r = downsample.forward(x);
-            out_.add_(r);
+            out_.add_(r, One);
         }
         else
         {
-            out_.add_(x);
+            out_.add_(x, One);
         }
         return out_.relu_();
     }

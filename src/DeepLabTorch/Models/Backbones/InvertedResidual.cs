@@ -12,6 +12,10 @@ namespace DeepLabTorch.Models.Backbones;
 /// </summary>
 public sealed class InvertedResidual : nn.Module<Tensor, Tensor>
 {
+    // Held for the process's lifetime: add_(x) alone makes an implicit Scalar 1 that a garbage collection can
+    // finalize while libtorch still reads it ("Scalar::toFloat" failures; see Models/BatchNorm.cs).
+    private static readonly Scalar One = 1.ToScalar();
+
     private readonly Sequential conv;
     private readonly bool _residual;
     private readonly bool _padInput;
@@ -66,7 +70,7 @@ public sealed class InvertedResidual : nn.Module<Tensor, Tensor>
             y = conv.forward(x);
         }
         // y is a fresh BatchNorm output that autograd does not keep, so the shortcut can add in place.
-        if (_residual) y.add_(x);
+        if (_residual) y.add_(x, One);
         return y;
     }
 }

@@ -13,6 +13,10 @@ namespace DeepLabTorch.Models.Backbones;
 /// </summary>
 public sealed class XceptionBlock : nn.Module<Tensor, Tensor>
 {
+    // Held for the process's lifetime: add_(x) alone makes an implicit Scalar 1 that a garbage collection can
+    // finalize while libtorch still reads it ("Scalar::toFloat" failures; see Models/BatchNorm.cs).
+    private static readonly Scalar One = 1.ToScalar();
+
     private readonly Conv2d? skip;
     private readonly BatchNorm2d? skipbn;
     private readonly Sequential rep;
@@ -59,11 +63,11 @@ public sealed class XceptionBlock : nn.Module<Tensor, Tensor>
         {
             using var s = skip.forward(input);
             using var sb = skipbn.forward(s);
-            x.add_(sb);
+            x.add_(sb, One);
         }
         else
         {
-            x.add_(input);
+            x.add_(input, One);
         }
         return x;
     }
