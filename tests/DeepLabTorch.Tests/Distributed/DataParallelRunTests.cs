@@ -147,4 +147,17 @@ public sealed class DataParallelRunTests : IDisposable
         Assert.True(r.Code == 2, $"mpirun exited {r.Code}:\n{r.Stdout}\n{r.Stderr}");
         Assert.Matches(@"deeplab: rank 1 of 2 failed: .*damaged.*images.*\.jpg: corrupt", r.Stderr);
     }
+
+    /// <summary>`deeplab train --nproc 2` runs mpirun itself: two processes, rank 0 speaking for them.</summary>
+    [MpiFact]
+    public void NprocStartsTheProcessesItself()
+    {
+        var run = Path.Combine(_dir, "nproc");
+        var r = Cli.CliRunner.Run(_dir, Args(run, "--epochs", "1", "--max-iters", "2", "--nproc", "2", "--max-val-images", "3"));
+        AssertExit0(r, "train --nproc 2");
+        Assert.Contains("--nproc 2: mpirun -np 2", r.Stdout);
+        Assert.Contains("rank 0 of 2", r.Stdout);
+        Assert.Contains("validation (3 images", r.Stdout); // 3 images: blocks of 1 and 2, counts summed
+        Assert.Equal(2, CheckpointStore.ReadInfo(Path.Combine(run, "last.safetensors"))!.Iteration);
+    }
 }
