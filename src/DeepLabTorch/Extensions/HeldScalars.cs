@@ -14,4 +14,20 @@ public static class HeldScalars
     public static readonly Scalar Zero = 0.0.ToScalar();
     public static readonly Scalar One = 1.0.ToScalar();
     public static readonly Scalar Byte255 = 255.0.ToScalar();
+
+    /// <summary>An integral 1: the alpha of a sum, which libtorch accepts for every dtype but bool (a floating alpha is refused for integer tensors).</summary>
+    public static readonly Scalar IntegralOne = 1L.ToScalar();
+}
+
+/// <summary>
+/// Tensor sums without TorchSharp's hidden Scalar: <c>a + b</c>, <c>a.add(b)</c> and <c>a.add_(b)</c> all
+/// call <c>add(b, 1)</c>, whose implicit Scalar 1 is exposed to the finalizer like any other (see HeldScalars).
+/// </summary>
+public static class HeldScalarSums
+{
+    /// <summary>a + b, out of place.</summary>
+    public static torch.Tensor Plus(this torch.Tensor a, torch.Tensor b) => a.add(b, HeldScalars.IntegralOne);
+
+    /// <summary>a += b, in place; returns a.</summary>
+    public static torch.Tensor PlusInPlace(this torch.Tensor a, torch.Tensor b) => a.add_(b, HeldScalars.IntegralOne);
 }

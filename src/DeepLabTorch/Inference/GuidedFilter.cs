@@ -58,7 +58,7 @@ public static class GuidedFilter
         using var epsilon = eps.ToScalar();
         var a = (corrIp - meanI * meanP) / varI.add(epsilon);
         var b = meanP - a * meanI;
-        var q = BoxMean(a, radius) * guide + BoxMean(b, radius);
+        var q = (BoxMean(a, radius) * guide).PlusInPlace(BoxMean(b, radius));
         return q.MoveToOuterDisposeScope();
     }
 

@@ -79,7 +79,7 @@ public sealed class Matter : IDisposable
     public static Tensor Composite(Tensor fg, Tensor bg, Tensor alpha)
     {
         using var scope = NewDisposeScope();
-        var outp = fg * alpha + bg * alpha.neg().add_(HeldScalars.One);
+        var outp = (fg * alpha).PlusInPlace(bg * alpha.neg().add_(HeldScalars.One));
         return outp.MoveToOuterDisposeScope();
     }
 
@@ -100,7 +100,7 @@ public sealed class Matter : IDisposable
             if (_previous is not null && _previous.shape.SequenceEqual(alpha.shape))
                 {
                     using Scalar keep = Options.Smoothing.ToScalar(), take = (1 - Options.Smoothing).ToScalar();
-                    alpha = _previous.mul(keep).add_(alpha.mul(take));
+                    alpha = _previous.mul(keep).PlusInPlace(alpha.mul(take));
                 }
             _previous?.Dispose();
             _previous = alpha.clone().DetachFromDisposeScope();

@@ -74,7 +74,7 @@ public static class Losses
         var v = valid.to(p.dtype);
         p = p.mul(v);
         var inter = p.mul(t).sum();
-        var denom = p.sum().add(t.sum()).add(sm);
+        var denom = p.sum().Plus(t.sum()).add(sm);
         var loss = inter.mul(two).add(sm).div(denom).neg().add(one);
         return loss.MoveToOuterDisposeScope();
     }
