@@ -20,8 +20,8 @@ public static class HeldScalars
 }
 
 /// <summary>
-/// Tensor sums without TorchSharp's hidden Scalar: <c>a + b</c>, <c>a.add(b)</c> and <c>a.add_(b)</c> all
-/// call <c>add(b, 1)</c>, whose implicit Scalar 1 is exposed to the finalizer like any other (see HeldScalars).
+/// Tensor sums without TorchSharp's hidden Scalar: <c>a + b</c>, <c>a.add(b)</c> and <c>a.add_(b)</c> (b a
+/// Tensor or a Scalar) all call <c>add(b, 1)</c>, whose implicit Scalar 1 is exposed to the finalizer like any other (see HeldScalars).
 /// </summary>
 public static class HeldScalarSums
 {
@@ -30,4 +30,10 @@ public static class HeldScalarSums
 
     /// <summary>a += b, in place; returns a.</summary>
     public static torch.Tensor PlusInPlace(this torch.Tensor a, torch.Tensor b) => a.add_(b, HeldScalars.IntegralOne);
+
+    /// <summary>a + s, out of place (TorchSharp's add(s) is add(s, 1), with an implicit 1).</summary>
+    public static torch.Tensor Plus(this torch.Tensor a, Scalar s) => a.add(s, HeldScalars.IntegralOne);
+
+    /// <summary>a += s, in place; returns a.</summary>
+    public static torch.Tensor PlusInPlace(this torch.Tensor a, Scalar s) => a.add_(s, HeldScalars.IntegralOne);
 }

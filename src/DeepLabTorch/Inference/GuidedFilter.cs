@@ -56,7 +56,7 @@ public static class GuidedFilter
         var corrIp = BoxMean(guide * p, radius);
         var varI = BoxMean(guide * guide, radius) - meanI * meanI;
         using var epsilon = eps.ToScalar();
-        var a = (corrIp - meanI * meanP) / varI.add(epsilon);
+        var a = (corrIp - meanI * meanP) / varI.Plus(epsilon);
         var b = meanP - a * meanI;
         var q = (BoxMean(a, radius) * guide).PlusInPlace(BoxMean(b, radius));
         return q.MoveToOuterDisposeScope();

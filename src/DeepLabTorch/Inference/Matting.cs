@@ -79,7 +79,7 @@ public sealed class Matter : IDisposable
     public static Tensor Composite(Tensor fg, Tensor bg, Tensor alpha)
     {
         using var scope = NewDisposeScope();
-        var outp = (fg * alpha).PlusInPlace(bg * alpha.neg().add_(HeldScalars.One));
+        var outp = (fg * alpha).PlusInPlace(bg * alpha.neg().PlusInPlace(HeldScalars.One));
         return outp.MoveToOuterDisposeScope();
     }
 

@@ -42,11 +42,11 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
         if (downsample is not null)
         {
             using var r = downsample.forward(x);
-            out_.add_(r);
+            out_.PlusInPlace(r);
         }
         else
         {
-            out_.add_(x);
+            out_.PlusInPlace(x);
         }
         return out_.relu_();
     }

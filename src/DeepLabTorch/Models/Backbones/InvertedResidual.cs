@@ -66,7 +66,7 @@ public sealed class InvertedResidual : nn.Module<Tensor, Tensor>
             y = conv.forward(x);
         }
         // y is a fresh BatchNorm output that autograd does not keep, so the shortcut can add in place.
-        if (_residual) y.add_(x);
+        if (_residual) y.PlusInPlace(x);
         return y;
     }
 }

@@ -59,11 +59,11 @@ public sealed class XceptionBlock : nn.Module<Tensor, Tensor>
         {
             using var s = skip.forward(input);
             using var sb = skipbn.forward(s);
-            x.add_(sb);
+            x.PlusInPlace(sb);
         }
         else
         {
-            x.add_(input);
+            x.PlusInPlace(input);
         }
         return x;
     }
