@@ -7,6 +7,14 @@ cd "$root"
 quiet=0; [ "${1:-}" = "--quiet" ] && quiet=1
 say() { [ $quiet = 1 ] || echo "bootstrap: $*" >&2; }
 
+# Several copies at once (`mpirun -np N scripts/deeplab ...` starts one per process): one works while
+# the others wait for its lock, and then find everything done.
+if [ -z "${DEEPLAB_BOOTSTRAP_LOCKED:-}" ] && command -v flock >/dev/null 2>&1; then
+  mkdir -p build
+  export DEEPLAB_BOOTSTRAP_LOCKED=1
+  exec flock build/.bootstrap.lock "$0" "$@"
+fi
+
 # 0. The .NET SDK comes first: without it nothing below is of use.
 if ! command -v dotnet >/dev/null 2>&1; then
   echo "bootstrap: the .NET SDK (dotnet, version in global.json) is not on PATH; install it first." >&2
@@ -15,8 +23,9 @@ fi
 
 # 1. Debian packages. The engine (TorchSharp + libtorch) comes from NuGet, so no compiler or -dev
 #    package is needed: ffmpeg serves video; python3-torch and friends make golden files and baselines,
-#    with OpenBLAS (OpenMP build) as the BLAS of the Python baselines, as PyTorch users have it.
-packages=(ffmpeg libopenblas0-openmp python3 python3-torch python3-torchvision python3-numpy python3-pil python3-scipy python3-onnx)
+#    with OpenBLAS (OpenMP build) as the BLAS of the Python baselines, as PyTorch users have it; Open MPI
+#    (mpirun and libmpi.so.40) runs data-parallel training and its tests.
+packages=(ffmpeg libopenblas0-openmp python3 python3-torch python3-torchvision python3-numpy python3-pil python3-scipy python3-onnx openmpi-bin libopenmpi3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

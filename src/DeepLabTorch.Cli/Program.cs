@@ -34,6 +34,7 @@ public static class Program
             return 2;
         }
         IReadOnlySet<string> switchedOff;
+        var typed = args.ToArray();
         try
         {
             args = StrictArguments.Normalise(args, verbs, out switchedOff);
@@ -91,6 +92,7 @@ public static class Program
                     .AddProvider(new ConsoleSink(options.StdoutIsData ? stderr : stdout, stderr)));
                 options.Loggers = loggers;
                 options.SwitchedOff = switchedOff;
+                options.Arguments = typed;
                 Datasets.Logger = loggers.CreateLogger(LogCategories.Data);
             }
             return verb.Run();

@@ -12,11 +12,14 @@ public sealed class ConsoleSink : ILoggerProvider
     private static readonly object Gate = new();
     private readonly TextWriter _out;
     private readonly TextWriter _err;
+    private readonly string _tag;
 
-    public ConsoleSink(TextWriter? stdout = null, TextWriter? stderr = null)
+    /// <param name="tag">Put before every line (e.g. "rank 1: " for the other processes of a data-parallel run).</param>
+    public ConsoleSink(TextWriter? stdout = null, TextWriter? stderr = null, string tag = "")
     {
         _out = stdout ?? Console.Out;
         _err = stderr ?? Console.Error;
+        _tag = tag;
     }
 
     public ILogger CreateLogger(string categoryName) => new Sink(this);
@@ -42,7 +45,7 @@ public sealed class ConsoleSink : ILoggerProvider
             };
             lock (Gate)
             {
-                writer.WriteLine(prefix + text);
+                writer.WriteLine(owner._tag + prefix + text);
                 writer.Flush();
             }
         }

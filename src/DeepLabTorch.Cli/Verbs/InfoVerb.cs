@@ -1,10 +1,11 @@
 using CommandLine;
+using DeepLabTorch.Distributed;
 using DeepLabTorch.Runtime;
 using TorchSharp;
 
 namespace DeepLabTorch.Cli.Verbs;
 
-[Verb("info", HelpText = "Print the engine: TorchSharp and libtorch versions, threads, CUDA devices and the Debian 12 load fix.")]
+[Verb("info", HelpText = "Print the engine: TorchSharp and libtorch versions, threads, CUDA devices, the Debian 12 load fix, and MPI and NCCL for training on several processes.")]
 public sealed class InfoVerb : VerbBase
 {
     public override int Run()
@@ -22,6 +23,9 @@ public sealed class InfoVerb : VerbBase
             null => $"not needed (no {ElfVersionNeeds.GlibcxxVersion} requirement)",
         };
         Console.WriteLine($"GLIBCXX load fix: {fix}{(path is null ? "" : $" in {path}")}");
+        // Loading the libraries initialises nothing: MPI_Get_library_version may be called before MPI_Init.
+        Console.WriteLine($"MPI: {(OpenMpi.IsAvailable() ? $"{OpenMpi.LibraryVersion()} ({OpenMpi.LoadedFrom})" : $"missing ({OpenMpi.InstallHint})")}");
+        Console.WriteLine($"NCCL: {(Nccl.Unavailable() is { } why ? why : $"{Nccl.Version()}")}");
         return 0;
     }
 }

@@ -2,6 +2,8 @@ using System.Text.Json;
 using CommandLine;
 using DeepLabTorch.Checkpoints;
 using DeepLabTorch.Config;
+using DeepLabTorch.Data;
+using DeepLabTorch.Distributed;
 using DeepLabTorch.Runtime;
 using DeepLabTorch.Training;
 using Microsoft.Extensions.Logging;
@@ -23,7 +25,7 @@ public sealed class TrainVerb : VerbBase
     public int? OutStride { get; set; }
     [Option("num-classes", HelpText = "Number of classes (default: the data set's).")]
     public int? NumClasses { get; set; }
-    [Option("sync-bn", HelpText = "Accepted for compatibility; one process on one device needs no synchronized BatchNorm.")]
+    [Option("sync-bn", HelpText = "On several processes (mpirun, srun, --nproc): BatchNorm normalises over the global batch of all of them, forward and backward. No effect on one process.")]
     public bool SyncBn { get; set; }
     [Option("freeze-bn", HelpText = "Keep every BatchNorm in eval mode while training.")]
     public bool FreezeBn { get; set; }
@@ -77,14 +79,17 @@ public sealed class TrainVerb : VerbBase
     // Machine
     [Option("no-cuda", HelpText = "Train on the CPU even when CUDA is available.")]
     public bool NoCuda { get; set; }
-    [Option("gpu-ids", HelpText = "GPU ids, comma separated (default: 0; the first is used).")]
+    [Option("gpu-ids", HelpText = "GPU ids, comma separated (default: 0). On CUDA, several ids start one process per GPU (as --nproc), and each process of an mpirun job takes the id of its rank on the machine.")]
     public string? GpuIds { get; set; }
     [Option("device", HelpText = "cpu | cuda | cuda:N (default: cuda:<first gpu id> when available, else cpu).")]
     public string? Device { get; set; }
-    [Option("threads", HelpText = "CPU threads for libtorch (default: all cores).")]
+    [Option("threads", HelpText = "CPU threads for libtorch (default: all cores, shared out among the processes on one machine).")]
     public int? Threads { get; set; }
     [Option("seed", HelpText = "Random seed (default: 1).")]
     public int? Seed { get; set; }
+    [Option("nproc", HelpText = "Data-parallel training on N processes of this machine: runs this command under Open MPI's mpirun " +
+        "(--batch-size is per process; the default --lr follows the global batch). For several machines use mpirun or srun yourself (docs/distributed.md).")]
+    public int? Nproc { get; set; }
 
     // Run control
     [Option("resume", HelpText = "Checkpoint to resume from (ours: weights, optimizer, epoch and the run's recorded config, so nothing else is needed; " +
@@ -120,15 +125,16 @@ public sealed class TrainVerb : VerbBase
     public TrainConfig BuildConfig() => BuildConfig(out _);
 
     /// <summary>As BuildConfig; overrides lists the recorded settings that flags changed on a resume ("epochs 2 → 3").</summary>
-    public TrainConfig BuildConfig(out IReadOnlyList<string> overrides)
+    /// <param name="processes">Data-parallel processes (the default lr follows the global batch).</param>
+    public TrainConfig BuildConfig(out IReadOnlyList<string> overrides, int processes = 1)
     {
         overrides = Array.Empty<string>();
         var recorded = RecordedConfig();
         var c = recorded ?? (ConfigFile is null ? new TrainConfig() : ConfigLoader.Load<TrainConfig>(ConfigFile));
         c = Apply(c);
-        if (recorded is null) return TrainConfigRules.Resolve(c);
+        if (recorded is null) return TrainConfigRules.Resolve(c, processes);
         overrides = Differences(recorded, c);
-        return TrainConfigRules.Resolve(c);
+        return TrainConfigRules.Resolve(c, processes);
     }
 
     /// <summary>
@@ -253,19 +259,66 @@ public sealed class TrainVerb : VerbBase
 
     public override int Run()
     {
-        var config = BuildConfig(out var overrides);
-        var log = Loggers.CreateLogger(LogCategories.Training);
+        if (Nproc is { } n && n < 1) throw new UserException($"--nproc must be >= 1, got {n}");
+        if (!Launcher.UnderMpi())
+        {
+            var processes = Nproc ?? ProcessesForGpus();
+            if (processes > 1) return MpiLaunch.Run(processes, Arguments, Loggers.CreateLogger(LogCategories.Training));
+        }
+        using var group = Launcher.Join();
+        if (Nproc is { } np && np != group.Size)
+            throw new UserException($"--nproc {np}, but the launcher started {group.Size} processes: leave --nproc out under mpirun or srun");
+        try
+        {
+            return Train(group);
+        }
+        catch (Exception e) when (group.IsDistributed && Environment.GetEnvironmentVariable("DEEPLAB_DEBUG") != "1")
+        {
+            // One rank's failure ends the job: the others would wait for it in a collective for ever.
+            Console.Error.WriteLine($"deeplab: rank {group.Rank} of {group.Size} failed: {Program.FileSystemMessage(e) ?? Program.Describe(e)}");
+            Console.Error.Flush();
+            group.Abort(e is UserException or DataException or IOException or UnauthorizedAccessException ? 2 : 1);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// --gpu-ids with several ids on CUDA (the reference trains on all of them): one process per GPU.
+    /// One on the CPU, or with one id.
+    /// </summary>
+    private int ProcessesForGpus()
+    {
+        if (GpuIds is not { } ids || NoCuda || Device is { } d && !d.StartsWith("cuda", StringComparison.Ordinal)) return 1;
+        var count = ids.Split(',', StringSplitOptions.RemoveEmptyEntries).Length;
+        return count > 1 && TorchSharp.torch.cuda.is_available() ? count : 1;
+    }
+
+    private int Train(Distributed.ProcessGroup group)
+    {
+        var loggers = Loggers;
+        using var quietLoggers = group.IsRoot ? null : OtherRankLoggers(group.Rank);
+        if (quietLoggers is not null)
+        {
+            // Rank 0 speaks for the run; the others report warnings and errors only, tagged with their rank.
+            loggers = quietLoggers;
+            DeepLabTorch.Data.Datasets.Logger = loggers.CreateLogger(LogCategories.Data);
+        }
+        var config = BuildConfig(out var overrides, group.Size);
+        var log = loggers.CreateLogger(LogCategories.Training);
         if (Resume is { } resumed && overrides.Count > 0)
             log.Info($"resume: flags override the config recorded in {Path.GetFileName(resumed)}: {string.Join(", ", overrides)}");
         if (!CheckResume(config, log)) return 0;
         using var stop = new StopSignals(log);
-        var summary = new Trainer(config, Loggers, Quiet ? null : Console.Out).Run(stop.Token);
+        var summary = new Trainer(config, loggers, Quiet || !group.IsRoot ? null : Console.Out, group: group).Run(stop.Token);
         return summary.Interrupted ? stop.ExitCode : 0;
     }
+
+    private static ILoggerFactory OtherRankLoggers(int rank) =>
+        LoggerFactory.Create(b => b.SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Warning).AddProvider(new Logging.ConsoleSink(tag: $"rank {rank}: ")));
 }
 
 /// <summary>
-/// SIGINT, SIGTERM and SIGHUP all stop training after the current iteration (or evaluation batch) and
+/// SIGINT, SIGTERM, SIGHUP and SIGUSR1 all stop training after the current iteration (or evaluation batch) and
 /// save: SIGTERM is what timeout, docker stop and Slurm's time limit send, SIGHUP what a closed terminal
 /// sends, and both used to end the process with no checkpoint. A second signal quits at once. The exit
 /// code is the shell's 128 + the signal's number for the first one.
@@ -284,6 +337,9 @@ internal sealed class StopSignals : IDisposable
         // Windows has neither; PosixSignalRegistration maps SIGTERM/SIGHUP to console events there.
         Register(System.Runtime.InteropServices.PosixSignal.SIGTERM, 15, "SIGTERM");
         Register(System.Runtime.InteropServices.PosixSignal.SIGHUP, 1, "SIGHUP");
+        // SIGUSR1 (10 on Linux): Open MPI's mpirun passes it on to every process, where it would end a
+        // job on SIGTERM, and Slurm sends it ahead of a time limit with --signal=USR1@SECONDS.
+        if (OperatingSystem.IsLinux()) Register((System.Runtime.InteropServices.PosixSignal)10, 10, "SIGUSR1");
     }
 
     public CancellationToken Token => _cts.Token;

@@ -16,6 +16,9 @@ public abstract class VerbBase : IVerb
     /// <summary>Set by Program before Run.</summary>
     internal ILoggerFactory Loggers { get; set; } = NullLoggerFactory.Instance;
 
+    /// <summary>The arguments as typed after the program name (verb included), set by Program: what `train --nproc` passes on to mpirun.</summary>
+    internal IReadOnlyList<string> Arguments { get; set; } = Array.Empty<string>();
+
     /// <summary>Switches given as false (by long name, e.g. "freeze-bn"), set by Program: they turn off a true from a config file or a checkpoint's record.</summary>
     internal IReadOnlySet<string> SwitchedOff { get; set; } = new HashSet<string>();
 

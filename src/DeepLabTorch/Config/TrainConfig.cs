@@ -15,6 +15,11 @@ public sealed record TrainConfig
     public int? NumClasses { get; init; }
     public bool FreezeBn { get; init; }
     public bool SyncBn { get; init; }
+    /// <summary>
+    /// The ASPP and decoder dropout (0.5, 0.5, 0.1) while training. Config only: false makes a step a
+    /// function of the batch alone, for exact comparisons (one process against several).
+    /// </summary>
+    public bool Dropout { get; init; } = true;
 
     // Data
     public string Dataset { get; init; } = "pascal";

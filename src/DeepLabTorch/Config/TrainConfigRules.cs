@@ -17,7 +17,8 @@ public static class TrainConfigRules
     public static double DefaultLr(string dataset) => 0.007;
 
     /// <summary>Returns the config with every auto value decided; throws UserException on a bad value or combination.</summary>
-    public static TrainConfig Resolve(TrainConfig c)
+    /// <param name="processes">Data-parallel processes: the default lr follows the global batch, processes × --batch-size.</param>
+    public static TrainConfig Resolve(TrainConfig c, int processes = 1)
     {
         OneOf("backbone", c.Backbone, Backbones);
         OneOf("dataset", c.Dataset, DatasetNames);
@@ -67,7 +68,7 @@ public static class TrainConfigRules
         return c with
         {
             Epochs = epochs,
-            Lr = c.Lr ?? DefaultLr(c.Dataset) / 4 * c.BatchSize,
+            Lr = c.Lr ?? DefaultLr(c.Dataset) / 4 * c.BatchSize * Math.Max(1, processes),
             TestBatchSize = c.TestBatchSize ?? 1,
             Checkname = checkname,
             Output = c.Output ?? Path.Combine("checkpoints", $"{c.Dataset}-{c.Backbone}-{checkname}"),

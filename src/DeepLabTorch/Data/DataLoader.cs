@@ -21,18 +21,44 @@ public sealed class DataLoader : IDisposable
     private readonly List<string> _badSamples = new();
     private bool _disposed;
 
-    public DataLoader(ISegmentationDataset ds, DataOptions o, bool train, int batchSize)
+    /// <param name="shard">
+    /// Training on several processes: this process's share of each epoch. The epoch's shuffled order
+    /// is cut into global batches of batchSize × shard.Count, and process k takes the k-th run of
+    /// batchSize samples of each, so the processes together see exactly the batches one process with
+    /// the global batch size would, and a resumed epoch continues at the same global batch.
+    /// </param>
+    public DataLoader(ISegmentationDataset ds, DataOptions o, bool train, int batchSize, DataShard? shard = null)
     {
         o.Validate();
         if (batchSize < 1) throw new UserException($"batch size must be at least 1, got {batchSize}");
+        var sh = shard ?? new DataShard(0, 1);
+        if (sh.Count < 1 || sh.Index < 0 || sh.Index >= sh.Count) throw new ArgumentOutOfRangeException(nameof(shard), sh, "shard index must be in [0, count)");
+        if (!train && sh.Count > 1) throw new ArgumentException("evaluation shards by data set (ShardedDataset), not by loader", nameof(shard));
         _ds = ds;
         _o = o;
         _train = train;
         _batchSize = batchSize;
+        _shard = sh;
         if (ds.Count == 0) throw new UserException($"{ds.Name} has no images");
-        if (train && ds.Count < batchSize)
-            throw new UserException($"{ds.Name} has {ds.Count} images, fewer than one batch of {batchSize}: lower --batch-size or add data");
-        BatchesPerEpoch = train ? ds.Count / batchSize : (ds.Count + batchSize - 1) / batchSize;
+        var global = batchSize * sh.Count;
+        if (train && ds.Count < global)
+            throw new UserException(sh.Count == 1
+                ? $"{ds.Name} has {ds.Count} images, fewer than one batch of {batchSize}: lower --batch-size or add data"
+                : $"{ds.Name} has {ds.Count} images, fewer than one global batch of {global} ({sh.Count} processes × --batch-size {batchSize}): lower --batch-size or add data");
+        BatchesPerEpoch = train ? ds.Count / global : (ds.Count + batchSize - 1) / batchSize;
+    }
+
+    private readonly DataShard _shard;
+
+    /// <summary>The dataset indices this process trains on in an epoch, batch after batch.</summary>
+    internal int[] TrainOrder(int epoch)
+    {
+        var all = SampleRandom.Permutation(_ds.Count, _o.Seed, epoch);
+        if (_shard.Count == 1) return all;
+        var mine = new int[BatchesPerEpoch * _batchSize];
+        for (int b = 0; b < BatchesPerEpoch; b++)
+            Array.Copy(all, ((long)b * _shard.Count + _shard.Index) * _batchSize, mine, (long)b * _batchSize, _batchSize);
+        return mine;
     }
 
     public int BatchesPerEpoch { get; }
@@ -115,7 +141,7 @@ public sealed class DataLoader : IDisposable
             _l = l;
             _epoch = epoch;
             _ct = ct;
-            _order = l._train ? SampleRandom.Permutation(l._ds.Count, l._o.Seed, epoch) : Enumerable.Range(0, l._ds.Count).ToArray();
+            _order = l._train ? l.TrainOrder(epoch) : Enumerable.Range(0, l._ds.Count).ToArray();
             _total = l._train ? l.BatchesPerEpoch * l._batchSize : l._ds.Count;
             int workers = Math.Max(1, l._o.Workers);
             _window = Math.Max(l._o.Prefetch, (2 * workers + l._batchSize - 1) / l._batchSize);
@@ -328,4 +354,41 @@ public sealed class DataLoader : IDisposable
             }
         }
     }
+}
+
+/// <summary>Process Index of Count in a data-parallel run.</summary>
+public readonly record struct DataShard(int Index, int Count);
+
+/// <summary>
+/// A contiguous block of another data set: process k of n evaluates the k-th of n nearly equal
+/// blocks of the first `limit` images, so the blocks together are the split (or its first --max-val-images).
+/// </summary>
+public sealed class ShardedDataset : ISegmentationDataset
+{
+    private readonly ISegmentationDataset _inner;
+    private readonly int _start;
+
+    private ShardedDataset(ISegmentationDataset inner, int start, int count)
+    {
+        _inner = inner;
+        _start = start;
+        Count = count;
+    }
+
+    public static ISegmentationDataset Block(ISegmentationDataset inner, int index, int count, int? limit = null)
+    {
+        if (count < 1 || index < 0 || index >= count) throw new ArgumentOutOfRangeException(nameof(index), index, $"shard index must be in [0, {count})");
+        var n = Math.Min(inner.Count, limit ?? int.MaxValue);
+        if (count == 1 && n == inner.Count) return inner;
+        var start = (int)((long)n * index / count);
+        var end = (int)((long)n * (index + 1) / count);
+        return new ShardedDataset(inner, start, end - start);
+    }
+
+    public string Name => _inner.Name;
+    public int Count { get; }
+    public IReadOnlyList<string> ClassNames => _inner.ClassNames;
+    public int NumClasses => _inner.NumClasses;
+    public int IgnoreIndex => _inner.IgnoreIndex;
+    public SegmentationSample Load(int index) => _inner.Load(_start + index);
 }

@@ -26,6 +26,11 @@ public sealed record EvalOptions
     public Action<string, byte[], int, int>? OnPrediction { get; init; }
     /// <summary>Called after each batch with (images done, images total).</summary>
     public Action<int, int>? OnProgress { get; init; }
+    /// <summary>
+    /// Data-parallel evaluation: called once at the end with the confusion matrix's counts followed by
+    /// the number of images, to sum them over the processes in place before the metrics are computed.
+    /// </summary>
+    public Action<long[]>? SumCounts { get; init; }
 }
 
 /// <summary>
@@ -87,7 +92,25 @@ public static class SegmentationEvaluator
         {
             model.train(wasTraining);
         }
-        return new EvalResult(cm.Compute(classNames), done, clock.Elapsed.TotalSeconds, samples);
+        return Result(cm.Counts(), done, numClasses, classNames, options, clock.Elapsed.TotalSeconds, samples);
+    }
+
+    /// <summary>The result of a process that has no images to evaluate (its block of the split is empty): it still takes part in SumCounts.</summary>
+    public static EvalResult Nothing(int numClasses, IReadOnlyList<string> classNames, EvalOptions options) =>
+        Result(new long[numClasses * numClasses], 0, numClasses, classNames, options, 0, Array.Empty<EvalSample>());
+
+    private static EvalResult Result(long[] counts, int images, int numClasses, IReadOnlyList<string> classNames, EvalOptions options, double seconds, IReadOnlyList<EvalSample> samples)
+    {
+        if (options.SumCounts is { } sum)
+        {
+            var all = new long[counts.Length + 1];
+            counts.CopyTo(all, 0);
+            all[^1] = images;
+            sum(all);
+            counts = all[..^1];
+            images = (int)all[^1];
+        }
+        return new EvalResult(SegmentationMetrics.FromCounts(counts, numClasses, classNames), images, seconds, samples);
     }
 
     /// <summary>Logits [N,C,H,W] at the input size, averaged over scales and flip (TestTimeAugmentation).</summary>

@@ -49,6 +49,12 @@ public sealed class BatchNorm2d : TorchSharp.Modules.BatchNorm
         Folded = true;
     }
 
+    /// <summary>
+    /// With --sync-bn on several processes: the group whose global batch this layer normalises over
+    /// while training (Distributed/SyncBatchNorm). Null: the local batch, as TorchSharp's BatchNorm2d.
+    /// </summary>
+    public Distributed.ProcessGroup? SyncGroup { get; set; }
+
     public override Tensor forward(Tensor input)
     {
         ValidateInputDimensions(input);
@@ -64,6 +70,8 @@ public sealed class BatchNorm2d : TorchSharp.Modules.BatchNorm
             num_batches_tracked.add_(One, One);
             if (momentum is null) factor = 1.0 / num_batches_tracked.item<long>();
         }
+        if (training && SyncGroup is { IsDistributed: true } group)
+            return Distributed.SyncBatchNormFunction.apply(input, weight!, bias!, new Distributed.SyncBatchNormArgs(group, running_mean, running_var, factor, eps));
         bool useBatchStats = training || (running_mean is null && running_var is null);
         bool passStats = !training || track_running_stats;
         return F.batch_norm(input, passStats ? running_mean : null, passStats ? running_var : null, weight, bias, useBatchStats, factor, eps);

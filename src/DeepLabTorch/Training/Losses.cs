@@ -8,6 +8,8 @@ namespace DeepLabTorch.Training;
 /// Segmentation losses with the reference's normalisation: the cross-entropy is averaged over the
 /// non-ignored pixels (weighted by class weights when given) and then, with batchAverage (the
 /// reference's default), divided once more by the batch size N.
+/// Data-parallel training divides by the global batch (processes × N), so that the averaged
+/// gradients of P processes with batch N are those of one process with batch P × N.
 /// Every Scalar is a named local disposed at the end of its method: TorchSharp's implicit Scalar
 /// temporaries can be finalized during the native call when the loader's threads trigger a collection.
 /// </summary>
@@ -16,9 +18,9 @@ public static class Losses
     public static readonly string[] Types = { "ce", "focal", "dice" };
 
     /// <summary>logits [N,C,H,W], target [N,H,W] int64 with ignoreIndex marking void.</summary>
-    public static Tensor CrossEntropy(Tensor logits, Tensor target, Tensor? weight = null, long ignoreIndex = 255, bool batchAverage = true)
+    public static Tensor CrossEntropy(Tensor logits, Tensor target, Tensor? weight = null, long ignoreIndex = 255, bool batchAverage = true, int processes = 1)
     {
-        var n = logits.size(0);
+        var n = logits.size(0) * processes;
         using var scope = NewDisposeScope();
         var loss = nn.functional.cross_entropy(logits, target, weight, ignoreIndex);
         using var batch = ((double)n).ToScalar();
@@ -32,9 +34,9 @@ public static class Losses
     /// With perPixel the modulation is applied to every pixel's CE before averaging (Lin et al.).
     /// </summary>
     public static Tensor Focal(Tensor logits, Tensor target, Tensor? weight = null, long ignoreIndex = 255, double gamma = 2, double alpha = 0.5,
-        bool batchAverage = true, bool perPixel = false)
+        bool batchAverage = true, bool perPixel = false, int processes = 1)
     {
-        var n = logits.size(0);
+        var n = logits.size(0) * processes;
         using var scope = NewDisposeScope();
         using Scalar one = 1.0.ToScalar(), zero = 0.0.ToScalar(), g = gamma.ToScalar(), a = alpha.ToScalar(), ignore = ignoreIndex.ToScalar(), batch = ((double)n).ToScalar();
         Tensor loss;
@@ -79,11 +81,11 @@ public static class Losses
         return loss.MoveToOuterDisposeScope();
     }
 
-    /// <summary>The loss function for a --loss-type name.</summary>
-    public static Func<Tensor, Tensor, Tensor> Build(string type, Tensor? weight, long ignoreIndex = 255, bool batchAverage = true) => type switch
+    /// <summary>The loss function for a --loss-type name; processes: data-parallel processes (the batch average is over the global batch).</summary>
+    public static Func<Tensor, Tensor, Tensor> Build(string type, Tensor? weight, long ignoreIndex = 255, bool batchAverage = true, int processes = 1) => type switch
     {
-        "ce" => (x, y) => CrossEntropy(x, y, weight, ignoreIndex, batchAverage),
-        "focal" => (x, y) => Focal(x, y, weight, ignoreIndex, 2, 0.5, batchAverage),
+        "ce" => (x, y) => CrossEntropy(x, y, weight, ignoreIndex, batchAverage, processes),
+        "focal" => (x, y) => Focal(x, y, weight, ignoreIndex, 2, 0.5, batchAverage, processes: processes),
         "dice" => (x, y) => Dice(x, y, ignoreIndex),
         _ => throw new UserException($"unknown loss type '{type}' (expected ce, focal or dice)"),
     };

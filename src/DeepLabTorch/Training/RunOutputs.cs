@@ -19,20 +19,23 @@ internal sealed class RunProgress
     public int BestEpoch { get; set; } = -1;
     public long ImagesSeen { get; set; }
     public double TrainSeconds { get; set; }
+    /// <summary>On several processes: the mean over the ranks of TrainSeconds at the last step (what --time-budget reads there).</summary>
+    public double AgreedSeconds { get; set; }
     public bool Interrupted { get; set; }
     public List<double> EpochLosses { get; } = new();
 }
 
 /// <summary>
 /// Everything a run writes into its folder: metrics.jsonl, TensorBoard events, the last, best and
-/// periodic checkpoints, and report.html (with the curves it draws).
+/// periodic checkpoints, and report.html (with the curves it draws). On several processes only rank 0
+/// writes; the others keep the same state (LastMetrics) and write nothing.
 /// </summary>
 internal sealed class RunOutputs : IDisposable
 {
     private readonly TrainingSession _s;
     private readonly RunProgress _p;
-    private readonly MetricsLog _metrics;
-    private readonly TensorBoardWriter _tb;
+    private readonly MetricsLog? _metrics;
+    private readonly TensorBoardWriter? _tb;
     private readonly List<(long, double)> _lossCurve = new();
     private readonly List<(int, double)> _miouCurve = new();
     private IReadOnlyList<EvalSample> _lastSamples = Array.Empty<EvalSample>();
@@ -43,10 +46,12 @@ internal sealed class RunOutputs : IDisposable
         _s = session;
         _p = progress;
         var dir = session.OutputDir;
-        _metrics = new MetricsLog(Path.Combine(dir, "metrics.jsonl"), append: session.Config.Resume is not null);
-        _tb = new TensorBoardWriter(Path.Combine(dir, "tb"));
         LastPath = Path.Combine(dir, "last.safetensors");
         BestPath = Path.Combine(dir, "best.safetensors");
+        Writes = session.Parallel.Group.IsRoot;
+        if (!Writes) return;
+        _metrics = new MetricsLog(Path.Combine(dir, "metrics.jsonl"), append: session.Config.Resume is not null);
+        _tb = new TensorBoardWriter(Path.Combine(dir, "tb"));
         if (session.Config.Resume is { } resume && !session.Config.Ft) LoadHistory(resume, session.Start.Step, session.Start.Epoch);
     }
 
@@ -79,6 +84,8 @@ internal sealed class RunOutputs : IDisposable
         }
     }
 
+    /// <summary>False on the ranks other than 0 of a data-parallel run.</summary>
+    public bool Writes { get; }
     public string LastPath { get; }
     public string BestPath { get; }
     public string ReportPath => Path.Combine(_s.OutputDir, "report.html");
@@ -86,17 +93,18 @@ internal sealed class RunOutputs : IDisposable
 
     public void Iteration(int epoch, int batch, double lr, double loss, double runningMeanLoss, double imagesPerSecond)
     {
+        if (!Writes) return;
         // Epochs count from 1 in every output, as on the console.
-        _metrics.Iteration(epoch + 1, batch, _p.Step, lr, loss, imagesPerSecond);
-        _tb.AddScalar("train/total_loss_iter", loss, _p.Step);
+        _metrics!.Iteration(epoch + 1, batch, _p.Step, lr, loss, imagesPerSecond);
+        _tb!.AddScalar("train/total_loss_iter", loss, _p.Step);
         _tb.AddScalar("train/lr", lr, _p.Step);
         _lossCurve.Add((_p.Step, loss));
     }
 
-    public void EpochLoss(int epoch, double meanLoss) => _tb.AddScalar("train/total_loss_epoch", meanLoss, epoch + 1);
+    public void EpochLoss(int epoch, double meanLoss) => _tb?.AddScalar("train/total_loss_epoch", meanLoss, epoch + 1);
 
     public void Error(string message) =>
-        _metrics.Record("error", new Dictionary<string, object?> { ["message"] = message, ["step"] = _p.Step + 1 });
+        _metrics?.Record("error", new Dictionary<string, object?> { ["message"] = message, ["step"] = _p.Step + 1 });
 
     public void Evaluation(int epoch, EvalResult r)
     {
@@ -105,8 +113,9 @@ internal sealed class RunOutputs : IDisposable
         _lastSamples = r.Samples;
         _lastMetricsEpoch = epoch + 1;
         _miouCurve.Add((epoch + 1, m.MeanIoU));
-        _metrics.Evaluation(epoch + 1, _p.Step, m, r.Seconds, r.Images);
-        _tb.AddScalar("val/mIoU", m.MeanIoU, epoch + 1);
+        if (!Writes) return;
+        _metrics!.Evaluation(epoch + 1, _p.Step, m, r.Seconds, r.Images);
+        _tb!.AddScalar("val/mIoU", m.MeanIoU, epoch + 1);
         _tb.AddScalar("val/Acc", m.PixelAccuracy, epoch + 1);
         _tb.AddScalar("val/Acc_class", m.MeanClassAccuracy, epoch + 1);
         _tb.AddScalar("val/fwIoU", m.FrequencyWeightedIoU, epoch + 1);
@@ -123,11 +132,15 @@ internal sealed class RunOutputs : IDisposable
     /// <summary>--keep N: a numbered checkpoint of a finished epoch, and the older ones pruned. Returns the files removed.</summary>
     public IReadOnlyList<string> SavePeriodic(int keep)
     {
+        if (!Writes) return Array.Empty<string>();
         Save(CheckpointFiles.Periodic(_s.OutputDir, _p.Completed));
         return CheckpointFiles.Prune(_s.OutputDir, keep).ToList();
     }
 
-    private void Save(string path) => CheckpointStore.Save(path, _s.Model, _s.Optimizer, Info());
+    private void Save(string path)
+    {
+        if (Writes) CheckpointStore.Save(path, _s.Model, _s.Optimizer, Info());
+    }
 
     private CheckpointInfo Info()
     {
@@ -143,6 +156,8 @@ internal sealed class RunOutputs : IDisposable
             Scheduler = new Dictionary<string, double>
             {
                 ["base_lr"] = _s.Scheduler.BaseLr, ["epochs"] = _s.Epochs, ["iters_per_epoch"] = _s.ItersPerEpoch, ["step"] = _p.Step,
+                // The global batch is processes × batch size: a mid-epoch resume continues at the same global batch only with as many.
+                ["processes"] = _s.Parallel.Size,
             },
             Rng = new CheckpointRng { DataSeed = c.Seed, AugmentationSeed = c.Seed },
         };
@@ -151,13 +166,14 @@ internal sealed class RunOutputs : IDisposable
     /// <summary>Flushes TensorBoard and rewrites report.html from what the run has done so far.</summary>
     public void WriteReport()
     {
-        _tb.Flush();
+        if (!Writes) return;
+        _tb!.Flush();
         var c = _s.Config;
         var summary = new List<(string, string)>
         {
             ("model", $"DeepLabV3+ {c.Backbone}, output stride {c.OutStride}, {_s.NumClasses} classes"),
             ("data", $"{c.Dataset} {c.TrainSplit} ({_s.TrainSet.Count} images) / {c.ValSplit}"),
-            ("recipe", Inv($"{c.LossType} loss, SGD lr {c.Lr} ({c.LrScheduler}), momentum {c.Momentum}, weight decay {c.WeightDecay}, batch {c.BatchSize}, crop {c.CropSize}")),
+            ("recipe", Inv($"{c.LossType} loss, SGD lr {c.Lr} ({c.LrScheduler}), momentum {c.Momentum}, weight decay {c.WeightDecay}, batch {(_s.Parallel.IsDistributed ? $"{_s.Parallel.Size} processes × {c.BatchSize}" : c.BatchSize)}{(c.SyncBn && _s.Parallel.IsDistributed ? " (synchronised BatchNorm)" : "")}, crop {c.CropSize}")),
             ("progress", $"{_p.Completed}/{_s.Epochs} epochs, {_p.Step} iterations"),
             ("best mIoU", double.IsNaN(_p.Best) ? "n/a" : Inv($"{100 * _p.Best:0.00}% (epoch {_p.BestEpoch + 1})")),
         };
@@ -167,7 +183,7 @@ internal sealed class RunOutputs : IDisposable
     }
 
     /// <summary>The summary record in metrics.jsonl.</summary>
-    public void Summary(TrainSummary r) => _metrics.Record("summary", new Dictionary<string, object?>
+    public void Summary(TrainSummary r) => _metrics?.Record("summary", new Dictionary<string, object?>
     {
         ["best_miou"] = r.BestMIoU, ["best_epoch"] = r.BestEpoch, ["epochs_completed"] = r.EpochsCompleted, ["iterations"] = r.Iterations,
         ["wall_seconds"] = r.WallSeconds, ["images_per_sec"] = r.ImagesPerSecond, ["first_epoch_loss"] = r.FirstEpochLoss,
@@ -179,7 +195,7 @@ internal sealed class RunOutputs : IDisposable
 
     public void Dispose()
     {
-        _tb.Dispose();
-        _metrics.Dispose();
+        _tb?.Dispose();
+        _metrics?.Dispose();
     }
 }

@@ -3,6 +3,7 @@ using System.Globalization;
 using DeepLabTorch.Checkpoints;
 using DeepLabTorch.Config;
 using DeepLabTorch.Data;
+using DeepLabTorch.Distributed;
 using DeepLabTorch.Evaluation;
 using DeepLabTorch.Models;
 using DeepLabTorch.Reporting;
@@ -58,15 +59,21 @@ public sealed class Trainer
     private readonly ILoggerFactory _loggers;
     private readonly TextWriter _bars;
     private readonly bool _tty;
+    private readonly ProcessGroup _group;
     private Microsoft.Extensions.Logging.ILogger _log;
 
     /// <param name="config">A config already passed through TrainConfigRules.Resolve.</param>
     /// <param name="loggers">Where messages go (category DeepLabTorch.Training); the run adds train.log in its folder.</param>
     /// <param name="progress">Where progress bars are drawn; they are drawn only when it is a terminal.</param>
     /// <param name="terminal">Whether progress is a terminal (default: it is stdout and stdout is a terminal).</param>
-    public Trainer(TrainConfig config, ILoggerFactory loggers, TextWriter? progress = null, bool? terminal = null)
+    /// <param name="group">
+    /// The processes training together (Distributed.Launcher.Join); default: this one alone. Rank 0
+    /// writes the run's files; the others should be given loggers that show warnings only, and no progress.
+    /// </param>
+    public Trainer(TrainConfig config, ILoggerFactory loggers, TextWriter? progress = null, bool? terminal = null, ProcessGroup? group = null)
     {
-        _c = config.Epochs is null || config.Lr is null || config.Output is null ? TrainConfigRules.Resolve(config) : config;
+        _group = group ?? ProcessGroup.Single;
+        _c = config.Epochs is null || config.Lr is null || config.Output is null ? TrainConfigRules.Resolve(config, _group.Size) : config;
         _loggers = loggers;
         _log = loggers.CreateLogger(LogCategories.Training);
         _tty = progress is not null && (terminal ?? (ReferenceEquals(progress, Console.Out) && ProgressBar.StdoutIsTerminal));
@@ -84,10 +91,10 @@ public sealed class Trainer
     public TrainSummary Run(CancellationToken ct = default)
     {
         var wall = Stopwatch.StartNew();
-        using var s = TrainingSession.Open(_c, Log, ct);
-        // The run folder exists now: from here every message also goes to its train.log.
-        using var runLoggers = new RunLoggerFactory(_loggers, Path.Combine(s.OutputDir, "train.log"));
-        _log = runLoggers.CreateLogger(LogCategories.Training);
+        using var s = TrainingSession.Open(_c, Log, ct, _group);
+        // The run folder exists now: from here every message also goes to its train.log (rank 0's).
+        using var runLoggers = _group.IsRoot ? new RunLoggerFactory(_loggers, Path.Combine(s.OutputDir, "train.log")) : null;
+        _log = (runLoggers ?? _loggers).CreateLogger(LogCategories.Training);
         // Debug: train.log keeps it, the console (Information by default) does not repeat config.json.
         _log.Detail("resolved config: " + ConfigLoader.ToJson(_c));
         var p = new RunProgress
@@ -107,7 +114,7 @@ public sealed class Trainer
         catch (Exception e)
         {
             // The caller reports the error on the console; train.log keeps why the run stopped.
-            runLoggers.CreateFileLogger(LogCategories.Training).LogError(e, "training stopped: {Text}", e.Message);
+            runLoggers?.CreateFileLogger(LogCategories.Training).LogError(e, "training stopped: {Text}", e.Message);
             throw;
         }
         if (o.LastMetrics is not null) Log(o.LastMetrics.FormatTable());
@@ -125,15 +132,19 @@ public sealed class Trainer
         var clock = Stopwatch.StartNew();
         long images = 0;
         var done = firstBatch; // batches of this epoch behind us (trained, or dropped by --skip-bad)
-        bool stoppedEarly = false, hitLimit = false;
+        bool stoppedEarly = false, hitLimit = false, stop = false;
         var maxIters = c.MaxIters ?? long.MaxValue;
+        var parallel = s.Parallel;
+        // On several processes a stop (signal, time budget) must happen at the same step everywhere, so
+        // it is decided from the values the ranks agree on after each step, never inside the loader.
+        var loaderToken = parallel.IsDistributed ? CancellationToken.None : ct;
         s.Model.train();
         try
         {
-            foreach (var batch in s.TrainLoader.Epoch(epoch, ct, firstBatch))
+            foreach (var batch in s.TrainLoader.Epoch(epoch, loaderToken, firstBatch))
             {
                 var i = batch.Index;
-                var spent = p.TrainSeconds + clock.Elapsed.TotalSeconds;
+                var spent = parallel.IsDistributed ? p.AgreedSeconds : p.TrainSeconds + clock.Elapsed.TotalSeconds;
                 if (c.TimeBudget is { } budget && spent >= budget)
                 {
                     batch.Dispose();
@@ -146,19 +157,24 @@ public sealed class Trainer
                     var lr = c.TimeBudget is { } b
                         ? s.Scheduler.Set(s.Optimizer, s.Scheduler.LearningRateAtProgress(spent / b, epoch, p.Step))
                         : s.Scheduler.Apply(s.Optimizer, epoch, i);
-                    var value = Step(s, batch, p, epoch, i);
+                    parallel.BeforeStep(p.Step);
+                    var local = Step(s, batch, p, epoch, i);
+                    var agreed = parallel.Agree(local, batch.Size, ct.IsCancellationRequested, p.TrainSeconds + clock.Elapsed.TotalSeconds);
+                    p.AgreedSeconds = agreed.Seconds;
+                    stop = agreed.Stop || (!parallel.IsDistributed && ct.IsCancellationRequested);
+                    var value = agreed.MeanLoss;
                     lossSum += value;
                     lossCount++;
-                    images += batch.Size;
-                    p.ImagesSeen += batch.Size;
+                    images += agreed.Images;
+                    p.ImagesSeen += agreed.Images;
                     var ips = images / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
-                    if (p.Step % c.LogInterval == 0 || i == s.ItersPerEpoch - 1 || p.Step >= maxIters || ct.IsCancellationRequested)
+                    if (p.Step % c.LogInterval == 0 || i == s.ItersPerEpoch - 1 || p.Step >= maxIters || stop)
                         o.Iteration(epoch, i, lr, value, lossSum / lossCount, ips);
                     bar.Update(i + 1, lossSum / lossCount, lr, ips);
                 }
                 done = i + 1;
                 if (p.Step >= maxIters) { hitLimit = stoppedEarly = true; break; }
-                if (ct.IsCancellationRequested) { p.Interrupted = stoppedEarly = true; break; }
+                if (stop) { p.Interrupted = stoppedEarly = true; break; }
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -188,6 +204,7 @@ public sealed class Trainer
         var value = loss.item<float>();
         if (!float.IsFinite(value)) throw new NonFiniteLossException(value, p.Step + 1, epoch + 1, i + 1);
         loss.backward();
+        s.Parallel.AfterBackward();
         s.Optimizer.step();
         p.Step++;
         return value;
@@ -212,8 +229,16 @@ public sealed class Trainer
         Log(Inv($"epoch {epoch + 1}/{s.Epochs}{(finished ? "" : $" (stopped after {e.Done} of {s.ItersPerEpoch} batches)")}: mean loss {e.MeanLoss:0.0000}, {e.Images / Math.Max(1e-9, e.Seconds):0.0} img/s, {e.Seconds:0.0} s"));
 
         var last = p.Completed == s.Epochs || e.HitLimit;
-        if (s.ValLoader is not null && (epoch % c.EvalInterval == c.EvalInterval - 1 || last) && !Evaluate(s, o, p, epoch, ct))
+        if (s.ValSet is not null && (epoch % c.EvalInterval == c.EvalInterval - 1 || last) && !Evaluate(s, o, p, epoch, ct))
             return true;
+        // On several processes a signal during evaluation is acted on here, by every rank together.
+        if (s.Parallel.IsDistributed && s.Parallel.AnyStops(ct.IsCancellationRequested))
+        {
+            Log($"interrupted after epoch {epoch + 1}; saving {o.LastPath}");
+            o.SaveLast();
+            p.Interrupted = true;
+            return true;
+        }
         o.SaveLast();
         if (c.Keep > 0 && finished)
             foreach (var gone in o.SavePeriodic(c.Keep)) Log($"--keep {c.Keep}: removed {gone}");
@@ -229,18 +254,24 @@ public sealed class Trainer
     /// <summary>Evaluates on the val split and keeps the best checkpoint. Returns false when cancelled (the last checkpoint is saved).</summary>
     private bool Evaluate(TrainingSession s, RunOutputs o, RunProgress p, int epoch, CancellationToken ct)
     {
-        var total = Math.Min(s.ValSet!.Count, _c.MaxValImages ?? int.MaxValue);
+        // This process's block of the split (all of it on one process); the counts are summed over the processes.
+        var total = s.ValBlock!.Count;
         var bar = new ProgressBar(_bars, _tty, "  val", total);
         EvalResult r;
         try
         {
-            r = SegmentationEvaluator.Run(s.Model, s.ValLoader!, s.ValSet.Count, s.NumClasses, s.ClassNames, s.Device, new EvalOptions
+            var options = new EvalOptions
             {
-                KeepSamples = _c.VisImages,
-                MaxImages = _c.MaxValImages,
+                KeepSamples = s.Parallel.Group.IsRoot ? _c.VisImages : 0,
                 AlignCorners = s.Model.Config.AlignCorners,
                 OnProgress = (d, t) => bar.Update(d, double.NaN, 0, d / Math.Max(1e-9, bar.Elapsed.TotalSeconds)),
-            }, ct);
+                SumCounts = s.Parallel.IsDistributed ? s.Parallel.SumCounts : null,
+            };
+            // On several processes evaluation runs to its end (a signal is acted on after it, by all ranks together).
+            var evalToken = s.Parallel.IsDistributed ? CancellationToken.None : ct;
+            r = s.ValLoader is null
+                ? SegmentationEvaluator.Nothing(s.NumClasses, s.ClassNames, options)
+                : SegmentationEvaluator.Run(s.Model, s.ValLoader, total, s.NumClasses, s.ClassNames, s.Device, options, evalToken);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {

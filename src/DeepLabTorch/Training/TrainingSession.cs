@@ -2,6 +2,7 @@ using System.Globalization;
 using DeepLabTorch.Checkpoints;
 using DeepLabTorch.Config;
 using DeepLabTorch.Data;
+using DeepLabTorch.Distributed;
 using DeepLabTorch.Models;
 using DeepLabTorch.Runtime;
 using TorchSharp;
@@ -19,8 +20,9 @@ namespace DeepLabTorch.Training;
 internal sealed class TrainingSession : IDisposable
 {
     private TrainingSession(TrainConfig config, Device device, ISegmentationDataset trainSet, ISegmentationDataset? valSet,
-        DataLoader trainLoader, DataLoader? valLoader, int numClasses, string[] classNames)
+        DataLoader trainLoader, DataLoader? valLoader, int numClasses, string[] classNames, DataParallel parallel)
     {
+        Parallel = parallel;
         Config = config;
         Device = device;
         TrainSet = trainSet;
@@ -36,7 +38,12 @@ internal sealed class TrainingSession : IDisposable
     public ISegmentationDataset TrainSet { get; }
     public ISegmentationDataset? ValSet { get; }
     public DataLoader TrainLoader { get; }
+    /// <summary>This process's block of the validation split (all of it on one process; null when the block is empty).</summary>
     public DataLoader? ValLoader { get; }
+    /// <summary>The images of the validation split this process evaluates (--max-val-images applied).</summary>
+    public ISegmentationDataset? ValBlock { get; private init; }
+    /// <summary>The processes of the run (one, unless started by mpirun or srun) and the collectives between them.</summary>
+    public DataParallel Parallel { get; }
     public int NumClasses { get; }
     public string[] ClassNames { get; }
     public DeepLabV3Plus Model { get; private set; } = null!;
@@ -50,18 +57,21 @@ internal sealed class TrainingSession : IDisposable
     public (int Epoch, int Batch, double Best, int BestEpoch, long Step) Start { get; private set; }
     private Tensor? _classWeights;
 
-    public static TrainingSession Open(TrainConfig c, Action<string> log, CancellationToken ct)
+    /// <param name="group">The processes of the run; rank 0 alone checks and writes the run folder.</param>
+    public static TrainingSession Open(TrainConfig c, Action<string> log, CancellationToken ct, ProcessGroup? group = null)
     {
-        RunFolder.Check(c);
-        var device = Engine.ResolveDevice(c.Device, c.NoCuda, c.GpuIds);
-        Engine.SetThreads(c.Threads);
+        group ??= ProcessGroup.Single;
+        if (group.IsRoot) RunFolder.Check(c);
+        var device = ResolveDevice(c, group);
+        // Processes that share a machine share its cores: by default each takes its part.
+        Engine.SetThreads(c.Threads ?? (group.LocalSize > 1 ? Math.Max(1, Environment.ProcessorCount / group.LocalSize) : null));
         manual_seed(c.Seed);
         log($"train: {c.Backbone} OS{c.OutStride} on {c.Dataset} ({device}, {get_num_threads()} threads); output {c.Output}");
-        if (c.SyncBn) log("note: --sync-bn has no effect: this trainer runs one process on one device");
+        if (c.SyncBn && !group.IsDistributed) log("note: --sync-bn has no effect on one process (it synchronises BatchNorm across the processes of mpirun or srun)");
 
         var dataOptions = TrainConfigRules.ToDataOptions(c);
-        var trainSet = Datasets.Open(dataOptions, c.TrainSplit);
-        var valSet = c.NoVal ? null : Datasets.Open(dataOptions, c.ValSplit);
+        // Rank 0 first: opening the synthetic set generates it on first use.
+        var (trainSet, valSet) = group.RootFirst(() => (Datasets.Open(dataOptions, c.TrainSplit), c.NoVal ? null : Datasets.Open(dataOptions, c.ValSplit)));
         var numClasses = c.NumClasses ?? trainSet.NumClasses;
         if (numClasses < trainSet.NumClasses)
             throw new UserException($"--num-classes {numClasses} is fewer than the {trainSet.NumClasses} classes of {trainSet.Name} (its labels go up to {trainSet.NumClasses - 1}); " +
@@ -69,21 +79,29 @@ internal sealed class TrainingSession : IDisposable
         var classNames = trainSet.ClassNames.Count == numClasses ? trainSet.ClassNames.ToArray()
             : Enumerable.Range(0, numClasses).Select(i => $"class {i}").ToArray();
         if (c.LossType == "dice" && numClasses != 2) throw new UserException($"--loss-type dice is for binary segmentation; {trainSet.Name} has {numClasses} classes");
-        if (c.BatchSize < 2 && !c.FreezeBn)
-            throw new UserException("--batch-size 1 cannot train BatchNorm (it needs at least 2 images per batch); use a larger batch or --freeze-bn");
-        var trainLoader = new DataLoader(trainSet, dataOptions, train: true, c.BatchSize);
-        var valLoader = valSet is null ? null : new DataLoader(valSet, dataOptions, train: false, c.TestBatchSize ?? 1);
-        var session = new TrainingSession(c, device, trainSet, valSet, trainLoader, valLoader, numClasses, classNames);
+        if (c.BatchSize * (c.SyncBn ? group.Size : 1) < 2 && !c.FreezeBn)
+            throw new UserException("--batch-size 1 cannot train BatchNorm (it needs at least 2 images per batch); use a larger batch or --freeze-bn" +
+                (group.IsDistributed ? ", or --sync-bn, which normalises over the batches of all processes" : ""));
+        var trainLoader = new DataLoader(trainSet, dataOptions, train: true, c.BatchSize, new DataShard(group.Rank, group.Size));
+        // Evaluation is sharded by blocks of the split; the confusion matrices are summed afterwards.
+        var valBlock = valSet is null ? null : ShardedDataset.Block(valSet, group.Rank, group.Size, c.MaxValImages);
+        // A process whose block is empty (fewer images than processes) evaluates nothing but still sums its zero counts.
+        var valLoader = valBlock is null || valBlock.Count == 0 && group.IsDistributed ? null : new DataLoader(valBlock, dataOptions, train: false, c.TestBatchSize ?? 1);
+        var session = new TrainingSession(c, device, trainSet, valSet, trainLoader, valLoader, numClasses, classNames, new DataParallel(group)) { ValBlock = valBlock };
         try
         {
-            log($"data: {trainSet.Name} {trainSet.Count} training images ({session.ItersPerEpoch} batches of {c.BatchSize}), " +
+            var batches = group.IsDistributed ? $"{session.ItersPerEpoch} global batches of {group.Size} × {c.BatchSize}" : $"{session.ItersPerEpoch} batches of {c.BatchSize}";
+            log($"data: {trainSet.Name} {trainSet.Count} training images ({batches}), " +
                 (valSet is null ? "no validation" : $"{valSet.Count} validation images") + $", {numClasses} classes");
             session.SetUpModel(log);
-            // Cleared only now: a start that fails on its data or weights leaves the old run as it was.
-            if (c.Overwrite && !RunFolder.Continues(c) && RunFolder.Clear(c.Output!) is { Count: > 0 } removed)
-                log($"--overwrite: removed {string.Join(", ", removed)} from {c.Output}");
-            Directory.CreateDirectory(c.Output!);
-            ConfigLoader.Save(c, Path.Combine(c.Output!, "config.json"));
+            if (group.IsRoot)
+            {
+                // Cleared only now: a start that fails on its data or weights leaves the old run as it was.
+                if (c.Overwrite && !RunFolder.Continues(c) && RunFolder.Clear(c.Output!) is { Count: > 0 } removed)
+                    log($"--overwrite: removed {string.Join(", ", removed)} from {c.Output}");
+                Directory.CreateDirectory(c.Output!);
+                ConfigLoader.Save(c, Path.Combine(c.Output!, "config.json"));
+            }
             session.SetUpLoss(log, ct);
             return session;
         }
@@ -101,6 +119,8 @@ internal sealed class TrainingSession : IDisposable
         if (c.Resume is { } rs && !File.Exists(rs)) throw new UserException($"--resume: no checkpoint found at '{rs}'");
         Model = c.InitWeights is { } init ? InitFrom(init, log) : ModelFactory.Create(new ModelConfig(c.Backbone, c.OutStride, NumClasses));
         Model.FreezeBatchNorm = c.FreezeBn;
+        if (!c.Dropout)
+            foreach (var m in Model.modules().OfType<TorchSharp.Modules.Dropout>()) m.p = 0;
         Model.to(Device);
         Optimizer = SgdFactory.Create(Model, c.Lr!.Value, c.Momentum, c.WeightDecay, c.Nesterov, c.HeadLrMultiplier);
         Start = (c.StartEpoch, 0, double.NaN, -1, 0);
@@ -110,6 +130,23 @@ internal sealed class TrainingSession : IDisposable
             if (Start.Batch >= ItersPerEpoch) Start = Start with { Epoch = Start.Epoch + 1, Batch = 0 };
             if (Start.Batch > 0) log($"resume: continuing epoch {Start.Epoch + 1} at batch {Start.Batch + 1} of {ItersPerEpoch}");
         }
+        if (Device.type == DeviceType.CUDA && Parallel.IsDistributed) Parallel.Group.UseCuda(Device.index);
+        Parallel.Attach(Model, c.SyncBn, c.Seed, log);
+    }
+
+    /// <summary>
+    /// The device; on several processes with CUDA, each process on a machine takes its own GPU from
+    /// --gpu-ids (by its rank on the machine), unless --device names one.
+    /// </summary>
+    private static Device ResolveDevice(TrainConfig c, ProcessGroup group)
+    {
+        var device = Engine.ResolveDevice(c.Device, c.NoCuda, c.GpuIds);
+        if (device.type != DeviceType.CUDA || !group.IsDistributed || c.Device is { } d && d.Contains(':')) return device;
+        var ids = c.GpuIds.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .Select(i => int.Parse(i, CultureInfo.InvariantCulture)).ToArray();
+        if (ids.Length < group.LocalSize)
+            throw new UserException($"{group.LocalSize} processes on this machine need one GPU each, but --gpu-ids lists {ids.Length} ({c.GpuIds})");
+        return new Device(DeviceType.CUDA, ids[group.LocalRank]);
     }
 
     private void SetUpLoss(Action<string> log, CancellationToken ct)
@@ -119,11 +156,11 @@ internal sealed class TrainingSession : IDisposable
         {
             var cacheDir = c.DataRoot ?? (c.Dataset == "synthetic" ? Datasets.DefaultSyntheticRoot : OutputDir);
             var cache = Path.Combine(cacheDir, $"{c.Dataset}_{c.TrainSplit}{(c.UseSbd ? "+sbd" : "")}_classes_weights.json");
-            var w = ClassWeights.LoadOrCompute(TrainSet, NumClasses, cache, log, ct);
+            var w = Parallel.Group.RootFirst(() => ClassWeights.LoadOrCompute(TrainSet, NumClasses, cache, log, ct));
             _classWeights = tensor(w.Select(x => (float)x).ToArray()).to(Device).DetachFromDisposeScope();
             log("class weights: " + string.Join(" ", w.Select(x => x.ToString("0.00", CultureInfo.InvariantCulture))));
         }
-        Criterion = Losses.Build(c.LossType, _classWeights, 255, c.BatchAverage);
+        Criterion = Losses.Build(c.LossType, _classWeights, 255, c.BatchAverage, Parallel.Size);
         Scheduler = new LrScheduler(c.LrScheduler, c.Lr!.Value, Epochs, ItersPerEpoch, c.LrStep, c.WarmupIters, 0.9, c.HeadLrMultiplier);
     }
 
@@ -158,6 +195,10 @@ internal sealed class TrainingSession : IDisposable
             return (0, 0, double.NaN, -1, 0);
         }
         var loaded = CheckpointStore.Load(path, Model, Optimizer);
+        var wrote = loaded.Scheduler is { } sched && sched.TryGetValue("processes", out var np) ? (int)np : 1;
+        if (loaded.EpochIteration > 0 && wrote != Parallel.Size)
+            log($"resume: {path} was written by {wrote} process(es) and this run has {Parallel.Size}: the rest of epoch {loaded.Epoch + 1} " +
+                "is cut into other global batches than an uninterrupted run's (later epochs are unaffected)");
         var bestText = double.IsNaN(loaded.BestMIoU) ? "n/a" : (100 * loaded.BestMIoU).ToString("0.00", CultureInfo.InvariantCulture) + "%";
         log($"resume: {path} after epoch {loaded.Epoch} (iteration {loaded.Iteration}, best mIoU {bestText})");
         return (loaded.Epoch, loaded.EpochIteration, loaded.BestMIoU, double.IsNaN(loaded.BestMIoU) ? -1 : loaded.Epoch - 1, loaded.Iteration);
@@ -166,6 +207,7 @@ internal sealed class TrainingSession : IDisposable
     public void Dispose()
     {
         _classWeights?.Dispose();
+        Parallel.Dispose();
         Optimizer?.Dispose();
         Model?.Dispose();
         ValLoader?.Dispose();
