@@ -124,6 +124,10 @@ public static class StrictArguments
         return map;
     }
 
-    private static int ValueSlots(Type verb) =>
-        verb.GetProperties(BindingFlags.Public | BindingFlags.Instance).Count(p => p.GetCustomAttribute<ValueAttribute>() is not null);
+    /// <summary>How many words the verb's positional values take: one each, or any number once one is a sequence (bench's key=value settings).</summary>
+    private static int ValueSlots(Type verb)
+    {
+        var values = verb.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.GetCustomAttribute<ValueAttribute>() is not null).ToList();
+        return values.Any(p => p.PropertyType != typeof(string) && typeof(IEnumerable).IsAssignableFrom(p.PropertyType)) ? int.MaxValue : values.Count;
+    }
 }

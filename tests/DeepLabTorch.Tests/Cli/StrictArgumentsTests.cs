@@ -47,6 +47,15 @@ public sealed class StrictArgumentsTests : IDisposable
         Assert.Contains("'extra'", line);
     }
 
+    [Fact]
+    public void BenchTakesEverySetting()
+    {
+        // bench's settings are one positional sequence: every key=value word belongs to it (scripts/bench.sh passes several).
+        var r = Run("bench", "model", "forward_size=65", "nonsense_key=1");
+        Assert.Equal(2, r.Code);
+        Assert.Contains("unknown setting 'nonsense_key'", r.Stderr);
+    }
+
     [Theory]
     [InlineData("--lr")]
     [InlineData("--lr", "--epochs", "2")]
