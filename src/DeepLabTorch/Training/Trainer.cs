@@ -183,8 +183,9 @@ public sealed class Trainer
         var images = batch.Images.to(s.Device);
         var masks = batch.Masks.to(s.Device);
         s.Optimizer.zero_grad();
-        var output = s.Model.call(images);
-        var loss = s.Criterion(output, masks);
+        // --precision bf16: a bfloat16 (channels-last) batch through float32 master weights, the loss on float32 logits.
+        var output = s.Model.call(s.Precision.Input(images));
+        var loss = s.Criterion(MixedPrecision.Logits(output), masks);
         var value = loss.item<float>();
         if (!float.IsFinite(value)) throw new NonFiniteLossException(value, p.Step + 1, epoch + 1, i + 1);
         loss.backward();
