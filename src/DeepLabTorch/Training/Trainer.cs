@@ -27,7 +27,8 @@ public sealed record TrainSummary(
     string OutputDir,
     string LastCheckpoint,
     string? BestCheckpoint,
-    bool Interrupted);
+    bool Interrupted,
+    double DataWaitSeconds = 0);
 
 /// <summary>A NaN or infinite loss: training stops before the update that would spoil the weights.</summary>
 public sealed class NonFiniteLossException : Exception
@@ -79,7 +80,8 @@ public sealed class Trainer
     private void Log(string s) => _log.Info(s);
 
     /// <summary>What one pass over the training batches did.</summary>
-    private readonly record struct EpochOutcome(int Done, bool StoppedEarly, bool HitLimit, double MeanLoss, long Images, double Seconds);
+    private readonly record struct EpochOutcome(int Done, bool StoppedEarly, bool HitLimit, double MeanLoss, long Images, double Seconds,
+        double DataWaitSeconds = 0, int Steps = 0);
 
     public TrainSummary Run(CancellationToken ct = default)
     {
@@ -127,11 +129,17 @@ public sealed class Trainer
         var done = firstBatch; // batches of this epoch behind us (trained, or dropped by --skip-bad)
         bool stoppedEarly = false, hitLimit = false;
         var maxIters = c.MaxIters ?? long.MaxValue;
+        // How long the loop waits for the next batch: the loader's workers prefetch while a step runs, so
+        // after the first batch this should be close to nothing.
+        var waitClock = Stopwatch.StartNew();
+        double waited = 0;
         s.Model.train();
         try
         {
             foreach (var batch in s.TrainLoader.Epoch(epoch, ct, firstBatch))
             {
+                var wait = waitClock.Elapsed.TotalSeconds;
+                waited += wait;
                 var i = batch.Index;
                 var spent = p.TrainSeconds + clock.Elapsed.TotalSeconds;
                 if (c.TimeBudget is { } budget && spent >= budget)
@@ -153,10 +161,11 @@ public sealed class Trainer
                     p.ImagesSeen += batch.Size;
                     var ips = images / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
                     if (p.Step % c.LogInterval == 0 || i == s.ItersPerEpoch - 1 || p.Step >= maxIters || ct.IsCancellationRequested)
-                        o.Iteration(epoch, i, lr, value, lossSum / lossCount, ips);
+                        o.Iteration(epoch, i, lr, value, lossSum / lossCount, ips, 1000 * wait);
                     bar.Update(i + 1, lossSum / lossCount, lr, ips);
                 }
                 done = i + 1;
+                waitClock.Restart();
                 if (p.Step >= maxIters) { hitLimit = stoppedEarly = true; break; }
                 if (ct.IsCancellationRequested) { p.Interrupted = stoppedEarly = true; break; }
             }
@@ -173,7 +182,9 @@ public sealed class Trainer
         }
         bar.Finish();
         p.TrainSeconds += clock.Elapsed.TotalSeconds;
-        return new EpochOutcome(done, stoppedEarly, hitLimit, lossCount > 0 ? lossSum / lossCount : double.NaN, images, clock.Elapsed.TotalSeconds);
+        p.DataWaitSeconds += waited;
+        return new EpochOutcome(done, stoppedEarly, hitLimit, lossCount > 0 ? lossSum / lossCount : double.NaN, images, clock.Elapsed.TotalSeconds,
+            waited, lossCount);
     }
 
     /// <summary>Forward, loss, backward and SGD step on one batch, inside a dispose scope; returns the loss.</summary>
@@ -210,7 +221,8 @@ public sealed class Trainer
             o.SaveLast();
             return true;
         }
-        Log(Inv($"epoch {epoch + 1}/{s.Epochs}{(finished ? "" : $" (stopped after {e.Done} of {s.ItersPerEpoch} batches)")}: mean loss {e.MeanLoss:0.0000}, {e.Images / Math.Max(1e-9, e.Seconds):0.0} img/s, {e.Seconds:0.0} s"));
+        Log(Inv($"epoch {epoch + 1}/{s.Epochs}{(finished ? "" : $" (stopped after {e.Done} of {s.ItersPerEpoch} batches)")}: mean loss {e.MeanLoss:0.0000}, {e.Images / Math.Max(1e-9, e.Seconds):0.0} img/s, {e.Seconds:0.0} s") +
+            Inv($"; waited {e.DataWaitSeconds:0.00} s for data ({1000 * e.DataWaitSeconds / Math.Max(1, e.Steps):0.0} ms/step)"));
 
         var last = p.Completed == s.Epochs || e.HitLimit;
         if (s.ValLoader is not null && (epoch % c.EvalInterval == c.EvalInterval - 1 || last) && !Evaluate(s, o, p, epoch, ct))
@@ -271,13 +283,13 @@ public sealed class Trainer
         var ipsAll = p.ImagesSeen / Math.Max(1e-9, p.TrainSeconds);
         var result = new TrainSummary(p.Best, p.BestEpoch, p.Completed, p.Step, wallSeconds, ipsAll,
             p.EpochLosses.Count > 0 ? p.EpochLosses[0] : double.NaN, p.EpochLosses.Count > 0 ? p.EpochLosses[^1] : double.NaN,
-            s.OutputDir, o.LastPath, p.BestEpoch >= 0 && File.Exists(o.BestPath) ? o.BestPath : null, p.Interrupted);
+            s.OutputDir, o.LastPath, p.BestEpoch >= 0 && File.Exists(o.BestPath) ? o.BestPath : null, p.Interrupted, p.DataWaitSeconds);
         o.Summary(result);
         Log("");
         Log(p.Interrupted ? "run interrupted — summary so far:" : "run finished — summary:");
         Log(Inv($"  best mIoU      {(double.IsNaN(p.Best) ? "n/a (no validation)" : $"{100 * p.Best:0.00}% at epoch {p.BestEpoch + 1}")}"));
         Log(Inv($"  epochs         {p.Completed}/{s.Epochs} ({p.Step} iterations)"));
-        Log(Inv($"  wall time      {ProgressBar.Duration(result.WallSeconds)} ({ipsAll:0.0} training images/s)"));
+        Log(Inv($"  wall time      {ProgressBar.Duration(result.WallSeconds)} ({ipsAll:0.0} training images/s; {p.DataWaitSeconds:0.0} s of {p.TrainSeconds:0.0} s waiting for data)"));
         Log($"  checkpoint     {result.BestCheckpoint ?? o.LastPath}" + (result.BestCheckpoint is not null ? $" (last: {o.LastPath})" : ""));
         Log($"  report         {o.ReportPath}");
         return result;
