@@ -66,6 +66,7 @@ public static class ModelBenchmark
         model.train();
         var steps = new List<double>();
         var phases = new[] { new List<double>(), new List<double>(), new List<double>() }; // forward+loss, backward, optimizer
+        var lossReads = new List<double>(); // the trainer's per-step loss.item (its non-finite check), in µs
         using (var opt = Training.SgdFactory.Create(model, 0.007, momentum: 0.9, weightDecay: 5e-4))
         using (var x0 = randn(o.TrainBatch, 3, o.TrainSize, o.TrainSize))
         using (var target = randint(0, o.NumClasses, new long[] { o.TrainBatch, o.TrainSize, o.TrainSize }))
@@ -79,7 +80,10 @@ public static class ModelBenchmark
                     // As Trainer.Step: the batch converted inside the step, the loss on float32 logits.
                     var y = model.forward(mp.Input(x0));
                     var loss = F.cross_entropy(Training.MixedPrecision.Logits(y), target, ignore_index: 255);
+                    var r0 = sw.Elapsed.TotalMilliseconds;
+                    if (!float.IsFinite(loss.item<float>())) throw new InvalidOperationException("non-finite loss");
                     t1 = sw.Elapsed.TotalMilliseconds;
+                    if (i >= o.Warmup) lossReads.Add(1000 * (t1 - r0));
                     if (o.GradToNone) model.zero_grad(set_to_none: true);
                     else opt.zero_grad();
                     loss.backward();
@@ -118,6 +122,7 @@ public static class ModelBenchmark
                 ["backward"] = Math.Round(Median(phases[1]), 1),
                 ["optimizer"] = Math.Round(Median(phases[2]), 1),
             },
+            ["loss_read_us_median"] = Math.Round(Median(lossReads), 1),
             ["peak_rss_mb"] = PeakRssMb(),
         };
     }
