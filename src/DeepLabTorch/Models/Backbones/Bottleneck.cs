@@ -36,12 +36,12 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        var out_ = conv1.forward(x).Then(bn1.forward).relu_()
-            .Then(conv2.forward).Then(bn2.forward).relu_()
-            .Then(conv3.forward).Then(bn3.forward);
+        var out_ = conv1.Run(x).Then(bn1.forward).relu_()
+            .Then(conv2.Run).Then(bn2.forward).relu_()
+            .Then(conv3.Run).Then(bn3.forward);
         if (downsample is not null)
         {
-            using var r = downsample.forward(x);
+            using var r = downsample.Run(x);
             out_.PlusInPlace(r);
         }
         else

@@ -59,11 +59,11 @@ public sealed class InvertedResidual : nn.Module<Tensor, Tensor>
         if (_padInput)
         {
             using var padded = Layers.PadFixed(x, 3, _dilation);
-            y = conv.forward(padded);
+            y = conv.Run(padded);
         }
         else
         {
-            y = conv.forward(x);
+            y = conv.Run(x);
         }
         // y is a fresh BatchNorm output that autograd does not keep, so the shortcut can add in place.
         if (_residual) y.PlusInPlace(x);

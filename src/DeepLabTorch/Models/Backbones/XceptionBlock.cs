@@ -54,10 +54,10 @@ public sealed class XceptionBlock : nn.Module<Tensor, Tensor>
     /// </summary>
     public override Tensor forward(Tensor input)
     {
-        var x = rep.forward(input);
+        var x = rep.Run(input);
         if (skip is not null && skipbn is not null)
         {
-            using var s = skip.forward(input);
+            using var s = skip.Run(input);
             using var sb = skipbn.forward(s);
             x.PlusInPlace(sb);
         }
