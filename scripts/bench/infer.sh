@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Inference latency and throughput: DeepLabV3+ MobileNetV2 OS16, 21 classes, eval + inference mode,
 # batch 1 at SIZE² and batch BATCH at SIZE², C# vs PyTorch (same threads, same run).
-# Usage: scripts/bench.sh infer [SIZE] [BATCH] [ITERS_B1] [ITERS_BATCH] [THREADS] [PRECISION] [FOLD_BN]
+# Usage: scripts/bench.sh infer [SIZE] [BATCH] [ITERS_B1] [ITERS_BATCH] [THREADS] [PRECISION] [FOLD_BN] [BACKBONE] [ENGINE]
 # PRECISION float32 (default) or bf16 (ours with --precision bf16; PyTorch is then also timed with its
 # own levers, channels_last + bf16 autocast, as "python_levers"). FOLD_BN true or false: our BatchNorms folded into
-# the convs or not (default: folded, as predict does).
+# the convs or not (default: folded, as predict does). BACKBONE mobilenet (default), xception or resnet.
+# ENGINE torch (default) or onnx: ours is then the exported model in ONNX Runtime (float32).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 size="${1:-513}"; batch="${2:-8}"; iters1="${3:-10}"; itersb="${4:-3}"; threads="${5:-2}"; precision="${6:-float32}"; foldbn="${7:-}"
+backbone="${8:-mobilenet}"; engine="${9:-torch}"
 ours=$(dotnet "$root/src/DeepLabTorch.Cli/bin/Release/net10.0/deeplab.dll" bench infer \
-  "size=$size" "batch=$batch" "iters_b1=$iters1" "iters_batch=$itersb" "precision=$precision" ${foldbn:+"fold_bn=$foldbn"} --threads "$threads")
-python=$(/usr/bin/python3 "$root/scripts/bench/infer_reference.py" "$size" "$batch" "$iters1" "$itersb" "$threads")
+  "size=$size" "batch=$batch" "iters_b1=$iters1" "iters_batch=$itersb" "precision=$precision" ${foldbn:+"fold_bn=$foldbn"} "backbone=$backbone" "engine=$engine" --threads "$threads")
+python=$(/usr/bin/python3 "$root/scripts/bench/infer_reference.py" "$size" "$batch" "$iters1" "$itersb" "$threads" "$backbone")
 levers="{}"
 if [ "$precision" = bf16 ]; then
-  levers=$(/usr/bin/python3 "$root/scripts/bench/infer_reference.py" "$size" "$batch" "$iters1" "$itersb" "$threads" mobilenet 16 levers)
+  levers=$(/usr/bin/python3 "$root/scripts/bench/infer_reference.py" "$size" "$batch" "$iters1" "$itersb" "$threads" "$backbone" 16 levers)
 fi
 /usr/bin/python3 - "$ours" "$python" "$levers" <<'PY'
 import json, sys
@@ -22,7 +24,7 @@ ratio = lambda other, k: round(ours[k] / other[k], 3)
 keys = ("b1_latency_ms_median", "batch_ms_median", "batch_images_per_s")
 out = {
     "benchmark": "infer",
-    "model": "deeplabv3plus-mobilenet-os16-21",
+    "model": "deeplabv3plus-%s-os16-21" % ours["backbone"],
     "csharp": ours,
     "python": py,
     "ratio_csharp_over_python": {k: ratio(py, k) for k in keys},

@@ -4,11 +4,14 @@
 # DeepLabTorch.Models.ModelBenchmark) vs the PyTorch reference (tests/reference/model_bench.py),
 # each backbone in its own process, both at the same thread count; prints one JSON document.
 # Usage: scripts/bench.sh model [backbones=mobilenet,xception,resnet] [threads=2] [forward_runs=5]
-#        [train_steps=3] [warmup=1] [channels_last=true|false] [os=16]
+#        [train_steps=3] [warmup=1] [channels_last=true|false] [os=16] [precision=float32|bf16]
+#        [grad_to_none=true|false] [flush_denormal=true|false]
+# Denormals are flushed on both sides unless flush_denormal=false (random weights push eval-mode
+# activations into them). precision=bf16 is our mixed precision against PyTorch's CPU autocast.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 backbones="mobilenet,xception,resnet"
-settings=("threads=2")
+settings=("threads=2" "flush_denormal=true")
 for a in "$@"; do
   case "$a" in
     backbones=*) backbones="${a#backbones=}" ;;

@@ -4,6 +4,10 @@ with the same protocol as DeepLabTorch.Models.ModelBenchmark. Prints one JSON ob
 
 model_bench.py [backbone=mobilenet] [os=16] [threads=2] [forward_runs=5] [train_steps=3]
                [forward_size=513] [train_batch=4] [train_size=321] [warmup=1] [channels_last=false]
+               [flush_denormal=false] [precision=float32|bf16] [grad_to_none=false]
+precision=bf16 runs forward and train step under torch.autocast("cpu", dtype=torch.bfloat16), the loss on
+float32 logits. PyTorch 1.13 has no bfloat16 backward for ReLU6 (hardtanh) on the CPU, so there ReLU6 becomes
+clamp(0, 6): the same function, whose backward exists.
 """
 import json
 import os
@@ -19,6 +23,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model_deeplab import DeepLab  # noqa: E402
 
 
+class Clamp06(torch.nn.Module):
+    def forward(self, x):
+        return x.clamp(0, 6)
+
+
+def relu6_to_clamp(net):
+    for name, child in net.named_children():
+        if isinstance(child, torch.nn.ReLU6):
+            setattr(net, name, Clamp06())
+        else:
+            relu6_to_clamp(child)
+
+
 def main():
     kv = dict(a.split("=", 1) for a in sys.argv[1:])
     backbone = kv.get("backbone", "mobilenet")
@@ -27,13 +44,18 @@ def main():
     runs, steps, warmup = int(kv.get("forward_runs", 5)), int(kv.get("train_steps", 3)), int(kv.get("warmup", 1))
     fsize, tbatch, tsize = int(kv.get("forward_size", 513)), int(kv.get("train_batch", 4)), int(kv.get("train_size", 321))
     channels_last = kv.get("channels_last", "false") == "true"
+    bf16 = kv.get("precision", "float32") == "bf16"
+    to_none = kv.get("grad_to_none", "false") == "true"
+    flushed = False
     if kv.get("flush_denormal", "false") == "true":
         # As the scaling benchmark's C# side does: random eval-mode weights sink activations into denormals.
-        torch.set_flush_denormal(True)
+        flushed = torch.set_flush_denormal(True)
     classes = 21
     torch.set_num_threads(threads)
     torch.manual_seed(1)
     model = DeepLab(backbone, os_, classes)
+    if bf16:
+        relu6_to_clamp(model)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -41,7 +63,7 @@ def main():
     model.eval()
     forward = []
     x = torch.randn(1, 3, fsize, fsize).contiguous(memory_format=fmt)
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         for i in range(warmup + runs):
             t = time.perf_counter()
             model(x)
@@ -55,9 +77,11 @@ def main():
     train, phases = [], {"forward_loss": [], "backward": [], "optimizer": []}
     for i in range(warmup + steps):
         t = time.perf_counter()
-        loss = F.cross_entropy(model(x), target, ignore_index=255)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            y = model(x)
+        loss = F.cross_entropy(y.float(), target, ignore_index=255)
         t1 = time.perf_counter()
-        opt.zero_grad()
+        opt.zero_grad(set_to_none=to_none)
         loss.backward()
         t2 = time.perf_counter()
         opt.step()
@@ -69,6 +93,7 @@ def main():
 
     print(json.dumps({
         "backbone": backbone, "output_stride": os_, "threads": torch.get_num_threads(), "channels_last": channels_last,
+        "precision": "bf16 (autocast)" if bf16 else "float32", "grad_to_none": to_none, "flush_denormal": flushed,
         "forward_input": "1x3x%dx%d" % (fsize, fsize),
         "forward_ms_median": round(statistics.median(forward), 1), "forward_ms_min": round(min(forward), 1),
         "train_input": "%dx3x%dx%d" % (tbatch, tsize, tsize),

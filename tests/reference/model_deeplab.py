@@ -17,6 +17,10 @@ Usage (golden files for the C# tests):
 writes DIR/index.json and DIR/data.bin: raw little-endian tensors listed in order with name, dtype,
 shape and byte offset. Names: "state/<key>" (every state_dict entry, aliases included), "input",
 "logits"; train mode adds "target", "loss" and "after/<key>" (state after one SGD step).
+--mode grads (mixed-precision golden, issue 15) writes "state/<key>", "input", "target", the gradients of
+one cross-entropy step with BatchNorm on its running statistics and dropout off in float64, float32 and
+under PyTorch's CPU autocast to bfloat16 ("grad64/", "grad32/", "gradbf16/<parameter>"), and the
+BatchNorm running statistics after one train-mode (batch statistics) forward in float64 ("bn64/<key>").
 """
 import argparse
 import json
@@ -336,6 +340,83 @@ class Writer:
             json.dump({"meta": meta, "entries": self.entries}, f)
 
 
+class ExactReLU6(nn.Module):
+    """ReLU6 computed in float32 and cast back: the same values as a bfloat16 ReLU6 (min/max round nothing).
+    PyTorch 1.13 has no bfloat16 backward for hardtanh on the CPU, so autocast training needs it."""
+
+    def forward(self, x):
+        return F.relu6(x.float()).to(x.dtype)
+
+
+def grads_golden(model, x, a, w, meta):
+    import copy
+    torch.manual_seed(a.seed + 1)
+    target = torch.randint(0, a.classes, (a.batch, a.height, a.width))
+    target[torch.rand(target.shape) < 0.1] = 255
+    w.add("target", target)
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = 0.0
+
+    def frozen(net):
+        net.train()
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+        return net
+
+    def step(net, dtype, autocast):
+        net.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            y = net(x.to(dtype))
+        loss = F.cross_entropy(y.to(dtype), target, ignore_index=255)
+        loss.backward()
+        return float(loss), {n: p.grad.detach().clone() for n, p in net.named_parameters()}
+
+    def relu6_to_exact(net):
+        for name, child in net.named_children():
+            if isinstance(child, nn.ReLU6):
+                setattr(net, name, ExactReLU6())
+            else:
+                relu6_to_exact(child)
+        return net
+
+    net64 = frozen(copy.deepcopy(model).double())
+    loss64, g64 = step(net64, torch.float64, False)
+    loss32, g32 = step(frozen(copy.deepcopy(model)), torch.float32, False)
+    lossbf, gbf = step(frozen(relu6_to_exact(copy.deepcopy(model))), torch.float32, True)
+    flat = lambda g: torch.cat([v.double().flatten() for v in g.values()])
+    ref = flat(g64)
+    err = lambda g: float((flat(g) - ref).norm() / ref.norm())
+    for prefix, g in (("grad64/", g64), ("grad32/", g32), ("gradbf16/", gbf)):
+        for k, v in g.items():
+            w.add(prefix + k, v)
+    # One train-mode forward (batch statistics): the running statistics it leaves, in float64 (written) and
+    # under autocast (compared here). From fresh statistics and momentum 0.1 they hold 0.1·mean and
+    # 0.9 + 0.1·variance of each channel's batch; the errors are the worst over the backbone's layers, the mean
+    # in units of the layer's RMS standard deviation, the variance relative to the layer's mean variance.
+    def running(net, dtype, autocast):
+        net.train()
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            net(x.to(dtype))
+        return {k: v.double() for k, v in net.state_dict().items() if "running_" in k}
+
+    bn64 = running(copy.deepcopy(model).double(), torch.float64, False)
+    bnbf = running(relu6_to_exact(copy.deepcopy(model)), torch.float32, True)
+    for k, v in bn64.items():
+        w.add("bn64/" + k, v)
+    mean_err = var_err = 0.0
+    for k in bn64:
+        if k.startswith("backbone.features.") and k.endswith(".running_mean"):
+            vk = k[:-len("mean")] + "var"
+            batch_var = ((bn64[vk] - 0.9) / 0.1).mean()
+            mean_err = max(mean_err, float((bnbf[k] - bn64[k]).abs().max() / 0.1 / batch_var.sqrt()))
+            var_err = max(var_err, float((bnbf[vk] - bn64[vk]).abs().max() / 0.1 / batch_var))
+    meta.update(loss64=loss64, loss32=loss32, loss_autocast_bf16=lossbf, grad_rel_err_float32=err(g32), grad_rel_err_autocast_bf16=err(gbf),
+                bn_mean_err_autocast_bf16=mean_err, bn_var_err_autocast_bf16=var_err,
+                batchnorm="running statistics (eval) for the gradients", ignore_index=255)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--backbone", default="mobilenet", choices=["mobilenet", "xception", "resnet"])
@@ -344,7 +425,7 @@ def main():
     ap.add_argument("--height", type=int, default=65)
     ap.add_argument("--width", type=int, default=97)
     ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--mode", default="eval", choices=["eval", "train", "keys"])
+    ap.add_argument("--mode", default="eval", choices=["eval", "train", "keys", "grads"])
     ap.add_argument("--no-align-corners", action="store_true")
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=1)
@@ -361,7 +442,11 @@ def main():
         return
     if not a.out:
         ap.error("--out is required")
-    randomize(model, torch.randn(2, 3, a.height, a.width))
+    # The gradient golden keeps the constructor's initialisation and fresh BatchNorm statistics: randomised
+    # statistics make the deep network so sensitive that even float32 gradients stray ~1% from float64,
+    # and bfloat16 ones by more than their own size.
+    if a.mode != "grads":
+        randomize(model, torch.randn(2, 3, a.height, a.width))
     w = Writer(a.out)
     for k, v in model.state_dict().items():
         w.add("state/" + k, v)
@@ -369,7 +454,9 @@ def main():
     w.add("input", x)
     meta = {"backbone": a.backbone, "output_stride": a.os, "classes": a.classes, "align_corners": not a.no_align_corners,
             "mode": a.mode, "torch": torch.__version__}
-    if a.mode == "eval":
+    if a.mode == "grads":
+        grads_golden(model, x, a, w, meta)
+    elif a.mode == "eval":
         model.eval()
         with torch.no_grad():
             y = model(x)

@@ -16,7 +16,9 @@ namespace DeepLabTorch.Cli.Bench;
 public sealed class InferBenchmark : IBenchmark
 {
     public string Name => "infer";
-    public string Description => "inference latency at batch 1 and throughput at batch N (size=513 batch=8 iters_b1=10 iters_batch=3 backbone=mobilenet os=16 device=cpu flush_denormal=true channels_last=true precision=float32|bf16 fold_bn=true|false, default true as predict)";
+    public string Description => "inference latency at batch 1 and throughput at batch N (size=513 batch=8 iters_b1=10 iters_batch=3 backbone=mobilenet os=16 device=cpu flush_denormal=true channels_last=true precision=float32|bf16 fold_bn=true|false, default true as predict; " +
+        "engine=torch|onnx: onnx exports the model and runs it in ONNX Runtime, tuned by ort_threads=N ort_opt=basic|extended|all ort_mode=sequential|parallel " +
+        "ort_mem_pattern=true|false ort_spinning=true|false)";
 
     public JsonObject Run(IReadOnlyDictionary<string, string> args)
     {
@@ -37,9 +39,28 @@ public sealed class InferBenchmark : IBenchmark
         bool channelsLast = device.type == DeviceType.CPU && (!args.TryGetValue("channels_last", out var cl) || cl != "false");
         var precision = PrecisionNames.Parse(args.TryGetValue("precision", out var pr) ? pr : "float32");
         bool foldArg = !args.TryGetValue("fold_bn", out var fb) || fb != "false";
-        ModelLoader.PrepareForInference(model, device, channelsLast, precision, foldArg);
-        bool foldBn = !BatchNormFolding.HasActiveBatchNorm(model);
-        var predictor = new Predictor(model, new PredictOptions(), device);
+        var engineName = args.GetValueOrDefault("engine", "torch");
+        if (engineName is not ("torch" or "onnx")) throw new UserException($"bench infer: engine must be torch or onnx, got '{engineName}'");
+        OnnxLogitsEngine? onnx = null;
+        string? onnxPath = null;
+        JsonObject? ortSettings = null;
+        if (engineName == "onnx")
+        {
+            // predict --engine onnx runs a file that deeplab export wrote: the same export (BatchNorm folded by the exporter), float32.
+            if (precision != Precision.Float32) throw new UserException("bench infer: engine=onnx runs float32 only");
+            onnxPath = Path.Combine(Path.GetTempPath(), $"deeplab-bench-{Environment.ProcessId}.onnx");
+            model.eval();
+            DeepLabTorch.Export.DeepLabOnnxExporter.Export(model, onnxPath);
+            ortSettings = new JsonObject();
+            onnx = new OnnxLogitsEngine(onnxPath, get_num_threads(), o => ortSettings = TuneOrt(o, args));
+        }
+        else
+        {
+            ModelLoader.PrepareForInference(model, device, channelsLast, precision, foldArg);
+        }
+        bool foldBn = onnx is not null || !BatchNormFolding.HasActiveBatchNorm(model);
+        using var onnxEngine = onnx;
+        var predictor = onnx is not null ? new Predictor(onnx, new PredictOptions()) : new Predictor(model, new PredictOptions(), device);
         using var x1 = randn(1, 3, size, size);
         using var xb = randn(batch, 3, size, size);
 
@@ -50,8 +71,11 @@ public sealed class InferBenchmark : IBenchmark
         using (predictor.Logits(xb)) { }
         var tb = Time(predictor, xb, itersB, device);
         double median1 = Median(t1), medianB = Median(tb);
+        if (onnxPath is not null) File.Delete(onnxPath);
         return new JsonObject
         {
+            ["engine"] = engineName == "onnx" ? "onnxruntime " + OrtVersion() : "torchsharp",
+            ["onnxruntime_settings"] = ortSettings,
             ["size"] = size,
             ["batch"] = batch,
             ["threads"] = get_num_threads(),
@@ -72,6 +96,37 @@ public sealed class InferBenchmark : IBenchmark
             ["libtorch"] = __version__,
         };
     }
+
+    /// <summary>SessionOptions from the ort_* settings; returns what was set (defaults: predict's, all optimisations, ORT's own threading).</summary>
+    private static JsonObject TuneOrt(Microsoft.ML.OnnxRuntime.SessionOptions o, IReadOnlyDictionary<string, string> args)
+    {
+        var set = new JsonObject();
+        if (args.TryGetValue("ort_threads", out var th))
+            o.IntraOpNumThreads = int.Parse(th, CultureInfo.InvariantCulture);
+        if (args.TryGetValue("ort_opt", out var opt))
+            o.GraphOptimizationLevel = opt switch
+            {
+                "none" => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
+                "basic" => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                "extended" => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                "all" => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
+                _ => throw new UserException($"bench infer: ort_opt must be none, basic, extended or all, got '{opt}'"),
+            };
+        if (args.TryGetValue("ort_mode", out var mode))
+            o.ExecutionMode = mode == "parallel" ? Microsoft.ML.OnnxRuntime.ExecutionMode.ORT_PARALLEL : Microsoft.ML.OnnxRuntime.ExecutionMode.ORT_SEQUENTIAL;
+        if (args.TryGetValue("ort_mem_pattern", out var mp)) o.EnableMemoryPattern = mp != "false";
+        // Whether idle intra-op threads spin before sleeping (ORT's default: they spin).
+        if (args.TryGetValue("ort_spinning", out var sp)) o.AddSessionConfigEntry("session.intra_op.allow_spinning", sp == "false" ? "0" : "1");
+        set["intra_op_threads"] = o.IntraOpNumThreads;
+        set["graph_optimization"] = o.GraphOptimizationLevel.ToString();
+        set["execution_mode"] = o.ExecutionMode.ToString();
+        set["memory_pattern"] = o.EnableMemoryPattern;
+        set["spinning"] = args.GetValueOrDefault("ort_spinning", "default");
+        return set;
+    }
+
+    private static string OrtVersion() =>
+        typeof(Microsoft.ML.OnnxRuntime.InferenceSession).Assembly.GetName().Version?.ToString() ?? "?";
 
     private static double[] Time(Predictor predictor, Tensor x, int iters, Device device)
     {

@@ -12,11 +12,11 @@ public sealed class ModelBench : IBenchmark
 {
     public string Name => "model";
     public string Description => "forward latency, train-step time, peak RSS (backbone=mobilenet os=16 threads=2 forward_runs=5 train_steps=3 " +
-        "forward_size=513 train_batch=4 train_size=321 warmup=1 channels_last=false)";
+        "forward_size=513 train_batch=4 train_size=321 warmup=1 channels_last=false precision=float32|bf16 grad_to_none=false flush_denormal=true)";
 
     public JsonObject Run(IReadOnlyDictionary<string, string> args)
     {
-        var known = new HashSet<string> { "backbone", "os", "threads", "forward_runs", "train_steps", "forward_size", "train_batch", "train_size", "warmup", "channels_last" };
+        var known = new HashSet<string> { "backbone", "os", "threads", "forward_runs", "train_steps", "forward_size", "train_batch", "train_size", "warmup", "channels_last", "precision", "grad_to_none", "flush_denormal" };
         foreach (var k in args.Keys)
             if (!known.Contains(k)) throw new UserException($"bench model: unknown setting '{k}' (known: {string.Join(", ", known)})");
         int Int(string key, int fallback)
@@ -40,6 +40,9 @@ public sealed class ModelBench : IBenchmark
             TrainSize = Int("train_size", 321),
             Warmup = Int("warmup", 1),
             ChannelsLast = args.GetValueOrDefault("channels_last", "false") == "true",
+            Precision = PrecisionNames.Parse(args.GetValueOrDefault("precision", "float32")),
+            GradToNone = args.GetValueOrDefault("grad_to_none", "false") == "true",
+            FlushDenormal = args.GetValueOrDefault("flush_denormal", "true") != "false",
         });
     }
 }

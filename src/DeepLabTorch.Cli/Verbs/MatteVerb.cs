@@ -94,7 +94,7 @@ public sealed class MatteVerb : ModelRunOptions
                     WriteImage(target, outp, h, w);
                     if (SaveAlpha)
                     {
-                        var a = alpha.mul(255.0).round().clamp(0, 255).to(torch.ScalarType.Byte).ToArray<byte>();
+                        var a = alpha.mul(HeldScalars.Byte255).round().clamp(HeldScalars.Zero, HeldScalars.Byte255).to(torch.ScalarType.Byte).ToArray<byte>();
                         var alphaPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(target))!, Path.GetFileNameWithoutExtension(target) + "_alpha.png");
                         ImageCodec.WriteGrayPng(alphaPath, a, h, w);
                     }

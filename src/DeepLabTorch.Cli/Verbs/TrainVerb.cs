@@ -85,6 +85,12 @@ public sealed class TrainVerb : VerbBase
     public string? Device { get; set; }
     [Option("threads", HelpText = "CPU threads for libtorch (default: all cores, shared out among the processes on one machine).")]
     public int? Threads { get; set; }
+    [Option("precision", HelpText = "float32 | bf16 (default: float32). bf16 is mixed precision: float32 master weights (updated and saved), " +
+        "bfloat16 convolutions, BatchNorm statistics and the loss in float32.")]
+    public string? Precision { get; set; }
+    [Option("channels-last", HelpText = "Store convolution weights and inputs NHWC (default: on with --precision bf16 on the CPU, off with float32; " +
+        "--channels-last false turns it off).")]
+    public bool ChannelsLast { get; set; }
     [Option("seed", HelpText = "Random seed (default: 1).")]
     public int? Seed { get; set; }
     [Option("nproc", HelpText = "Data-parallel training on N processes of this machine: runs this command under Open MPI's mpirun " +
@@ -214,6 +220,8 @@ public sealed class TrainVerb : VerbBase
             GpuIds = GpuIds ?? c.GpuIds,
             Device = Device ?? c.Device,
             Threads = Threads ?? c.Threads,
+            Precision = Precision ?? c.Precision,
+            ChannelsLast = ChannelsLast ? true : SwitchedOff.Contains("channels-last") ? false : c.ChannelsLast,
             Seed = Seed ?? c.Seed,
             Resume = Resume ?? c.Resume,
             InitWeights = InitWeights ?? c.InitWeights,

@@ -58,6 +58,10 @@ public sealed record TrainConfig
     public string GpuIds { get; init; } = "0";
     public string? Device { get; init; }
     public int? Threads { get; init; }
+    /// <summary>float32, or bf16: mixed precision (bfloat16 compute over float32 master weights, see Training.MixedPrecision).</summary>
+    public string Precision { get; init; } = "float32";
+    /// <summary>Store the convolution weights and the input channels-last (NHWC); null: on with bf16 on the CPU, off with float32.</summary>
+    public bool? ChannelsLast { get; init; }
     public int Seed { get; init; } = 1;
 
     // Run control

@@ -36,6 +36,7 @@ public static class TrainConfigRules
         if (c.Epochs is { } e) Positive("epochs", e);
         if (c.TestBatchSize is { } tb) Positive("test-batch-size", tb);
         if (c.Threads is { } th) Positive("threads", th);
+        var precision = Models.PrecisionNames.Parse(c.Precision);
         if (c.MaxIters is { } mi && mi < 1) throw new UserException($"--max-iters must be >= 1, got {mi}");
         if (c.NumClasses is { } nc && (nc < 2 || nc > 255)) throw new UserException($"--num-classes must be between 2 and 255, got {nc}");
         if (c.MaxValImages is { } mv) Positive("max-val-images", mv);
@@ -70,6 +71,7 @@ public static class TrainConfigRules
             Epochs = epochs,
             Lr = c.Lr ?? DefaultLr(c.Dataset) / 4 * c.BatchSize * Math.Max(1, processes),
             TestBatchSize = c.TestBatchSize ?? 1,
+            Precision = precision == Models.Precision.BFloat16 ? "bf16" : "float32",
             Checkname = checkname,
             Output = c.Output ?? Path.Combine("checkpoints", $"{c.Dataset}-{c.Backbone}-{checkname}"),
         };

@@ -8,8 +8,9 @@ namespace DeepLabTorch.Data;
 /// Train: a seeded shuffle per epoch, the reference augmentation, the last incomplete batch dropped.
 /// Eval: in order, full images (or the fixed center crop with ValCrop), nothing dropped.
 /// Every sample's augmentation depends only on (seed, epoch, dataset index), so any number of
-/// workers yields the same batches. Images are NCHW float32, masks NHW int64, both wrapping
-/// managed arrays without a copy.
+/// workers yields the same batches. Images are NCHW float32, masks NHW int64. Training batches are
+/// tensors that the workers write into directly (no managed buffer, no copy on the training thread);
+/// evaluation batches (full images of any size) are collated from per-sample arrays.
 /// </summary>
 public sealed class DataLoader : IDisposable
 {
@@ -109,8 +110,9 @@ public sealed class DataLoader : IDisposable
     private sealed class Slot
     {
         public int Remaining;
-        public float[]? Images;          // train: the whole batch, written in place
-        public long[]? Masks;
+        public torch.Tensor? Images;     // train: the whole batch, written in place by the workers
+        public torch.Tensor? Masks;
+        public IntPtr ImagesPtr, MasksPtr;
         public float[]?[] SampleImages = Array.Empty<float[]?>(); // eval: per sample, collated later
         public long[]?[] SampleMasks = Array.Empty<long[]?>();
         public (int H, int W)[] Sizes = Array.Empty<(int, int)>();
@@ -169,6 +171,13 @@ public sealed class DataLoader : IDisposable
             }
             foreach (var t in _threads) t.Join();
             _reg.Dispose();
+            // Batches prefetched but never handed out (an early stop) give their tensors back now.
+            foreach (var s in _slots.Values)
+            {
+                s.Images?.Dispose();
+                s.Masks?.Dispose();
+            }
+            _slots.Clear();
         }
 
         private int BatchSizeOf(int b) => Math.Min(_l._batchSize, _total - b * _l._batchSize);
@@ -181,9 +190,12 @@ public sealed class DataLoader : IDisposable
             s = new Slot { Remaining = n, Ids = new string?[n], Good = new bool[n] };
             if (_l._train)
             {
-                long px = (long)_l._o.CropSize * _l._o.CropSize;
-                s.Images = GC.AllocateUninitializedArray<float>(checked((int)(n * 3 * px)));
-                s.Masks = GC.AllocateUninitializedArray<long>(checked((int)(n * px)));
+                long crop = _l._o.CropSize;
+                checked { _ = (int)(n * 3 * crop * crop); }
+                s.Images = torch.empty(new long[] { n, 3, crop, crop }, torch.ScalarType.Float32);
+                s.Masks = torch.empty(new long[] { n, crop, crop }, torch.ScalarType.Int64);
+                s.ImagesPtr = s.Images.DataPtr();
+                s.MasksPtr = s.Masks.DataPtr();
             }
             else
             {
@@ -213,7 +225,7 @@ public sealed class DataLoader : IDisposable
             }
         }
 
-        private void Process(int i, int b, Slot slot)
+        private unsafe void Process(int i, int b, Slot slot)
         {
             int k = i - b * _l._batchSize;
             int index = _order[i];
@@ -225,8 +237,10 @@ public sealed class DataLoader : IDisposable
                 long px = (long)p.OutHeight * p.OutWidth;
                 if (_l._train)
                 {
-                    Transforms.Apply(s, p, slot.Images.AsSpan().Slice((int)(k * 3 * px), (int)(3 * px)),
-                        slot.Masks.AsSpan().Slice((int)(k * px), (int)px), _l._o.PadWithMean);
+                    // Each worker writes its own sample's part of the batch tensors; the slot keeps them alive.
+                    var image = new Span<float>((float*)slot.ImagesPtr + k * 3 * px, (int)(3 * px));
+                    var mask = new Span<long>((long*)slot.MasksPtr + k * px, (int)px);
+                    Transforms.Apply(s, p, image, mask, _l._o.PadWithMean);
                 }
                 else
                 {
@@ -284,6 +298,8 @@ public sealed class DataLoader : IDisposable
             }
             if (slot.Error is not null)
             {
+                slot.Images?.Dispose();
+                slot.Masks?.Dispose();
                 if (slot.Error is DataException or UserException) throw slot.Error;
                 throw new InvalidOperationException($"data loader worker failed: {slot.Error.Message}", slot.Error);
             }
@@ -293,28 +309,26 @@ public sealed class DataLoader : IDisposable
         private Batch? CollateTrain(Slot slot)
         {
             int n = slot.Good.Length, good = slot.Good.Count(g => g);
-            // BatchNorm cannot train on one sample: a batch skipped down to 0 or 1 is dropped.
-            if (good < Math.Min(2, n)) return null;
-            int crop = _l._o.CropSize;
-            long px = (long)crop * crop;
             var images = slot.Images!;
             var masks = slot.Masks!;
-            if (good < n)
+            // BatchNorm cannot train on one sample: a batch skipped down to 0 or 1 is dropped.
+            if (good < Math.Min(2, n))
             {
-                var ci = GC.AllocateUninitializedArray<float>((int)(good * 3 * px));
-                var cm = GC.AllocateUninitializedArray<long>((int)(good * px));
-                for (int k = 0, j = 0; k < n; k++)
-                {
-                    if (!slot.Good[k]) continue;
-                    Array.Copy(images, k * 3 * px, ci, j * 3 * px, 3 * px);
-                    Array.Copy(masks, k * px, cm, j * px, px);
-                    j++;
-                }
-                images = ci;
-                masks = cm;
+                images.Dispose();
+                masks.Dispose();
+                return null;
             }
             var ids = slot.Ids.Where((_, k) => slot.Good[k]).Select(id => id!).ToArray();
-            return MakeBatch(images, masks, good, crop, crop, ids);
+            if (good == n) return new Batch(images, masks, ids);
+            // --skip-bad dropped samples: keep the good ones (a copy, only for such a batch).
+            using (images)
+            using (masks)
+            using (var keep = torch.tensor(Enumerable.Range(0, n).Where(k => slot.Good[k]).Select(k => (long)k).ToArray()))
+            {
+                var ci = images.index_select(0, keep);
+                try { return new Batch(ci, masks.index_select(0, keep), ids); }
+                catch { ci.Dispose(); throw; }
+            }
         }
 
         private Batch? CollateEval(Slot slot, int b)

@@ -49,8 +49,8 @@ internal sealed class SyncBatchNormFunction : autograd.SingleTensorFunction<Sync
         a.Group.AllReduceSum(squares);
         var variance = squares.mul(invN);
         var mean = meanX;
-        var invstd = variance.add(eps).rsqrt().to(x.dtype);
-        var y = x.sub(mean.view(shape)).mul(invstd.mul(weight).view(shape)).add(bias.view(shape));
+        var invstd = variance.Plus(eps).rsqrt().to(x.dtype);
+        var y = x.sub(mean.view(shape)).mul(invstd.mul(weight).view(shape)).PlusInPlace(bias.view(shape));
         if (a.RunningMean is not null && a.RunningVar is not null)
         {
             using Scalar keep = (1 - a.Factor).ToScalar(), take = a.Factor.ToScalar(), unbias = (n / (n - 1)).ToScalar();

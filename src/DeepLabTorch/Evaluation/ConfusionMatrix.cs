@@ -50,7 +50,7 @@ public sealed class ConfusionMatrix : IDisposable
             throw new ArgumentException($"prediction holds a class index outside [0, {NumClasses})");
         // The binding's scalar overloads take doubles, which would promote int64 to float: multiply by an int64 tensor.
         var c = torch.tensor(new long[] { NumClasses }).to(t.device);
-        var idx = t.masked_select(valid).mul(c).add(pv);
+        var idx = t.masked_select(valid).mul(c).Plus(pv);
         var counts = idx.bincount(null, (long)NumClasses * NumClasses);
         if (_counts is null)
         {
@@ -58,7 +58,7 @@ public sealed class ConfusionMatrix : IDisposable
         }
         else
         {
-            _counts.add_(counts);
+            _counts.PlusInPlace(counts);
         }
     }
 

@@ -123,7 +123,7 @@ public static class SegmentationEvaluator
         using var scope = NewDisposeScope();
         var mean = tensor(ImageTensor.Mean, new long[] { 3, 1, 1 }).to(chw.device);
         var std = tensor(ImageTensor.Std, new long[] { 3, 1, 1 }).to(chw.device);
-        var rgb = chw.mul(std).add(mean).mul(255).round().clamp(0, 255).to(ScalarType.Byte).permute(1, 2, 0).contiguous().cpu();
+        var rgb = chw.mul(std).Plus(mean).mul(HeldScalars.Byte255).round().clamp(HeldScalars.Zero, HeldScalars.Byte255).to(ScalarType.Byte).permute(1, 2, 0).contiguous().cpu();
         return rgb.ToArray<byte>();
     }
 }

@@ -1,3 +1,4 @@
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -29,7 +30,7 @@ public static class TestTimeAugmentation
                 var logits = run(mirrored ? scaled.flip(3) : scaled);
                 if (mirrored) logits = logits.flip(3);
                 if (logits.size(2) != h || logits.size(3) != w) logits = Resize(logits, h, w, alignCorners);
-                sum = sum is null ? logits : sum.add(logits); // out of place: the first pass may alias the input
+                sum = sum is null ? logits : sum.Plus(logits); // out of place: the first pass may alias the input
                 passes++;
             }
         }

@@ -55,9 +55,10 @@ public static class GuidedFilter
         var meanP = BoxMean(p, radius);
         var corrIp = BoxMean(guide * p, radius);
         var varI = BoxMean(guide * guide, radius) - meanI * meanI;
-        var a = (corrIp - meanI * meanP) / (varI + eps);
+        using var epsilon = eps.ToScalar();
+        var a = (corrIp - meanI * meanP) / varI.Plus(epsilon);
         var b = meanP - a * meanI;
-        var q = BoxMean(a, radius) * guide + BoxMean(b, radius);
+        var q = (BoxMean(a, radius) * guide).PlusInPlace(BoxMean(b, radius));
         return q.MoveToOuterDisposeScope();
     }
 

@@ -71,7 +71,7 @@ public sealed class Matter : IDisposable
     {
         if (radius == 0) return probability.clone();
         using var scope = NewDisposeScope();
-        var q = GuidedFilter.Filter(GuidedFilter.Gray(rgb01), probability, radius, eps).clamp(0, 1);
+        var q = GuidedFilter.Filter(GuidedFilter.Gray(rgb01), probability, radius, eps).clamp(HeldScalars.Zero, HeldScalars.One);
         return q.MoveToOuterDisposeScope();
     }
 
@@ -79,7 +79,7 @@ public sealed class Matter : IDisposable
     public static Tensor Composite(Tensor fg, Tensor bg, Tensor alpha)
     {
         using var scope = NewDisposeScope();
-        var outp = fg * alpha + bg * (1.0 - alpha);
+        var outp = (fg * alpha).PlusInPlace(bg * alpha.neg().PlusInPlace(HeldScalars.One));
         return outp.MoveToOuterDisposeScope();
     }
 
@@ -98,7 +98,10 @@ public sealed class Matter : IDisposable
         if (Options.Smoothing > 0)
         {
             if (_previous is not null && _previous.shape.SequenceEqual(alpha.shape))
-                alpha = _previous * Options.Smoothing + alpha * (1 - Options.Smoothing);
+                {
+                    using Scalar keep = Options.Smoothing.ToScalar(), take = (1 - Options.Smoothing).ToScalar();
+                    alpha = _previous.mul(keep).PlusInPlace(alpha.mul(take));
+                }
             _previous?.Dispose();
             _previous = alpha.clone().DetachFromDisposeScope();
         }

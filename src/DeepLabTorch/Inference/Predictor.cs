@@ -115,8 +115,8 @@ public sealed class Predictor
                     sum = zeros(new[] { x.size(0), logits.size(1), ph, pw }, ScalarType.Float32, logits.device);
                     count = zeros(new[] { 1L, 1, ph, pw }, ScalarType.Float32, logits.device);
                 }
-                sum.narrow(2, y0, win).narrow(3, x0, win).add_(logits);
-                count!.narrow(2, y0, win).narrow(3, x0, win).add_(1);
+                sum.narrow(2, y0, win).narrow(3, x0, win).PlusInPlace(logits);
+                count!.narrow(2, y0, win).narrow(3, x0, win).PlusInPlace(HeldScalars.One);
             }
         var mean = sum!.div(count!);
         return (ph, pw) == (h, w) ? mean : mean.narrow(2, 0, h).narrow(3, 0, w);

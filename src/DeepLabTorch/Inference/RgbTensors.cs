@@ -18,7 +18,7 @@ public static class RgbTensors
             throw new ArgumentException($"{rgb.Length} bytes are not a {width}x{height} RGB image");
         using var scope = NewDisposeScope();
         var hwc = tensor(rgb, new long[] { height, width, 3 });
-        var chw = hwc.permute(2, 0, 1).unsqueeze(0).to(ScalarType.Float32).div_(255.0).contiguous();
+        var chw = hwc.permute(2, 0, 1).unsqueeze(0).to(ScalarType.Float32).div_(HeldScalars.Byte255).contiguous();
         return chw.MoveToOuterDisposeScope();
     }
 
@@ -28,7 +28,7 @@ public static class RgbTensors
         using var scope = NewDisposeScope();
         var x = rgb01.dim() == 4 ? rgb01.select(0, 0) : rgb01;
         if (x.dim() != 3 || x.size(0) != 3) throw new ArgumentException($"expected [1,3,H,W], got [{string.Join(",", rgb01.shape)}]");
-        var bytes = x.mul(255.0).round().clamp(0, 255).permute(1, 2, 0).to(ScalarType.Byte).contiguous();
+        var bytes = x.mul(HeldScalars.Byte255).round().clamp(HeldScalars.Zero, HeldScalars.Byte255).permute(1, 2, 0).to(ScalarType.Byte).contiguous();
         return bytes.ToArray<byte>();
     }
 

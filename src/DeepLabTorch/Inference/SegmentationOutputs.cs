@@ -24,7 +24,7 @@ public static class SegmentationOutputs
         if (cls < 0 || cls >= logits.size(0))
             throw new UserException($"probability class {cls} does not exist: the model has {logits.size(0)} classes (0..{logits.size(0) - 1})");
         using var scope = NewDisposeScope();
-        var p = F.softmax(logits, 0).select(0, cls).mul(255.0).round().clamp(0, 255).to(ScalarType.Byte);
+        var p = F.softmax(logits, 0).select(0, cls).mul(HeldScalars.Byte255).round().clamp(HeldScalars.Zero, HeldScalars.Byte255).to(ScalarType.Byte);
         return p.ToArray<byte>();
     }
 

@@ -49,11 +49,11 @@ public sealed class Aspp : nn.Module<Tensor, Tensor>
         using var x2 = aspp2.forward(x);
         using var x3 = aspp3.forward(x);
         using var x4 = aspp4.forward(x);
-        using var pooled = global_avg_pool.forward(x);
+        using var pooled = global_avg_pool.Run(x);
         // Bilinear upsampling of a 1×1 map (either corner mode) repeats its value: expand is the same
         // thing without a copy, and cat writes it out once.
         using var x5 = pooled.expand(s[0], Architecture.HeadChannels, s[2], s[3]);
         using var cat_ = cat(new[] { x1, x2, x3, x4, x5 }, 1);
-        return conv1.forward(cat_).Then(bn1.forward).relu_().Then(dropout.forward);
+        return conv1.Run(cat_).Then(bn1.forward).relu_().Then(dropout.forward);
     }
 }

@@ -18,5 +18,5 @@ public sealed class AsppBranch : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => atrous_conv.forward(x).Then(bn.forward).relu_();
+    public override Tensor forward(Tensor x) => atrous_conv.Run(x).Then(bn.forward).relu_();
 }

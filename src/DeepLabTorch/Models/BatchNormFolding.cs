@@ -1,3 +1,4 @@
+using DeepLabTorch.Extensions;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -30,10 +31,10 @@ public static class BatchNormFolding
         var gamma = bn.weight is null ? ones_like(mean) : bn.weight.to(f64, CPU);
         var beta = bn.bias is null ? zeros_like(mean) : bn.bias.to(f64, CPU);
         using var eps = bn.eps.ToScalar();
-        var scale = gamma / (variance + eps).sqrt();
+        var scale = gamma / variance.Plus(eps).sqrt();
         var w = conv.weight.to(f64, CPU) * scale.view(-1, 1, 1, 1);
         var b0 = conv.bias is null ? zeros_like(mean) : conv.bias.to(f64, CPU);
-        var b = (b0 - mean) * scale + beta;
+        var b = ((b0 - mean) * scale).PlusInPlace(beta);
         return (w.to(dtype).MoveToOuterDisposeScope(), b.to(dtype).MoveToOuterDisposeScope());
     }
 

@@ -47,10 +47,10 @@ public sealed class Decoder : nn.Module
 
     public Tensor forward(Tensor x, Tensor lowLevel)
     {
-        using var low = conv1.forward(lowLevel).Then(bn1.forward).relu_();
+        using var low = conv1.Run(lowLevel).Then(bn1.forward).relu_();
         var ls = low.shape;
         using var up = F.interpolate(x, new[] { ls[2], ls[3] }, mode: InterpolationMode.Bilinear, align_corners: _alignCorners);
         using var joined = cat(new[] { up, low }, 1);
-        return last_conv.forward(joined);
+        return last_conv.Run(joined);
     }
 }

@@ -34,6 +34,48 @@ internal static class Layers
         using (x) return f(x);
     }
 
+    /// <summary>
+    /// Runs a module of the network on x. A convolution whose weights are float32 while x is bfloat16
+    /// (mixed-precision training, <c>train --precision bf16</c>) convolves with a bfloat16 copy of its
+    /// weights made here, inside the autograd graph, so the float32 master weights get float32 gradients;
+    /// any other convolution, and every other module, runs as its own forward does. A Sequential is
+    /// walked child by child so that the rule reaches the convolutions inside it.
+    /// </summary>
+    public static Tensor Run(this nn.Module<Tensor, Tensor> module, Tensor x)
+    {
+        switch (module)
+        {
+            case Conv2d conv:
+                return RunConv(conv, x);
+            case Sequential seq when seq.Count > 0:
+            {
+                var current = ((nn.Module<Tensor, Tensor>)seq[0]).Run(x);
+                for (int i = 1; i < seq.Count; i++)
+                {
+                    var next = ((nn.Module<Tensor, Tensor>)seq[i]).Run(current);
+                    current.Dispose();
+                    current = next;
+                }
+                return current;
+            }
+            default:
+                return module.call(x);
+        }
+    }
+
+    private static Tensor RunConv(Conv2d conv, Tensor x)
+    {
+        var w = conv.weight;
+        if (w.dtype == x.dtype || !IsMixed(w.dtype, x.dtype)) return conv.call(x);
+        using var wc = w.to(x.dtype);
+        using var bc = conv.bias?.to(x.dtype);
+        return F.conv2d(x, wc, bc, conv.stride, conv.padding ?? [0, 0], conv.dilation, conv.groups);
+    }
+
+    /// <summary>Float32 master weights with a 16-bit compute type.</summary>
+    private static bool IsMixed(ScalarType weights, ScalarType compute) =>
+        weights == ScalarType.Float32 && compute is ScalarType.BFloat16 or ScalarType.Float16;
+
     /// <summary>Convolution without bias, as every conv of the backbones and the head.</summary>
     public static Conv2d Conv(long inChannels, long outChannels, long kernel, long stride = 1, long padding = 0, long dilation = 1, long groups = 1) =>
         nn.Conv2d(inChannels, outChannels, kernel, stride, padding, dilation, groups: groups, bias: false);

@@ -22,6 +22,12 @@ public sealed record ModelBenchmarkOptions
     public int Warmup { get; init; } = 1;
     /// <summary>Store weights and inputs channels-last (NHWC).</summary>
     public bool ChannelsLast { get; init; }
+    /// <summary>bf16: mixed precision as <c>train --precision bf16</c> runs it (float32 weights, bfloat16 input and convolutions, float32 loss), forward included.</summary>
+    public Precision Precision { get; init; } = Precision.Float32;
+    /// <summary>Clear gradients by setting them to none (Module.zero_grad) instead of zeroing them (Optimizer.zero_grad).</summary>
+    public bool GradToNone { get; init; }
+    /// <summary>Flush denormal floats to zero (random eval-mode weights sink activations into them; the Python side takes the same setting).</summary>
+    public bool FlushDenormal { get; init; } = true;
 }
 
 /// <summary>
@@ -33,16 +39,19 @@ public static class ModelBenchmark
 {
     public static JsonObject Run(ModelBenchmarkOptions o)
     {
+        // Before set_num_threads: libtorch's pool threads, started from this thread, inherit its flush mode.
+        var flushed = o.FlushDenormal && Extensions.FlushDenormal.Set(true);
         set_num_threads(o.Threads);
         manual_seed(1);
         using var model = ModelFactory.Create(new ModelConfig(o.Backbone, o.OutputStride, o.NumClasses));
-        if (o.ChannelsLast) model.ToChannelsLast();
+        var mp = Training.MixedPrecision.For(o.Precision, o.ChannelsLast);
+        mp.Prepare(model);
 
         // Forward latency.
         model.eval();
         var forward = new List<double>();
         using (var x0 = randn(1, 3, o.ForwardSize, o.ForwardSize))
-        using (var x = o.ChannelsLast ? x0.ContiguousChannelsLast() : x0.alias())
+        using (var x = mp.Input(x0))
         using (inference_mode())
         {
             for (int i = 0; i < o.Warmup + o.ForwardRuns; i++)
@@ -57,9 +66,9 @@ public static class ModelBenchmark
         model.train();
         var steps = new List<double>();
         var phases = new[] { new List<double>(), new List<double>(), new List<double>() }; // forward+loss, backward, optimizer
+        var lossReads = new List<double>(); // the trainer's per-step loss.item (its non-finite check), in µs
         using (var opt = Training.SgdFactory.Create(model, 0.007, momentum: 0.9, weightDecay: 5e-4))
         using (var x0 = randn(o.TrainBatch, 3, o.TrainSize, o.TrainSize))
-        using (var x = o.ChannelsLast ? x0.ContiguousChannelsLast() : x0.alias())
         using (var target = randint(0, o.NumClasses, new long[] { o.TrainBatch, o.TrainSize, o.TrainSize }))
         {
             for (int i = 0; i < o.Warmup + o.TrainSteps; i++)
@@ -68,10 +77,15 @@ public static class ModelBenchmark
                 double t1, t2, t3;
                 using (var scope = NewDisposeScope())
                 {
-                    var y = model.forward(x);
-                    var loss = F.cross_entropy(y, target, ignore_index: 255);
+                    // As Trainer.Step: the batch converted inside the step, the loss on float32 logits.
+                    var y = model.forward(mp.Input(x0));
+                    var loss = F.cross_entropy(Training.MixedPrecision.Logits(y), target, ignore_index: 255);
+                    var r0 = sw.Elapsed.TotalMilliseconds;
+                    if (!float.IsFinite(loss.item<float>())) throw new InvalidOperationException("non-finite loss");
                     t1 = sw.Elapsed.TotalMilliseconds;
-                    opt.zero_grad();
+                    if (i >= o.Warmup) lossReads.Add(1000 * (t1 - r0));
+                    if (o.GradToNone) model.zero_grad(set_to_none: true);
+                    else opt.zero_grad();
                     loss.backward();
                     t2 = sw.Elapsed.TotalMilliseconds;
                     opt.step();
@@ -93,6 +107,9 @@ public static class ModelBenchmark
             ["output_stride"] = o.OutputStride,
             ["threads"] = get_num_threads(),
             ["channels_last"] = o.ChannelsLast,
+            ["precision"] = o.Precision == Precision.BFloat16 ? "bf16" : "float32",
+            ["grad_to_none"] = o.GradToNone,
+            ["flush_denormal"] = flushed,
             ["forward_input"] = $"1x3x{o.ForwardSize}x{o.ForwardSize}",
             ["forward_ms_median"] = Math.Round(Median(forward), 1),
             ["forward_ms_min"] = Math.Round(forward.Min(), 1),
@@ -105,6 +122,7 @@ public static class ModelBenchmark
                 ["backward"] = Math.Round(Median(phases[1]), 1),
                 ["optimizer"] = Math.Round(Median(phases[2]), 1),
             },
+            ["loss_read_us_median"] = Math.Round(Median(lossReads), 1),
             ["peak_rss_mb"] = PeakRssMb(),
         };
     }

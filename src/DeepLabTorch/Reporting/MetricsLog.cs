@@ -24,7 +24,8 @@ public sealed class MetricsLog : IDisposable
 
     public string FilePath { get; }
 
-    public void Iteration(int epoch, int iter, long step, double lr, double loss, double imagesPerSec) => Line(w =>
+    /// <param name="dataWaitMs">How long this step waited for its batch (the loader prefetches, so ~0 once running).</param>
+    public void Iteration(int epoch, int iter, long step, double lr, double loss, double imagesPerSec, double? dataWaitMs = null) => Line(w =>
     {
         w.WriteString("type", "train");
         w.WriteNumber("epoch", epoch);
@@ -33,6 +34,7 @@ public sealed class MetricsLog : IDisposable
         JsonValues.Number(w, "lr", lr);
         JsonValues.Number(w, "loss", loss);
         JsonValues.Number(w, "images_per_sec", imagesPerSec);
+        if (dataWaitMs is { } ms) JsonValues.Number(w, "data_wait_ms", Math.Round(ms, 2));
     });
 
     public void Evaluation(int epoch, long step, SegmentationMetrics m, double seconds, int images) => Line(w =>

@@ -44,14 +44,14 @@ public static class Losses
         {
             var logpt = nn.functional.cross_entropy(logits, target, weight, ignoreIndex).neg();
             var pt = logpt.exp();
-            loss = pt.neg().add(one).pow(g).mul(logpt.mul(a)).neg();
+            loss = pt.neg().Plus(one).pow(g).mul(logpt.mul(a)).neg();
         }
         else
         {
             var ce = nn.functional.cross_entropy(logits, target, weight, ignoreIndex, nn.Reduction.None);
             var valid = target.ne(ignore);
             var pt = ce.neg().exp();
-            var per = pt.neg().add(one).pow(g).mul(ce).mul(a);
+            var per = pt.neg().Plus(one).pow(g).mul(ce).mul(a);
             var count = valid.to(ScalarType.Float32).sum().clamp(min: one);
             loss = per.masked_fill(valid.logical_not(), zero).sum().div(count);
         }
@@ -76,8 +76,8 @@ public static class Losses
         var v = valid.to(p.dtype);
         p = p.mul(v);
         var inter = p.mul(t).sum();
-        var denom = p.sum().add(t.sum()).add(sm);
-        var loss = inter.mul(two).add(sm).div(denom).neg().add(one);
+        var denom = p.sum().Plus(t.sum()).Plus(sm);
+        var loss = inter.mul(two).Plus(sm).div(denom).neg().Plus(one);
         return loss.MoveToOuterDisposeScope();
     }
 

@@ -21,6 +21,8 @@ internal sealed class RunProgress
     public double TrainSeconds { get; set; }
     /// <summary>On several processes: the mean over the ranks of TrainSeconds at the last step (what --time-budget reads there).</summary>
     public double AgreedSeconds { get; set; }
+    /// <summary>Of TrainSeconds, the time the training loop waited for the loader's next batch.</summary>
+    public double DataWaitSeconds { get; set; }
     public bool Interrupted { get; set; }
     public List<double> EpochLosses { get; } = new();
 }
@@ -91,11 +93,11 @@ internal sealed class RunOutputs : IDisposable
     public string ReportPath => Path.Combine(_s.OutputDir, "report.html");
     public SegmentationMetrics? LastMetrics { get; private set; }
 
-    public void Iteration(int epoch, int batch, double lr, double loss, double runningMeanLoss, double imagesPerSecond)
+    public void Iteration(int epoch, int batch, double lr, double loss, double runningMeanLoss, double imagesPerSecond, double? dataWaitMs = null)
     {
         if (!Writes) return;
         // Epochs count from 1 in every output, as on the console.
-        _metrics!.Iteration(epoch + 1, batch, _p.Step, lr, loss, imagesPerSecond);
+        _metrics!.Iteration(epoch + 1, batch, _p.Step, lr, loss, imagesPerSecond, dataWaitMs);
         _tb!.AddScalar("train/total_loss_iter", loss, _p.Step);
         _tb.AddScalar("train/lr", lr, _p.Step);
         _lossCurve.Add((_p.Step, loss));
@@ -188,7 +190,7 @@ internal sealed class RunOutputs : IDisposable
         ["best_miou"] = r.BestMIoU, ["best_epoch"] = r.BestEpoch, ["epochs_completed"] = r.EpochsCompleted, ["iterations"] = r.Iterations,
         ["wall_seconds"] = r.WallSeconds, ["images_per_sec"] = r.ImagesPerSecond, ["first_epoch_loss"] = r.FirstEpochLoss,
         ["last_epoch_loss"] = r.LastEpochLoss, ["last_checkpoint"] = r.LastCheckpoint, ["best_checkpoint"] = r.BestCheckpoint,
-        ["interrupted"] = r.Interrupted,
+        ["interrupted"] = r.Interrupted, ["data_wait_seconds"] = r.DataWaitSeconds,
     });
 
     private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);

@@ -8,7 +8,7 @@ namespace DeepLabTorch.Training;
 /// The reference's SGD: one group per DeepLabV3Plus.ParameterGroups entry (backbone at lr, head at
 /// 10 × lr), each with the same momentum, weight decay and Nesterov flag. Every group gets full
 /// SGD.Options: TorchSharp's SGD.ParamGroup(params, lr) form silently sets momentum and weight decay
-/// to 0. Build it after the model is on its device: Module.to replaces Parameter objects.
+/// to 0. The optimizer is HeldScalarSgd (TorchSharp's SGD without its Scalar use-after-free). Build it after the model is on its device: Module.to replaces Parameter objects.
 /// </summary>
 public static class SgdFactory
 {
@@ -25,6 +25,6 @@ public static class SgdFactory
                 maximize = false,
             }))
             .ToList();
-        return torch.optim.SGD(groups, lr, momentum, 0, weightDecay, nesterov);
+        return new HeldScalarSgd(groups, lr, momentum, 0, weightDecay, nesterov);
     }
 }

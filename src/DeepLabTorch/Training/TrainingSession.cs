@@ -50,6 +50,8 @@ internal sealed class TrainingSession : IDisposable
     public SGD Optimizer { get; private set; } = null!;
     public Func<Tensor, Tensor, Tensor> Criterion { get; private set; } = null!;
     public LrScheduler Scheduler { get; private set; } = null!;
+    /// <summary>float32, or bf16 mixed precision (--precision), and the memory format of weights and input.</summary>
+    public MixedPrecision Precision { get; private set; } = MixedPrecision.Float32;
     public int Epochs => Config.Epochs!.Value;
     public int ItersPerEpoch => TrainLoader.BatchesPerEpoch;
     public string OutputDir => Config.Output!;
@@ -122,6 +124,12 @@ internal sealed class TrainingSession : IDisposable
         if (!c.Dropout)
             foreach (var m in Model.modules().OfType<TorchSharp.Modules.Dropout>()) m.p = 0;
         Model.to(Device);
+        var precision = PrecisionNames.Parse(c.Precision);
+        // Channels-last pays with bfloat16 on the CPU (oneDNN's bf16 kernels are NHWC) and not with float32,
+        // where the backward pass was slower (docs/performance.md).
+        Precision = MixedPrecision.For(precision, c.ChannelsLast ?? (precision == Models.Precision.BFloat16 && Device.type == DeviceType.CPU));
+        Precision.Prepare(Model);
+        if (Precision != MixedPrecision.Float32) log($"precision: {Precision.Name}");
         Optimizer = SgdFactory.Create(Model, c.Lr!.Value, c.Momentum, c.WeightDecay, c.Nesterov, c.HeadLrMultiplier);
         Start = (c.StartEpoch, 0, double.NaN, -1, 0);
         if (c.Resume is { } resume)

@@ -17,7 +17,6 @@ public sealed class SignalTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, true);
 
-    private const string KnownNativeCrash = "Skipped: about one run in four, the training child aborts with glibc heap corruption (corrupted size vs. prev_size) when the signal arrives, before our handler logs; under investigation (issue 14 stays open)";
 
     /// <summary>Starts a long training run, waits until it has logged an iteration, sends the signals, and waits for the exit.</summary>
     private async Task<(int Code, string Stdout, string Stderr, string Run)> TrainAndSignal(params string[] signals) => await TrainAndSignalWithCrop("49", signals);
@@ -65,7 +64,7 @@ public sealed class SignalTests : IDisposable
         lock (stdout) lock (stderr) return (p.ExitCode, stdout.ToString(), stderr.ToString(), run);
     }
 
-    [Theory(Skip = KnownNativeCrash)]
+    [Theory]
     [InlineData("INT", 130)]
     [InlineData("TERM", 143)]
     [InlineData("HUP", 129)]
@@ -87,7 +86,7 @@ public sealed class SignalTests : IDisposable
         Assert.Equal(info.Iteration + 1, CheckpointStore.ReadInfo(last)!.Iteration);
     }
 
-    [Fact(Skip = KnownNativeCrash)]
+    [Fact]
     public async Task ASecondSignalQuitsAtOnce()
     {
         // Large crops make an iteration long next to the few milliseconds between the two signals.

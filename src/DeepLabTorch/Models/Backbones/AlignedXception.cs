@@ -68,7 +68,7 @@ public sealed class AlignedXception : Backbone
 
     private static Tensor ConvBnRelu(nn.Module<Tensor, Tensor> conv, BatchNorm2d bn, Tensor x)
     {
-        using var c = conv.forward(x);
+        using var c = conv.Run(x);
         return bn.forward(c).relu_();
     }
 

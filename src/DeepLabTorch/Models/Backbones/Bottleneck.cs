@@ -12,10 +12,6 @@ namespace DeepLabTorch.Models.Backbones;
 /// </summary>
 public sealed class Bottleneck : nn.Module<Tensor, Tensor>
 {
-    // Held for the process's lifetime: add_(x) alone makes an implicit Scalar 1 that a garbage collection can
-    // finalize while libtorch still reads it ("Scalar::toFloat" failures; see Models/BatchNorm.cs).
-    private static readonly Scalar One = 1.ToScalar();
-
     private readonly Conv2d conv1;
     private readonly BatchNorm2d bn1;
     private readonly Conv2d conv2;
@@ -40,17 +36,17 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        var out_ = conv1.forward(x).Then(bn1.forward).relu_()
-            .Then(conv2.forward).Then(bn2.forward).relu_()
-            .Then(conv3.forward).Then(bn3.forward);
+        var out_ = conv1.Run(x).Then(bn1.forward).relu_()
+            .Then(conv2.Run).Then(bn2.forward).relu_()
+            .Then(conv3.Run).Then(bn3.forward);
         if (downsample is not null)
         {
-            using var r = downsample.forward(x);
-            out_.add_(r, One);
+            using var r = downsample.Run(x);
+            out_.PlusInPlace(r);
         }
         else
         {
-            out_.add_(x, One);
+            out_.PlusInPlace(x);
         }
         return out_.relu_();
     }

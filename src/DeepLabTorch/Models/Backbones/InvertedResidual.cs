@@ -12,10 +12,6 @@ namespace DeepLabTorch.Models.Backbones;
 /// </summary>
 public sealed class InvertedResidual : nn.Module<Tensor, Tensor>
 {
-    // Held for the process's lifetime: add_(x) alone makes an implicit Scalar 1 that a garbage collection can
-    // finalize while libtorch still reads it ("Scalar::toFloat" failures; see Models/BatchNorm.cs).
-    private static readonly Scalar One = 1.ToScalar();
-
     private readonly Sequential conv;
     private readonly bool _residual;
     private readonly bool _padInput;
@@ -63,14 +59,14 @@ public sealed class InvertedResidual : nn.Module<Tensor, Tensor>
         if (_padInput)
         {
             using var padded = Layers.PadFixed(x, 3, _dilation);
-            y = conv.forward(padded);
+            y = conv.Run(padded);
         }
         else
         {
-            y = conv.forward(x);
+            y = conv.Run(x);
         }
         // y is a fresh BatchNorm output that autograd does not keep, so the shortcut can add in place.
-        if (_residual) y.add_(x, One);
+        if (_residual) y.PlusInPlace(x);
         return y;
     }
 }

@@ -63,7 +63,7 @@ public sealed class MobileNetV2 : Backbone
         Tensor? low = null;
         for (int i = 0; i < features.Count; i++)
         {
-            var next = ((nn.Module<Tensor, Tensor>)features[i]).call(current);
+            var next = ((nn.Module<Tensor, Tensor>)features[i]).Run(current);
             // Keep the low-level map (the output of features[3]); free every other intermediate.
             if (!ReferenceEquals(current, x) && !ReferenceEquals(current, low)) current.Dispose();
             current = next;

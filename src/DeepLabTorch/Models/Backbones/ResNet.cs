@@ -54,7 +54,7 @@ public sealed class ResNet : Backbone
     public override BackboneFeatures forward(Tensor input)
     {
         Tensor x;
-        using (var c = conv1.forward(input))
+        using (var c = conv1.Run(input))
         using (var r = bn1.forward(c).relu_())
             x = maxpool.forward(r);
         Tensor low;

@@ -28,8 +28,8 @@ public sealed class SeparableConv2d : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        using var d = conv1.forward(x);
+        using var d = conv1.Run(x);
         using var n = bn.forward(d);
-        return pointwise.forward(n);
+        return pointwise.Run(n);
     }
 }

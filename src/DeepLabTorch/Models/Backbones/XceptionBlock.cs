@@ -13,10 +13,6 @@ namespace DeepLabTorch.Models.Backbones;
 /// </summary>
 public sealed class XceptionBlock : nn.Module<Tensor, Tensor>
 {
-    // Held for the process's lifetime: add_(x) alone makes an implicit Scalar 1 that a garbage collection can
-    // finalize while libtorch still reads it ("Scalar::toFloat" failures; see Models/BatchNorm.cs).
-    private static readonly Scalar One = 1.ToScalar();
-
     private readonly Conv2d? skip;
     private readonly BatchNorm2d? skipbn;
     private readonly Sequential rep;
@@ -58,16 +54,16 @@ public sealed class XceptionBlock : nn.Module<Tensor, Tensor>
     /// </summary>
     public override Tensor forward(Tensor input)
     {
-        var x = rep.forward(input);
+        var x = rep.Run(input);
         if (skip is not null && skipbn is not null)
         {
-            using var s = skip.forward(input);
+            using var s = skip.Run(input);
             using var sb = skipbn.forward(s);
-            x.add_(sb, One);
+            x.PlusInPlace(sb);
         }
         else
         {
-            x.add_(input, One);
+            x.PlusInPlace(input);
         }
         return x;
     }
