@@ -26,6 +26,13 @@ internal sealed class SyncBatchNormFunction : autograd.SingleTensorFunction<Sync
 
     public override string Name => "SyncBatchNorm";
 
+    /// <summary>
+    /// The type the statistics and the normalisation are computed in: float32 for a bfloat16 or half
+    /// input (--precision bf16), as libtorch's own BatchNorm accumulates; the input's type otherwise.
+    /// </summary>
+    private static Tensor InComputeType(Tensor t) =>
+        t.dtype is ScalarType.BFloat16 or ScalarType.Float16 ? t.to(ScalarType.Float32) : t.alias();
+
     /// <summary>vars: input [N,C,H,W], weight [C], bias [C], SyncBatchNormArgs.</summary>
     public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
     {
@@ -36,6 +43,8 @@ internal sealed class SyncBatchNormFunction : autograd.SingleTensorFunction<Sync
         var c = x.size(1);
         var shape = new long[] { 1, c, 1, 1 };
         using var scope = NewDisposeScope();
+        var input = x;
+        x = InComputeType(input);
         // Two passes, as a careful variance is computed: the global mean first, then the squared
         // deviations from it (raw squared sums would cancel when the mean is large against the spread).
         var first = cat(new[] { x.sum(Reduced).to(ScalarType.Float64), tensor(new[] { (double)(x.numel() / c) }).to(x.device) }, 0);
@@ -50,7 +59,7 @@ internal sealed class SyncBatchNormFunction : autograd.SingleTensorFunction<Sync
         var variance = squares.mul(invN);
         var mean = meanX;
         var invstd = variance.Plus(eps).rsqrt().to(x.dtype);
-        var y = x.sub(mean.view(shape)).mul(invstd.mul(weight).view(shape)).PlusInPlace(bias.view(shape));
+        var y = x.sub(mean.view(shape)).mul(invstd.mul(weight).view(shape)).PlusInPlace(bias.view(shape)).to(input.dtype);
         if (a.RunningMean is not null && a.RunningVar is not null)
         {
             using Scalar keep = (1 - a.Factor).ToScalar(), take = a.Factor.ToScalar(), unbias = (n / (n - 1)).ToScalar();
@@ -58,7 +67,7 @@ internal sealed class SyncBatchNormFunction : autograd.SingleTensorFunction<Sync
             a.RunningVar.mul_(keep).add_(variance.mul(unbias).to(a.RunningVar.dtype), take);
         }
         // The saved tensors must outlive this scope until the function records them, just after forward returns.
-        ctx.save_for_backward(new List<Tensor> { x, weight, mean.MoveToOuterDisposeScope(), invstd.MoveToOuterDisposeScope() });
+        ctx.save_for_backward(new List<Tensor> { input, weight, mean.MoveToOuterDisposeScope(), invstd.MoveToOuterDisposeScope() });
         ctx.save_data("n", n);
         ctx.save_data("group", a.Group);
         return y.MoveToOuterDisposeScope();
@@ -70,7 +79,9 @@ internal sealed class SyncBatchNormFunction : autograd.SingleTensorFunction<Sync
         var group = (ProcessGroup)ctx.get_data("group");
         using var scope = NewDisposeScope();
         var saved = ctx.get_saved_variables();
-        var (x, weight, mean, invstd) = (saved[0], saved[1], saved[2], saved[3]);
+        var (input, weight, mean, invstd) = (saved[0], saved[1], saved[2], saved[3]);
+        var x = InComputeType(input);
+        dy = dy.to(x.dtype);
         var c = x.size(1);
         var shape = new long[] { 1, c, 1, 1 };
         var xhat = x.sub(mean.view(shape)).mul(invstd.view(shape));
@@ -82,7 +93,7 @@ internal sealed class SyncBatchNormFunction : autograd.SingleTensorFunction<Sync
         var meanDy = global.narrow(0, 0, c).mul(invN).view(shape);
         var meanDyXhat = global.narrow(0, c, c).mul(invN).view(shape);
         var dx = dy.sub(meanDy).sub(xhat.mul(meanDyXhat)).mul(invstd.mul(weight).view(shape));
-        return new List<Tensor> { dx.MoveToOuterDisposeScope(), sumDyXhat.MoveToOuterDisposeScope(), sumDy.MoveToOuterDisposeScope(), null! };
+        return new List<Tensor> { dx.to(input.dtype).MoveToOuterDisposeScope(), sumDyXhat.MoveToOuterDisposeScope(), sumDy.MoveToOuterDisposeScope(), null! };
     }
 }
 

@@ -141,22 +141,25 @@ public static class MpiWorker
     /// </summary>
     private static void SyncBn(ProcessGroup g, Checks check)
     {
-        foreach (var (dtype, tol) in new[] { (ScalarType.Float32, 1e-5), (ScalarType.Float64, 1e-10) })
+        // bfloat16: the input only (--precision bf16 keeps BatchNorm's parameters and statistics in float32); its
+        // tolerance is a few of bfloat16's 2^-8 steps, since each side rounds its float32 result once.
+        foreach (var (dtype, tol) in new[] { (ScalarType.Float32, 1e-5), (ScalarType.Float64, 1e-10), (ScalarType.BFloat16, 2e-2) })
         {
             using var scope = NewDisposeScope();
             const int c = 5;
+            var parameters = dtype == ScalarType.BFloat16 ? ScalarType.Float32 : dtype;
             var sizes = Enumerable.Range(0, g.Size).Select(r => r + 2).ToArray(); // uneven: 2, 3, ...
             var total = sizes.Sum();
             var start = sizes.Take(g.Rank).Sum();
             using var reference = new BatchNorm2d(c, momentum: 0.3);
             using var synced = new BatchNorm2d(c, momentum: 0.3) { SyncGroup = g };
-            reference.to(dtype);
-            synced.to(dtype);
+            reference.to(parameters);
+            synced.to(parameters);
             manual_seed(7);
             using (no_grad())
             {
-                var w = randn(c, dtype).mul(0.5).add(1);
-                var b = randn(c, dtype);
+                var w = randn(c, parameters).mul(0.5).add(1);
+                var b = randn(c, parameters);
                 reference.weight!.copy_(w);
                 reference.bias!.copy_(b);
                 synced.weight!.copy_(w);
@@ -168,9 +171,10 @@ public static class MpiWorker
             {
                 // Every rank makes the same global batch; values far from zero mean, as activations are,
                 // and channel 0 with a mean 40 times its spread (raw squared sums would lose its variance).
-                var x = randn(new long[] { total, c, 6, 7 }, dtype).mul(3).add(5 - step);
+                var x = randn(new long[] { total, c, 6, 7 }, parameters).mul(3).add(5 - step);
                 using (no_grad()) x.select(1, 0).mul_(1.0 / 6).add_(20);
-                var upstream = randn(new long[] { total, c, 6, 7 }, dtype);
+                x = x.to(dtype);
+                var upstream = randn(new long[] { total, c, 6, 7 }, parameters).to(dtype);
                 var xr = x.clone().requires_grad_(true);
                 var yr = reference.forward(xr);
                 yr.mul(upstream).sum().backward();
@@ -180,6 +184,7 @@ public static class MpiWorker
                 ys.mul(upstream.narrow(0, start, sizes[g.Rank])).sum().backward();
 
                 var what = $"{dtype} step {step + 1}";
+                check.True(ys.dtype == dtype && xs.grad!.dtype == dtype, $"{what}: output and input gradient in {dtype}, not {ys.dtype} and {xs.grad!.dtype}");
                 check.Close(ys, yr.narrow(0, start, sizes[g.Rank]), tol, $"{what}: output");
                 check.Close(xs.grad!, xr.grad!.narrow(0, start, sizes[g.Rank]), tol, $"{what}: input gradient");
                 var gw = synced.weight!.grad!.clone();
@@ -202,7 +207,7 @@ public static class MpiWorker
             }
             synced.eval();
             reference.eval();
-            var probe = randn(new long[] { 2, c, 3, 3 }, dtype);
+            var probe = randn(new long[] { 2, c, 3, 3 }, parameters).to(dtype);
             using (no_grad()) check.Close(synced.forward(probe), reference.forward(probe), tol, $"{dtype}: eval mode uses the running statistics");
         }
     }
