@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks, each printing one JSON document on stdout: scripts/bench.sh NAME [args]
-# Names: the files in scripts/bench/ (overhead, model, loader, learn, infer). Python baselines
+# Names: the files in scripts/bench/ (overhead, model, loader, learn, infer, ddp). Python baselines
 # run in the same process tree with Debian's /usr/bin/python3 (torch 1.13) and the same threads.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
