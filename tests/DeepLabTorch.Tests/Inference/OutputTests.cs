@@ -61,6 +61,19 @@ public class OutputTests
     }
 
     [Fact]
+    public void ArgMaxEqualsLibtorchArgmaxTiesIncluded()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(3);
+        // Scores rounded to a coarse grid, so that many pixels hold the same maximum in several classes.
+        var scores = randn(2, 21, 37, 41).mul(2).round();
+        foreach (var dim in new long[] { 0, 1, 3 })
+            Assert.True(SegmentationOutputs.ArgMax(scores, dim).equal(scores.argmax(dim)).all().item<bool>(), $"dim {dim}");
+        var chw = scores[1];
+        Assert.Equal(chw.argmax(0).to(ScalarType.Byte).ToArray<byte>(), SegmentationOutputs.ClassIndices(chw));
+    }
+
+    [Fact]
     public void OverlayBlendsClassColoursAndKeepsBackground()
     {
         var palette = new byte[768];
