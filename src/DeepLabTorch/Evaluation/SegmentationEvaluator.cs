@@ -62,7 +62,7 @@ public static class SegmentationEvaluator
                     var images = batch.Images.to(device);
                     var masks = batch.Masks.to(device);
                     var scores = Predict(model, images, options.Scales, options.Flip, options.AlignCorners);
-                    var pred = scores.argmax(1);
+                    var pred = Inference.SegmentationOutputs.ArgMax(scores, 1);
                     cm.Update(pred, masks);
                     var n = (int)images.size(0);
                     if (options.OnPrediction is not null || samples.Count < options.KeepSamples)

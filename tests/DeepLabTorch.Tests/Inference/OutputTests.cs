@@ -61,6 +61,23 @@ public class OutputTests
     }
 
     [Fact]
+    public void ArgMaxEqualsLibtorchArgmaxTiesIncluded()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(3);
+        // Scores rounded to a coarse grid, so that many pixels hold the same maximum in several classes.
+        var scores = randn(2, 21, 37, 41).mul(2).round();
+        foreach (var dim in new long[] { 0, 1, 3 })
+            Assert.True(SegmentationOutputs.ArgMax(scores, dim).equal(scores.argmax(dim)).all().item<bool>(), $"dim {dim}");
+        // By hand: per pixel the scores over 3 classes are (1,3,3), (5,5,0), (2,2,2) and (0,1,4);
+        // the first maximum is class 1, 0, 0 and 2.
+        var hand = tensor(new float[] { 1, 5, 2, 0, 3, 5, 2, 1, 3, 0, 2, 4 }).reshape(3, 2, 2);
+        Assert.Equal(new byte[] { 1, 0, 0, 2 }, SegmentationOutputs.ClassIndices(hand));
+        var chw = scores[1];
+        Assert.Equal(chw.argmax(0).to(ScalarType.Byte).ToArray<byte>(), SegmentationOutputs.ClassIndices(chw));
+    }
+
+    [Fact]
     public void OverlayBlendsClassColoursAndKeepsBackground()
     {
         var palette = new byte[768];
