@@ -56,10 +56,12 @@ def latency_row(figure, goal, f32, bf16):
     py = f32["python"]["b1_latency_ms_median"]
     return row(figure, "1x513²", goal, bf16["csharp"]["b1_latency_ms_median"] / py, "lower",
                {"bf16_ms": bf16["csharp"]["b1_latency_ms_median"], "float32_ms": f32["csharp"]["b1_latency_ms_median"]},
-               {"float32_eager_ms": py, "levers_ms": bf16.get("python_levers", {}).get("b1_latency_ms_median")},
+               {"float32_eager_ms": py, "float32_eager_heap_ms": f32.get("python_levers", {}).get("b1_latency_ms_median"),
+                "levers_ms": bf16.get("python_levers", {}).get("b1_latency_ms_median")},
                ratio_float32=r3(f32["csharp"]["b1_latency_ms_median"] / py),
                ratio_bf16_to_pytorch_levers=bf16.get("ratio_csharp_over_python_levers", {}).get("b1_latency_ms_median"),
-               note="ratio: our bf16 (predict --precision bf16) over PyTorch's float32 eager; levers: PyTorch with channels_last + bf16 autocast")
+               note="ratio: our bf16 (predict --precision bf16) over PyTorch's float32 eager; heap: PyTorch with glibc's heap kept as ours is "
+                    "(MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_); levers: PyTorch with channels_last + bf16 autocast + that heap setting")
 
 
 py_train = model["python"]["train_step_ms_median"]
@@ -78,20 +80,22 @@ targets = [
         {"bf16_images_per_s": inf["bf16"]["csharp"]["batch_images_per_s"], "float32_images_per_s": inf["float32"]["csharp"]["batch_images_per_s"],
          "onnxruntime_images_per_s": inf["onnx"]["csharp"]["batch_images_per_s"]},
         {"float32_eager_images_per_s": inf["bf16"]["python"]["batch_images_per_s"],
+         "float32_eager_heap_images_per_s": inf["float32"].get("python_levers", {}).get("batch_images_per_s"),
          "levers_images_per_s": inf["bf16"].get("python_levers", {}).get("batch_images_per_s")},
         ratio_float32=r3(inf["float32"]["ratio_csharp_over_python"]["batch_images_per_s"]),
         note="ratio: our bf16 throughput over PyTorch's float32 eager"),
     row("train step (forward, backward, SGD)", "4 x 321², MobileNetV2", 0.75,
         model_bf16["csharp"]["train_step_ms_median"] / py_train, "lower",
         {"bf16_mixed_ms": model_bf16["csharp"]["train_step_ms_median"], "float32_ms": model["csharp"]["train_step_ms_median"]},
-        {"float32_eager_ms": py_train, "bf16_autocast_channels_last_ms": model_bf16["python"]["train_step_ms_median"]},
+        {"float32_eager_ms": py_train, "float32_eager_heap_ms": model.get("python_heap", {}).get("train_step_ms_median"),
+         "bf16_autocast_channels_last_heap_ms": model_bf16["python"]["train_step_ms_median"]},
         ratio_float32=model["ratio_csharp_over_python"]["train_step_median"],
         ratio_bf16_to_pytorch_autocast=model_bf16["ratio_csharp_over_python"]["train_step_median"],
         note="ratio: our bf16 mixed precision (train --precision bf16) over PyTorch's float32 eager"),
     row("peak memory, train step", "4 x 321², MobileNetV2 (process peak RSS, forward included)", 1.0,
         model["ratio_csharp_over_python"]["peak_rss"], "lower",
         {"float32_mb": model["csharp"]["peak_rss_mb"], "bf16_mixed_mb": model_bf16["csharp"]["peak_rss_mb"]},
-        {"float32_mb": model["python"]["peak_rss_mb"]},
+        {"float32_mb": model["python"]["peak_rss_mb"], "float32_heap_mb": model.get("python_heap", {}).get("peak_rss_mb")},
         ratio_bf16_to_pytorch_float32=r3(model_bf16["csharp"]["peak_rss_mb"] / model["python"]["peak_rss_mb"])),
 ]
 learn = None

@@ -3,7 +3,8 @@
 # batch 1 at SIZE² and batch BATCH at SIZE², C# vs PyTorch (same threads, same run).
 # Usage: scripts/bench.sh infer [SIZE] [BATCH] [ITERS_B1] [ITERS_BATCH] [THREADS] [PRECISION] [FOLD_BN] [BACKBONE] [ENGINE]
 # PRECISION float32 (default) or bf16 (ours with --precision bf16; PyTorch is then also timed with its
-# own levers, channels_last + bf16 autocast, as "python_levers"). FOLD_BN true or false: our BatchNorms folded into
+# own levers, channels_last + bf16 autocast, as "python_levers"; with float32, python_levers is PyTorch's eager
+# float32 with only the heap setting). FOLD_BN true or false: our BatchNorms folded into
 # the convs or not (default: folded, as predict does). BACKBONE mobilenet (default), xception or resnet.
 # ENGINE torch (default) or onnx: ours is then the exported model in ONNX Runtime (float32).
 set -euo pipefail
@@ -13,9 +14,14 @@ backbone="${8:-mobilenet}"; engine="${9:-torch}"
 ours=$(dotnet "$root/src/DeepLabTorch.Cli/bin/Release/net10.0/deeplab.dll" bench infer \
   "size=$size" "batch=$batch" "iters_b1=$iters1" "iters_batch=$itersb" "precision=$precision" ${foldbn:+"fold_bn=$foldbn"} "backbone=$backbone" "engine=$engine" --threads "$threads")
 python=$(/usr/bin/python3 "$root/scripts/bench/infer_reference.py" "$size" "$batch" "$iters1" "$itersb" "$threads" "$backbone")
+# PyTorch with the levers a user can switch on by hand: channels_last and bf16 autocast (with PRECISION bf16),
+# and the heap setting that our side makes in-process (NativeHeap) through glibc's environment variables.
+heap_env=(MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647)
 levers="{}"
 if [ "$precision" = bf16 ]; then
-  levers=$(/usr/bin/python3 "$root/scripts/bench/infer_reference.py" "$size" "$batch" "$iters1" "$itersb" "$threads" "$backbone" 16 levers)
+  levers=$(env "${heap_env[@]}" /usr/bin/python3 "$root/scripts/bench/infer_reference.py" "$size" "$batch" "$iters1" "$itersb" "$threads" "$backbone" 16 levers)
+elif [ "$engine" = torch ]; then
+  levers=$(env "${heap_env[@]}" /usr/bin/python3 "$root/scripts/bench/infer_reference.py" "$size" "$batch" "$iters1" "$itersb" "$threads" "$backbone")
 fi
 /usr/bin/python3 - "$ours" "$python" "$levers" <<'PY'
 import json, sys

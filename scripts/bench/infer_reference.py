@@ -63,6 +63,8 @@ def main():
         "batch_images_per_s": round(batch / statistics.median(tb), 3),
         "iters_b1": iters1, "iters_batch": itersb, "torch": torch.__version__,
         "levers": "channels_last + bf16 autocast" if levers else "none",
+        # glibc's heap as the environment set it (infer.sh sets it for the levers run).
+        "heap": " ".join("%s=%s" % (k, v) for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_")) or "glibc defaults",
     }))
 
 

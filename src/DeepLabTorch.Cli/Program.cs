@@ -17,7 +17,21 @@ public static class Program
         .OrderBy(t => t.GetCustomAttribute<VerbAttribute>()!.Name, StringComparer.Ordinal)
         .ToArray();
 
-    public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+    public static int Main(string[] args)
+    {
+        // Before anything allocates tensors: freed native memory stays in the heap for the next step
+        // (NativeHeap; DEEPLAB_MALLOC=system leaves glibc's defaults).
+        try
+        {
+            NativeHeap.KeepFreedMemory();
+        }
+        catch (UserException e)
+        {
+            Console.Error.WriteLine($"deeplab: {e.Message}");
+            return 2;
+        }
+        return Run(args, Console.Out, Console.Error);
+    }
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {

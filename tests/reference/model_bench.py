@@ -94,6 +94,7 @@ def main():
     print(json.dumps({
         "backbone": backbone, "output_stride": os_, "threads": torch.get_num_threads(), "channels_last": channels_last,
         "precision": "bf16 (autocast)" if bf16 else "float32", "grad_to_none": to_none, "flush_denormal": flushed,
+        "heap": " ".join("%s=%s" % (k, v) for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_")) or "glibc defaults",
         "forward_input": "1x3x%dx%d" % (fsize, fsize),
         "forward_ms_median": round(statistics.median(forward), 1), "forward_ms_min": round(min(forward), 1),
         "train_input": "%dx3x%dx%d" % (tbatch, tsize, tsize),

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using DeepLabTorch.Inference;
 using DeepLabTorch.Models;
+using DeepLabTorch.Runtime;
 using DeepLabTorch.Extensions;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -67,9 +68,13 @@ public sealed class InferBenchmark : IBenchmark
         // Warm-up once per shape (oneDNN primitives, allocator), then time each call end to end,
         // logits back on the CPU as predict needs them.
         using (predictor.Logits(x1)) { }
+        var faults0 = NativeHeap.MinorPageFaults();
         var t1 = Time(predictor, x1, iters1, device);
+        var faults1 = NativeHeap.MinorPageFaults();
         using (predictor.Logits(xb)) { }
+        var faults2 = NativeHeap.MinorPageFaults();
         var tb = Time(predictor, xb, itersB, device);
+        var faults3 = NativeHeap.MinorPageFaults();
         double median1 = Median(t1), medianB = Median(tb);
         if (onnxPath is not null) File.Delete(onnxPath);
         return new JsonObject
@@ -79,6 +84,10 @@ public sealed class InferBenchmark : IBenchmark
             ["size"] = size,
             ["batch"] = batch,
             ["threads"] = get_num_threads(),
+            ["heap"] = NativeHeap.Status,
+            // Pages the kernel had to map (and zero) per call: what the heap setting saves.
+            ["b1_page_faults_per_call"] = faults1 - faults0 is long f1 ? f1 / iters1 : null,
+            ["batch_page_faults_per_call"] = faults3 - faults2 is long f2 ? f2 / itersB : null,
             ["device"] = device.ToString(),
             ["backbone"] = backbone,
             ["output_stride"] = os,

@@ -14,6 +14,7 @@ public sealed class InfoVerb : VerbBase
         Console.WriteLine($"TorchSharp {TorchRuntime.TorchSharpVersion}");
         Console.WriteLine($"libtorch {TorchRuntime.LibTorchVersion}");
         Console.WriteLine($"intra-op threads: {torch.get_num_threads()}");
+        Console.WriteLine($"native heap: {NativeHeap.Status}");
         Console.WriteLine($"CUDA: {(torch.cuda.is_available() ? $"{torch.cuda.device_count()} device(s)" : "not available")}");
         var (path, weak) = TorchRuntime.ElfFixStatus();
         var fix = weak switch

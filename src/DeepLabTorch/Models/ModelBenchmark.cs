@@ -106,6 +106,7 @@ public static class ModelBenchmark
             ["backbone"] = o.Backbone,
             ["output_stride"] = o.OutputStride,
             ["threads"] = get_num_threads(),
+            ["heap"] = DeepLabTorch.Runtime.NativeHeap.Status,
             ["channels_last"] = o.ChannelsLast,
             ["precision"] = o.Precision == Precision.BFloat16 ? "bf16" : "float32",
             ["grad_to_none"] = o.GradToNone,

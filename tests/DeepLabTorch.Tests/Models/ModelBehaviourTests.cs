@@ -288,6 +288,14 @@ public class ModelBehaviourTests
         {
             var y = model.forward(x.ContiguousChannelsLast());
             Assert.True(ParityTests.MaxAbsDiff(y, expected) <= 1e-4, "channels-last logits differ");
+            // The layout survives every stage: ASPP's image-pooling branch is expanded (no layout of its own),
+            // and before it was laid out, ASPP and the decoder ran in NCHW with reorders (docs/performance.md).
+            using var features = model.Backbone.forward(x.ContiguousChannelsLast());
+            Assert.True(features.Output.IsChannelsLast() && features.LowLevel.IsChannelsLast(), "backbone features are not channels-last");
+            var context = model.Aspp.forward(features.Output);
+            Assert.True(context.IsChannelsLast(), "ASPP gave [" + string.Join(",", context.stride()) + "] strides, not channels-last");
+            Assert.True(model.Decoder.forward(context, features.LowLevel).IsChannelsLast(), "the decoder's logits are not channels-last");
+            Assert.True(y.IsChannelsLast(), "the upsampled logits are not channels-last");
         }
     }
 
