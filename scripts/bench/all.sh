@@ -6,7 +6,7 @@
 # per image over a folder), loader, threads and scaling. learn trains both sides for 10 minutes each
 # (~20 minutes per seed): it is left out unless LEARN=FILE names the JSON of an earlier
 # `scripts/bench.sh learn` run (or a JSON list of several), whose figures then fill its row.
-# Usage: scripts/bench.sh all [THREADS=2]. About 12-15 minutes on a quiet 2-core machine.
+# Usage: scripts/bench.sh all [THREADS=2]. About 6 minutes on a quiet 2-core machine (Zen 4).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 threads="${1:-2}"
