@@ -189,6 +189,11 @@ public class BFloat16InferenceTests
         DeepLabTorch.Models.ModelLoader.PrepareForInference(bf16, TorchSharp.torch.CPU, precision: DeepLabTorch.Models.Precision.BFloat16);
         Assert.All(bf16.parameters(), p => Assert.Equal(TorchSharp.torch.ScalarType.BFloat16, p.dtype));
         using var x = TorchSharp.torch.randn(1, 3, 65, 81);
+        // The model itself upsamples its logits in float32 in eval mode (as PyTorch's autocast does).
+        using (TorchSharp.torch.no_grad())
+        using (var xb = x.to(TorchSharp.torch.ScalarType.BFloat16))
+        using (var raw = bf16.forward(xb))
+            Assert.Equal(TorchSharp.torch.ScalarType.Float32, raw.dtype);
         using var a = new DeepLabTorch.Inference.Predictor(f32).Logits(x);
         using var b = new DeepLabTorch.Inference.Predictor(bf16).Logits(x);
         Assert.Equal(TorchSharp.torch.ScalarType.Float32, b.dtype);
