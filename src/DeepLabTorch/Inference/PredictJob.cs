@@ -164,8 +164,6 @@ public sealed class PredictJob
     {
         await foreach (var o in queue.ReadAllAsync(ct).ConfigureAwait(false))
         {
-            var dir = Path.GetDirectoryName(o.Stem);
-            if (dir is not null) Directory.CreateDirectory(dir);
             if (_outputs.Masks) ImageCodec.WritePalettePng(o.Stem + ".png", o.Classes!, o.Height, o.Width, _palette);
             if (_outputs.Overlay)
                 ImageCodec.WritePng(o.Stem + "_overlay.png", SegmentationOutputs.Overlay(o.Rgb, o.Classes!, o.Height, o.Width, _palette, _outputs.OverlayOpacity), o.Height, o.Width);
@@ -209,12 +207,10 @@ public sealed class PredictJob
             var stem = Path.Combine(OutputDir, p.OutputStem);
             byte[]? classes = _outputs.Masks || _outputs.Overlay ? SegmentationOutputs.ClassIndices(one) : null;
             byte[]? probability = _outputs.ProbabilityClass is int cls ? SegmentationOutputs.Probability(one, cls) : null;
-            if (_outputs.Logits)
-            {
-                var dir = Path.GetDirectoryName(stem);
-                if (dir is not null) Directory.CreateDirectory(dir);
-                NpyWriter.Write(stem + ".npy", one.contiguous());
-            }
+            // The image's output folder (inputs' sub-folders are kept), made here once for every output of it.
+            var dir = Path.GetDirectoryName(stem);
+            if (dir is not null) Directory.CreateDirectory(dir);
+            if (_outputs.Logits) NpyWriter.Write(stem + ".npy", one.contiguous());
             result.Add(new Outputs(stem, p.Rgb, p.Height, p.Width, classes, probability));
         }
         return result;

@@ -8,11 +8,17 @@ internal static class CliRunner
 {
     public static string Dll => Path.Combine(ReferenceScripts.RepoRoot, "src", "DeepLabTorch.Cli", "bin", "Release", "net10.0", "deeplab.dll");
 
-    public static (int Code, string Stdout, string Stderr) Run(string workDir, params string[] args)
+    public static (int Code, string Stdout, string Stderr) Run(string workDir, params string[] args) => Run(workDir, null, args);
+
+    /// <param name="environment">Variables to set for the child; a null value removes the variable.</param>
+    public static (int Code, string Stdout, string Stderr) Run(string workDir, IReadOnlyDictionary<string, string?>? environment, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = workDir };
         psi.ArgumentList.Add(Dll);
         foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in environment ?? new Dictionary<string, string?>())
+            if (v is null) psi.Environment.Remove(k);
+            else psi.Environment[k] = v;
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();

@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using DeepLabTorch.Runtime;
+using DeepLabTorch.Tests.Cli;
 using Xunit;
 
 namespace DeepLabTorch.Tests.Runtime;
@@ -25,19 +25,14 @@ public class NativeHeapTests
         Assert.Contains("'jemalloc'", e.Message);
     }
 
+    /// <summary>The CLI as a child, with no heap setting of the test runner's environment, and DEEPLAB_MALLOC as given.</summary>
     private static (int Code, string Stdout, string Stderr) Deeplab(string? mallocChoice, params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "deeplab.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        foreach (var k in psi.Environment.Keys.Where(k => k.StartsWith("MALLOC_", StringComparison.Ordinal) || k is "LD_PRELOAD" or "DEEPLAB_MALLOC").ToList())
-            psi.Environment.Remove(k);
-        if (mallocChoice is not null) psi.Environment["DEEPLAB_MALLOC"] = mallocChoice;
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(180_000)) { p.Kill(true); throw new TimeoutException("deeplab " + string.Join(" ", args)); }
-        return (p.ExitCode, stdout.Result, stderr.Result);
+        var env = Environment.GetEnvironmentVariables().Keys.Cast<string>()
+            .Where(k => k.StartsWith("MALLOC_", StringComparison.Ordinal) || k == "LD_PRELOAD")
+            .ToDictionary(k => k, _ => (string?)null);
+        env["DEEPLAB_MALLOC"] = mallocChoice;
+        return CliRunner.Run(AppContext.BaseDirectory, env, args);
     }
 
     [Fact]
