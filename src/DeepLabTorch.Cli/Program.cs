@@ -19,6 +19,9 @@ public static class Program
 
     public static int Main(string[] args)
     {
+        // A child started by the CPU-kernel guard: run the known-answer check and nothing else.
+        if (args.Length > 0 && args[0] == KernelGuard.ChildArgument) return KernelCheckChild.Main(args[1..]);
+        KernelGuard.Probe ??= ChildProcessProbe.ForThisProcess();
         // Before anything allocates tensors: freed native memory stays in the heap for the next step
         // (NativeHeap; DEEPLAB_MALLOC=system leaves glibc's defaults).
         try
@@ -108,6 +111,7 @@ public static class Program
                 options.SwitchedOff = switchedOff;
                 options.Arguments = typed;
                 Datasets.Logger = loggers.CreateLogger(LogCategories.Data);
+                KernelGuard.Logger = loggers.CreateLogger(LogCategories.Runtime);
             }
             return verb.Run();
         }

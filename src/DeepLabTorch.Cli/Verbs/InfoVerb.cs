@@ -5,7 +5,7 @@ using TorchSharp;
 
 namespace DeepLabTorch.Cli.Verbs;
 
-[Verb("info", HelpText = "Print the engine: TorchSharp and libtorch versions, threads, CUDA devices, the Debian 12 load fix, and MPI and NCCL for training on several processes.")]
+[Verb("info", HelpText = "Print the engine: TorchSharp and libtorch versions, threads, the CPU and its kernel verdict, CUDA devices, the Debian 12 load fix, and MPI and NCCL for training on several processes.")]
 public sealed class InfoVerb : VerbBase
 {
     public override int Run()
@@ -15,6 +15,7 @@ public sealed class InfoVerb : VerbBase
         Console.WriteLine($"libtorch {TorchRuntime.LibTorchVersion}");
         Console.WriteLine($"intra-op threads: {torch.get_num_threads()}");
         Console.WriteLine($"native heap: {NativeHeap.Status}");
+        foreach (var line in KernelGuard.Describe()) Console.WriteLine(line);
         Console.WriteLine($"CUDA: {(torch.cuda.is_available() ? $"{torch.cuda.device_count()} device(s)" : "not available")}");
         var (path, weak) = TorchRuntime.ElfFixStatus();
         var fix = weak switch

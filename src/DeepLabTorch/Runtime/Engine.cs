@@ -44,6 +44,8 @@ public static class Engine
             set_num_threads(th);
         }
         else if (get_num_threads() < Environment.ProcessorCount) set_num_threads(Environment.ProcessorCount);
+        // Right answers on this CPU at this thread count (a cached verdict, or a check on first use).
+        KernelGuard.Ensure(get_num_threads());
         return get_num_threads();
     }
 

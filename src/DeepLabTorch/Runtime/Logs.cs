@@ -12,6 +12,7 @@ public static class LogCategories
     public const string Checkpoints = "DeepLabTorch.Checkpoints";
     public const string Inference = "DeepLabTorch.Inference";
     public const string Export = "DeepLabTorch.Export";
+    public const string Runtime = "DeepLabTorch.Runtime";
 }
 
 /// <summary>

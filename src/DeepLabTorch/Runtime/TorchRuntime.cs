@@ -20,7 +20,17 @@ public static class TorchRuntime
     /// <summary>Runs once per process when this assembly is first used.</summary>
     internal static void Preload()
     {
-        try { EnsureLoaded(); }
+        try
+        {
+            EnsureLoaded();
+            // Before any model runs: the one CPU fault known to date (KernelGuard).
+            KernelGuard.PlantCacheTableForTests();
+            KernelGuard.FixDegenerateCacheTable();
+        }
+        catch (UserException e)
+        {
+            Console.Error.WriteLine($"deeplab: {e.Message}");
+        }
         catch (TorchLoadException)
         {
             // Point TorchSharp's fallback at an empty package folder: it then fails fast with
