@@ -90,7 +90,8 @@ public static class KernelCheck
     /// Runs the cases and stops at the first mismatch, or runs them all (<paramref name="all"/>, for diagnosis).
     /// <paramref name="tamper"/> (tests) changes a result before it is compared, to plant a wrong kernel.
     /// </summary>
-    public static KernelCheckResult Run(IEnumerable<KernelCase>? cases = null, Func<KernelCase, Tensor, Tensor>? tamper = null, bool all = false)
+    public static KernelCheckResult Run(IEnumerable<KernelCase>? cases = null, Func<KernelCase, Tensor, Tensor>? tamper = null, bool all = false,
+        Action<string>? onFailure = null)
     {
         var failures = new List<string>();
         TorchRuntime.EnsureLoaded();
@@ -104,6 +105,7 @@ public static class KernelCheck
             var failure = RunCase(c, tamper);
             if (failure is null) continue;
             failures.Add($"{c}: {failure}");
+            onFailure?.Invoke(failures[^1]);
             if (!all) break;
         }
         return new KernelCheckResult(count, failures, clock.Elapsed);

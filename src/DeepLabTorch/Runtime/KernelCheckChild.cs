@@ -99,6 +99,9 @@ public static class KernelCheckChild
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "raise")]
     private static extern int Raise(int signal);
 
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "signal")]
+    private static extern IntPtr Signal(int signal, IntPtr handler);
+
     /// <summary>args: configuration name, thread count, and --all to run every case (diagnosis).</summary>
     public static int Main(string[] args)
     {
@@ -115,19 +118,24 @@ public static class KernelCheckChild
             TorchRuntime.EnsureLoaded();
             KernelGuard.ApplyConfiguration(configuration);
             torch.set_num_threads(threads);
-            if (faults.Contains("sigfpe")) Raise(8);
+            if (faults.Contains("sigfpe"))
+            {
+                // As a kernel's division by zero ends: .NET's own SIGFPE handler is taken away first (it would
+                // otherwise treat a raised signal as handled).
+                Signal(8, IntPtr.Zero);
+                Raise(8);
+            }
             if (faults.Contains("hang")) Thread.Sleep(Timeout.Infinite);
             Func<KernelCase, torch.Tensor, torch.Tensor>? tamper = faults.Contains("wrong")
                 ? (c, y) => c.Shape.Kernel == 1 && c.Batch == 2 ? y.mul(Extensions.HeldScalars.Byte255) : y
                 : null;
-            var result = KernelCheck.Run(tamper: tamper, all: all);
+            var result = KernelCheck.Run(tamper: tamper, all: all, onFailure: f => Console.WriteLine($"fail: {f}"));
             Console.WriteLine(LibTorchNative.NnpackAvailable() ? "nnpack: available" : "nnpack: unavailable");
             if (result.Passed)
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"pass: {result.Cases} cases in {result.Elapsed.TotalSeconds:0.0} s"));
                 return 0;
             }
-            foreach (var f in result.Failures) Console.WriteLine($"fail: {f}");
             return ChildProcessProbe.WrongValues;
         }
         catch (Exception e)

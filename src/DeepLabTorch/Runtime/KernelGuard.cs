@@ -162,23 +162,34 @@ public static class KernelGuard
             return new KernelVerdict(cpu?.Key ?? "not x86", "", libtorch, threads, CheckVersion, KernelConfiguration.Default,
                 "not checked: the guard covers x86-64 Linux", [], null, 0, DateTimeOffset.UtcNow);
         // What oneDNN read from CPUID, before any fix: the same CPU model may hide its caches in one VM and not another.
-        var table = _cacheTableAtLoad ?? (OneDnnCacheTable.Locate(cpu, out var why) is { } t ? t.Describe() : $"unreadable ({why})");
-        bool degenerate = _cacheTableAtLoad is not null || OneDnnCacheTable.Locate(cpu, out _) is { IsDegenerate: true };
-        var choice = Environment.GetEnvironmentVariable(OverrideVariable)?.Trim().ToLowerInvariant();
+        var located = OneDnnCacheTable.Locate(cpu, out var why);
+        if (_cacheTableAtLoad is null && located is { IsDegenerate: true }) _cacheTableAtLoad = located.Describe();
+        var table = _cacheTableAtLoad ?? located?.Describe() ?? $"unreadable ({why})";
+        bool degenerate = _cacheTableAtLoad is not null;
+        return Resolve(cpu, table, degenerate, libtorch, threads, Environment.GetEnvironmentVariable(OverrideVariable), Probe, CachePath());
+    }
+
+    /// <summary>
+    /// The decision for given facts: the override (<paramref name="choice"/>: null, auto, check or a configuration),
+    /// then the verdict cached in <paramref name="cachePath"/>, then the probe under each candidate.
+    /// </summary>
+    internal static KernelVerdict Resolve(CpuIdentity cpu, string table, bool degenerate, string libtorch, int threads,
+        string? choice, IKernelProbe? probe, string cachePath)
+    {
+        choice = choice?.Trim().ToLowerInvariant();
         if (!string.IsNullOrEmpty(choice) && choice is not ("auto" or "check"))
             return new KernelVerdict(cpu.Key, table, libtorch, threads, CheckVersion, Parse(choice), $"{OverrideVariable}={choice}, not checked",
                 [], null, 0, DateTimeOffset.UtcNow);
-        if (Probe is null)
+        if (probe is null)
             return degenerate
                 ? new KernelVerdict(cpu.Key, table, libtorch, threads, CheckVersion, KernelConfiguration.OneDnnCacheGuesses,
                     "oneDNN read 1-byte caches; not checked (no check child in this process)", [], null, 0, DateTimeOffset.UtcNow)
                 : new KernelVerdict(cpu.Key, table, libtorch, threads, CheckVersion, KernelConfiguration.Default,
                     "not checked (no check child in this process)", [], null, 0, DateTimeOffset.UtcNow);
-        var cache = new VerdictCache(CachePath());
-        return cache.GetOrAdd(cpu.Key, table, libtorch, threads, recheck: choice == "check", () =>
+        return new VerdictCache(cachePath).GetOrAdd(cpu.Key, table, libtorch, threads, recheck: choice == "check", () =>
         {
             Logger?.Detail($"checking the CPU kernels at {threads} thread(s) on {cpu.Describe()} (once per CPU, libtorch version and thread count)");
-            return Choose(cpu, table, libtorch, threads, Probe, degenerate);
+            return Choose(cpu, table, libtorch, threads, probe, degenerate);
         });
     }
 
@@ -212,7 +223,7 @@ public static class KernelGuard
             + string.Join("; ", tried) + $". Try another --threads, or set {OverrideVariable}=<configuration> to run unchecked (docs/cpu-kernels.md)");
     }
 
-    private static KernelVerdict Apply(KernelVerdict verdict, bool log)
+    internal static KernelVerdict Apply(KernelVerdict verdict, bool log)
     {
         ApplyConfiguration(verdict.Configuration);
         if (verdict.NnpackAvailable == false && LibTorchNative.NnpackEnabled) LibTorchNative.NnpackEnabled = false;
@@ -253,12 +264,13 @@ public static class KernelGuard
     public static IReadOnlyList<string> Describe()
     {
         var lines = new List<string>();
+        var verdict = Ensure(torch.get_num_threads());
         var cpu = CpuIdentity.Current;
         lines.Add($"CPU: {(cpu is null ? "not x86" : cpu.Describe())}"
                   + (cpu is { IsAmd: true, AmdCacheLeafEmpty: true } ? "; CPUID leaf 0x8000001D (cache topology) is empty" : ""));
         if (cpu is not null && OperatingSystem.IsLinux())
-            lines.Add("oneDNN cache table: " + (OneDnnCacheTable.Locate(cpu, out var why) is { } t ? t.Describe() : $"not readable ({why})"));
-        var verdict = Ensure(torch.get_num_threads());
+            lines.Add("oneDNN cache table: " + (OneDnnCacheTable.Locate(cpu, out var why) is { } t ? t.Describe() : $"not readable ({why})")
+                      + (_cacheTableAtLoad is null ? "" : $"; as first read: {_cacheTableAtLoad}"));
         lines.Add($"CPU kernels: {verdict.Describe()}");
         lines.Add($"CPU-kernel verdicts cached in {CachePath()}");
         if (verdict.NnpackAvailable == false) lines.Add("NNPACK: cannot initialise on this CPU, so it is off");
