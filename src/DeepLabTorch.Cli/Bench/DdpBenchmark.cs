@@ -42,6 +42,7 @@ public sealed class DdpBenchmark : IBenchmark
         TorchRuntime.EnsureLoaded();
         FlushDenormal.Set(true);
         set_num_threads(threads);
+        KernelGuard.Ensure(threads);
         manual_seed(1);
         using var model = new DeepLabV3Plus(new ModelConfig("mobilenet", 16, 21));
         using (no_grad())

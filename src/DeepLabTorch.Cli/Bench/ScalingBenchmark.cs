@@ -1,3 +1,4 @@
+using DeepLabTorch.Runtime;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
@@ -52,6 +53,7 @@ public sealed class ScalingBenchmark : IBenchmark
         foreach (int t in threads)
         {
             set_num_threads(t);
+            KernelGuard.Ensure(t);
             foreach (int crop in crops)
                 foreach (int batch in batches)
                 {

@@ -1,3 +1,4 @@
+using DeepLabTorch.Runtime;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using CommandLine;
@@ -45,6 +46,7 @@ public sealed class BenchVerb : VerbBase
             settings[s[..i]] = s[(i + 1)..];
         }
         if (Threads is int n) torch.set_num_threads(n);
+        KernelGuard.Ensure(torch.get_num_threads());
         var result = bench.Run(settings);
         Console.WriteLine(result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         return 0;

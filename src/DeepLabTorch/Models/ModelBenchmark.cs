@@ -42,6 +42,7 @@ public static class ModelBenchmark
         // Before set_num_threads: libtorch's pool threads, started from this thread, inherit its flush mode.
         var flushed = o.FlushDenormal && Extensions.FlushDenormal.Set(true);
         set_num_threads(o.Threads);
+        Runtime.KernelGuard.Ensure(o.Threads);
         manual_seed(1);
         using var model = ModelFactory.Create(new ModelConfig(o.Backbone, o.OutputStride, o.NumClasses));
         var mp = Training.MixedPrecision.For(o.Precision, o.ChannelsLast);

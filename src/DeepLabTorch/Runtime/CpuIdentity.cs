@@ -12,7 +12,7 @@ namespace DeepLabTorch.Runtime;
 /// </summary>
 public sealed record CpuIdentity(
     string Vendor, int Family, int Model, int Stepping, int BaseFamily, int BaseModel, int ExtFamily, int ExtModel,
-    string Brand, bool AmdCacheLeafPresent, bool AmdCacheLeafEmpty, uint LegacyL1dBytes, uint LegacyL2Bytes)
+    string Brand, bool AmdCacheLeafPresent, bool AmdCacheLeafEmpty, uint LegacyL1dBytes, uint LegacyL2Bytes, string CacheTopology = "")
 {
     /// <summary>The key a verdict is cached under: vendor, family, model, stepping and brand.</summary>
     public string Key => string.Create(CultureInfo.InvariantCulture, $"{Vendor} family {Family} model {Model} stepping {Stepping} {Brand}").Trim();
@@ -62,7 +62,37 @@ public sealed record CpuIdentity(
         if (maxExt >= 0x80000005) l1 = (uint)(X86Base.CpuId(unchecked((int)0x80000005), 0).Ecx >>> 24) * 1024u;
         if (maxExt >= 0x80000006) l2 = (uint)(X86Base.CpuId(unchecked((int)0x80000006), 0).Ecx >>> 16) * 1024u;
         return new CpuIdentity(vendor, displayFamily, displayModel, stepping, family, model, extFamily, extModel,
-            brand.ToString().Replace("\0", "", StringComparison.Ordinal).Trim(), present, present && empty, l1, l2);
+            brand.ToString().Replace("\0", "", StringComparison.Ordinal).Trim(), present, present && empty, l1, l2,
+            Topology(vendor == "AuthenticAMD", maxLeaf, present && empty));
+    }
+
+    /// <summary>
+    /// The data caches as oneDNN's xbyak reads them from CPUID (AMD: leaf 0x8000001D, sub-leaves 0, 2, 3;
+    /// Intel: leaf 4), size = ways x partitions x line x sets, without touching libtorch: cheap enough for
+    /// every process, and the part of the verdict's key that tells two virtual machines of one CPU model apart.
+    /// </summary>
+    private static string Topology(bool amd, int maxLeaf, bool amdLeafEmpty)
+    {
+        static uint Size(int b, int c) => (uint)((((b >>> 22) & 0x3FF) + 1) * (((b >>> 12) & 0x3FF) + 1) * ((b & 0xFFF) + 1) * (c + 1));
+        var sizes = new List<string>();
+        if (amd)
+        {
+            if (amdLeafEmpty) return "CPUID leaf 0x8000001D empty";
+            foreach (var sub in new[] { 0, 2, 3 })
+            {
+                var (_, b, c, _) = X86Base.CpuId(unchecked((int)0x8000001D), sub);
+                sizes.Add($"{Size(b, c) / 1024} KiB");
+            }
+        }
+        else if (maxLeaf >= 4)
+            for (int sub = 0; sub < 10; sub++)
+            {
+                var (a, b, c, _) = X86Base.CpuId(4, sub);
+                int type = a & 0x1F;
+                if (type == 0) break;
+                if (type is 1 or 3) sizes.Add($"{Size(b, c) / 1024} KiB");
+            }
+        return sizes.Count == 0 ? "no cache data in CPUID" : "data caches " + string.Join(", ", sizes);
     }
 
     private static string Ascii(params int[] registers)

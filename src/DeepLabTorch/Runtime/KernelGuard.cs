@@ -63,7 +63,9 @@ public static class KernelGuard
     private static readonly object Gate = new();
     private static readonly Dictionary<int, KernelVerdict> Applied = [];
     private static bool _cacheTableFixed;
-    private static string? _cacheTableAtLoad;
+
+    /// <summary>oneDNN's cache table as first found, when it was degenerate and has been replaced (for `deeplab info`).</summary>
+    private static string? CacheTableAtLoad { get; set; }
 
     /// <summary>Where the check children come from; the `deeplab` command sets itself. Null: decide from CPUID alone.</summary>
     public static IKernelProbe? Probe { get; set; }
@@ -134,7 +136,7 @@ public static class KernelGuard
             if (Environment.GetEnvironmentVariable(OverrideVariable) is { } o && o.Trim().Equals(Name(KernelConfiguration.Default), StringComparison.OrdinalIgnoreCase))
                 return;
             if (OneDnnCacheTable.Locate(cpu, out _) is not { IsDegenerate: true } table) return;
-            _cacheTableAtLoad = table.Describe();
+            CacheTableAtLoad = table.Describe();
             table.UseGuesses();
         }
     }
@@ -161,11 +163,10 @@ public static class KernelGuard
         if (cpu is null || !OperatingSystem.IsLinux())
             return new KernelVerdict(cpu?.Key ?? "not x86", "", libtorch, threads, CheckVersion, KernelConfiguration.Default,
                 "not checked: the guard covers x86-64 Linux", [], null, 0, DateTimeOffset.UtcNow);
-        // What oneDNN read from CPUID, before any fix: the same CPU model may hide its caches in one VM and not another.
-        var located = OneDnnCacheTable.Locate(cpu, out var why);
-        if (_cacheTableAtLoad is null && located is { IsDegenerate: true }) _cacheTableAtLoad = located.Describe();
-        var table = _cacheTableAtLoad ?? located?.Describe() ?? $"unreadable ({why})";
-        bool degenerate = _cacheTableAtLoad is not null;
+        // What oneDNN reads from CPUID: the same CPU model may hide its caches in one VM and not another.
+        var planted = Environment.GetEnvironmentVariable(PlantedCacheVariable);
+        bool degenerate = !string.IsNullOrWhiteSpace(planted) || cpu is { IsAmd: true, AmdCacheLeafEmpty: true };
+        var table = string.IsNullOrWhiteSpace(planted) ? cpu.CacheTopology : $"planted: {planted.Trim()} bytes ({PlantedCacheVariable})";
         return Resolve(cpu, table, degenerate, libtorch, threads, Environment.GetEnvironmentVariable(OverrideVariable), Probe, CachePath());
     }
 
@@ -245,6 +246,7 @@ public static class KernelGuard
             case KernelConfiguration.OneDnnCacheGuesses:
                 var table = OneDnnCacheTable.Locate(cpu, out var why)
                             ?? throw new UserException($"CPU kernels {Name(configuration)}: oneDNN's cache table cannot be edited: {why}");
+                if (table.IsDegenerate) CacheTableAtLoad ??= table.Describe();
                 table.UseGuesses();
                 if (!LibTorchNative.MkldnnEnabled) LibTorchNative.MkldnnEnabled = true;
                 break;
@@ -270,7 +272,7 @@ public static class KernelGuard
                   + (cpu is { IsAmd: true, AmdCacheLeafEmpty: true } ? "; CPUID leaf 0x8000001D (cache topology) is empty" : ""));
         if (cpu is not null && OperatingSystem.IsLinux())
             lines.Add("oneDNN cache table: " + (OneDnnCacheTable.Locate(cpu, out var why) is { } t ? t.Describe() : $"not readable ({why})")
-                      + (_cacheTableAtLoad is null ? "" : $"; as first read: {_cacheTableAtLoad}"));
+                      + (CacheTableAtLoad is null ? "" : $"; as first read: {CacheTableAtLoad}"));
         lines.Add($"CPU kernels: {verdict.Describe()}");
         lines.Add($"CPU-kernel verdicts cached in {CachePath()}");
         if (verdict.NnpackAvailable == false) lines.Add("NNPACK: cannot initialise on this CPU, so it is off");
@@ -282,7 +284,6 @@ public static class KernelGuard
     /// <summary>The verdict file: a JSON list, read and rewritten under an exclusive lock so concurrent processes check once.</summary>
     private sealed class VerdictCache(string path)
     {
-        private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
         public KernelVerdict GetOrAdd(string cpu, string table, string libtorch, int threads, bool recheck, Func<KernelVerdict> decide)
         {
@@ -335,7 +336,7 @@ public static class KernelGuard
         {
             try
             {
-                return File.Exists(path) ? JsonSerializer.Deserialize<List<KernelVerdict>>(File.ReadAllText(path), Json) ?? [] : [];
+                return File.Exists(path) ? JsonSerializer.Deserialize(File.ReadAllText(path), VerdictJson.Default.ListKernelVerdict) ?? [] : [];
             }
             catch (Exception e) when (e is JsonException or IOException or NotSupportedException)
             {
@@ -349,7 +350,7 @@ public static class KernelGuard
             var temp = path + ".tmp";
             try
             {
-                File.WriteAllText(temp, JsonSerializer.Serialize(all, Json));
+                File.WriteAllText(temp, JsonSerializer.Serialize(all, VerdictJson.Default.ListKernelVerdict));
                 File.Move(temp, path, overwrite: true);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -359,3 +360,8 @@ public static class KernelGuard
         }
     }
 }
+
+/// <summary>Source-generated JSON for the verdict file: no reflection at start-up, where every command reads it.</summary>
+[JsonSourceGenerationOptions(WriteIndented = true)]
+[JsonSerializable(typeof(List<KernelVerdict>))]
+internal sealed partial class VerdictJson : JsonSerializerContext;

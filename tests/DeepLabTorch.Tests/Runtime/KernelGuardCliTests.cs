@@ -73,7 +73,7 @@ public class KernelGuardCliTests(ITestOutputHelper output)
         var verdicts = JsonSerializer.Deserialize<List<KernelVerdict>>(File.ReadAllText(Path.Combine(dir["cache-guarded"], "deeplabtorch", "cpu-kernels.json")))!;
         var verdict = Assert.Single(verdicts);
         Assert.Equal(KernelConfiguration.OneDnnCacheGuesses, verdict.Configuration);
-        Assert.Equal("L1 1 B/1, L2 1 B/1, L3 1 B/1", verdict.CacheTable);
+        Assert.Equal("planted: 1,1,1 bytes (DEEPLAB_TEST_ONEDNN_CACHE_BYTES)", verdict.CacheTable);
 
         // The next process reuses the verdict: no new check, the same line, and info shows it.
         var info = Deeplab(dir["cache-guarded"], planted: true, kernels: null, "info");
