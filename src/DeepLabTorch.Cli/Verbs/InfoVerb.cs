@@ -8,9 +8,13 @@ namespace DeepLabTorch.Cli.Verbs;
 [Verb("info", HelpText = "Print the engine: TorchSharp and libtorch versions, threads, the CPU and its kernel verdict, CUDA devices, the Debian 12 load fix, and MPI and NCCL for training on several processes.")]
 public sealed class InfoVerb : VerbBase
 {
+    [Option("threads", HelpText = "The intra-op thread count to report, and to give the CPU-kernel verdict for (default: one per core).")]
+    public int? Threads { get; set; }
+
     public override int Run()
     {
         TorchRuntime.EnsureLoaded();
+        Engine.SetThreads(Threads);
         Console.WriteLine($"TorchSharp {TorchRuntime.TorchSharpVersion}");
         Console.WriteLine($"libtorch {TorchRuntime.LibTorchVersion}");
         Console.WriteLine($"intra-op threads: {torch.get_num_threads()}");

@@ -284,6 +284,8 @@ public static class KernelGuard
     /// <summary>The verdict file: a JSON list, read and rewritten under an exclusive lock so concurrent processes check once.</summary>
     private sealed class VerdictCache(string path)
     {
+        private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
 
         public KernelVerdict GetOrAdd(string cpu, string table, string libtorch, int threads, bool recheck, Func<KernelVerdict> decide)
         {
@@ -336,7 +338,7 @@ public static class KernelGuard
         {
             try
             {
-                return File.Exists(path) ? JsonSerializer.Deserialize(File.ReadAllText(path), VerdictJson.Default.ListKernelVerdict) ?? [] : [];
+                return File.Exists(path) ? JsonSerializer.Deserialize<List<KernelVerdict>>(File.ReadAllText(path), Json) ?? [] : [];
             }
             catch (Exception e) when (e is JsonException or IOException or NotSupportedException)
             {
@@ -350,7 +352,7 @@ public static class KernelGuard
             var temp = path + ".tmp";
             try
             {
-                File.WriteAllText(temp, JsonSerializer.Serialize(all, VerdictJson.Default.ListKernelVerdict));
+                File.WriteAllText(temp, JsonSerializer.Serialize(all, Json));
                 File.Move(temp, path, overwrite: true);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -361,7 +363,3 @@ public static class KernelGuard
     }
 }
 
-/// <summary>Source-generated JSON for the verdict file: no reflection at start-up, where every command reads it.</summary>
-[JsonSourceGenerationOptions(WriteIndented = true)]
-[JsonSerializable(typeof(List<KernelVerdict>))]
-internal sealed partial class VerdictJson : JsonSerializerContext;
