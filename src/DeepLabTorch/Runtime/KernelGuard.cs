@@ -67,6 +67,9 @@ public static class KernelGuard
     /// <summary>oneDNN's cache table as first found, when it was degenerate and has been replaced (for `deeplab info`).</summary>
     private static string? CacheTableAtLoad { get; set; }
 
+    /// <summary>oneDNN's table as libtorch read it, when the early fix replaced it: `default` puts it back.</summary>
+    private static uint[]? _shippedTable;
+
     /// <summary>Where the check children come from; the `deeplab` command sets itself. Null: decide from CPUID alone.</summary>
     public static IKernelProbe? Probe { get; set; }
 
@@ -137,6 +140,7 @@ public static class KernelGuard
                 return;
             if (OneDnnCacheTable.Locate(cpu, out _) is not { IsDegenerate: true } table) return;
             CacheTableAtLoad = table.Describe();
+            _shippedTable = table.Snapshot();
             table.UseGuesses();
         }
     }
@@ -241,6 +245,8 @@ public static class KernelGuard
         switch (configuration)
         {
             case KernelConfiguration.Default:
+                // As shipped: the table oneDNN read itself, even where the early fix replaced it.
+                if (_shippedTable is not null) OneDnnCacheTable.Locate(cpu, out _)?.Restore(_shippedTable);
                 if (!LibTorchNative.MkldnnEnabled) LibTorchNative.MkldnnEnabled = true;
                 break;
             case KernelConfiguration.OneDnnCacheGuesses:

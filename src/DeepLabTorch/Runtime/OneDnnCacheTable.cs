@@ -91,6 +91,29 @@ public sealed unsafe class OneDnnCacheTable
         }
     }
 
+    /// <summary>The table as it stands: level count, then each level's size and sharing.</summary>
+    public uint[] Snapshot()
+    {
+        var levels = Levels;
+        var values = new uint[1 + 2 * levels];
+        values[0] = levels;
+        for (int l = 1; l <= levels; l++) (values[2 * l - 1], values[2 * l]) = Level(l);
+        return values;
+    }
+
+    /// <summary>Puts back a <see cref="Snapshot"/>.</summary>
+    public void Restore(uint[] snapshot)
+    {
+        uint levels = snapshot[0];
+        if (levels > MaxLevels || snapshot.Length != 1 + 2 * levels) throw new ArgumentException("not a snapshot of this table", nameof(snapshot));
+        for (int i = 0; i < levels; i++)
+        {
+            *(uint*)(_cpu + SizesAt + 4 * i) = snapshot[1 + 2 * i];
+            *(uint*)(_cpu + SharingAt + 4 * i) = snapshot[2 + 2 * i];
+        }
+        Levels = levels;
+    }
+
     /// <summary>Makes oneDNN use its own guesses (32 KiB, 512 KiB and 1 MiB per core), as oneDNN v3.10 does when CPUID has no cache data.</summary>
     public void UseGuesses() => Levels = 0;
 
