@@ -100,6 +100,9 @@ public static class Program
         }
         var verb = (IVerb)((Parsed<object>)parsed).Value;
         ILoggerFactory? loggers = null;
+        // Verbs change process-wide settings (libtorch's thread count, the CPU-kernel configuration, static
+        // loggers); a run in-process (tests, a host program) gets them back afterwards.
+        using var restore = ProcessSettings.Capture();
         try
         {
             if (verb is VerbBase options)
@@ -194,5 +197,44 @@ public static class Program
         }
         var text = string.Join(": ", parts);
         return e is System.Runtime.InteropServices.ExternalException ? "libtorch error: " + text : text;
+    }
+}
+
+/// <summary>
+/// The process-wide settings a verb may change: libtorch's intra-op thread count, whether oneDNN (mkldnn) is
+/// on, and the static loggers of the data sets and the CPU-kernel guard. Disposing puts them back.
+/// </summary>
+internal sealed class ProcessSettings : IDisposable
+{
+    private readonly int? _threads;
+    private readonly bool? _mkldnn;
+    private readonly ILogger _dataLogger = Datasets.Logger;
+    private readonly ILogger? _guardLogger = KernelGuard.Logger;
+
+    private ProcessSettings(int? threads, bool? mkldnn)
+    {
+        _threads = threads;
+        _mkldnn = mkldnn;
+    }
+
+    public static ProcessSettings Capture()
+    {
+        try
+        {
+            TorchRuntime.EnsureLoaded();
+            return new ProcessSettings(TorchSharp.torch.get_num_threads(), OperatingSystem.IsLinux() ? LibTorchNative.MkldnnEnabled : null);
+        }
+        catch (TorchLoadException)
+        {
+            return new ProcessSettings(null, null); // nothing of libtorch's to restore; the verb reports the failure
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_threads is { } t && TorchSharp.torch.get_num_threads() != t) TorchSharp.torch.set_num_threads(t);
+        if (_mkldnn is { } m && LibTorchNative.MkldnnEnabled != m) LibTorchNative.MkldnnEnabled = m;
+        Datasets.Logger = _dataLogger;
+        KernelGuard.Logger = _guardLogger;
     }
 }
