@@ -1,3 +1,4 @@
+using DeepLabTorch.Training;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using DeepLabTorch.Models;

@@ -41,7 +41,7 @@ public sealed class ScalingBenchmark : IBenchmark
 
         // Random weights push activations into denormal floats, many times slower than a trained model's
         // (bench infer flushes them too).
-        bool flushed = args.GetValueOrDefault("flush_denormal", "true") != "false" && DeepLabTorch.Extensions.FlushDenormal.Set(true);
+        bool flushed = args.GetValueOrDefault("flush_denormal", "true") != "false" && DeepLabTorch.Runtime.FlushDenormal.Set(true);
         manual_seed(1);
         using var trainModel = ModelFactory.Create(new ModelConfig(backbone, os, 21));
         using var inferModel = ModelFactory.Create(new ModelConfig(backbone, os, 21));

@@ -108,10 +108,19 @@ public static class SyncBatchNorm
         {
             if (m is Models.BatchNorm2d bn)
             {
-                bn.SyncGroup = group.IsDistributed ? group : null;
+                bn.Sync = group.IsDistributed ? new GroupBatchNormSync(group) : null;
                 n++;
             }
         }
         return n;
     }
+}
+
+/// <summary>The model's batch-norm hook over a process group: the custom autograd function above.</summary>
+internal sealed class GroupBatchNormSync(ProcessGroup group) : Models.IBatchNormSync
+{
+    public ProcessGroup Group => group;
+
+    public Tensor Normalize(Tensor input, Tensor weight, Tensor bias, Tensor? runningMean, Tensor? runningVar, double momentum, double eps) =>
+        SyncBatchNormFunction.apply(input, weight, bias, new SyncBatchNormArgs(group, runningMean, runningVar, momentum, eps));
 }

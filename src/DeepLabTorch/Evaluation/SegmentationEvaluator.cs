@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using DeepLabTorch.Data;
+using DeepLabTorch.Inference;
 using DeepLabTorch.Extensions;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -57,7 +57,7 @@ public sealed class Predictor
             (bh, bw) = ResizedShort(h, w, shortSide);
         var baseInput = (bh, bw) == (h, w) ? x : Resize(x, bh, bw);
 
-        var mean = Evaluation.TestTimeAugmentation.AverageLogits(Run, baseInput, Options.Scales, Options.Flip, Options.AlignCorners);
+        var mean = TestTimeAugmentation.AverageLogits(Run, baseInput, Options.Scales, Options.Flip, Options.AlignCorners);
         if (mean.size(2) != h || mean.size(3) != w) mean = Resize(mean, h, w);
         return mean.to(ScalarType.Float32, CPU);
     }

@@ -50,10 +50,10 @@ public sealed class BatchNorm2d : TorchSharp.Modules.BatchNorm
     }
 
     /// <summary>
-    /// With --sync-bn on several processes: the group whose global batch this layer normalises over
-    /// while training (Distributed/SyncBatchNorm). Null: the local batch, as TorchSharp's BatchNorm2d.
+    /// With --sync-bn on several processes: normalises over the global batch of all processes while training
+    /// (implemented by Distributed/SyncBatchNorm). Null: the local batch, as TorchSharp's BatchNorm2d.
     /// </summary>
-    public Distributed.ProcessGroup? SyncGroup { get; set; }
+    public IBatchNormSync? Sync { get; set; }
 
     public override Tensor forward(Tensor input)
     {
@@ -70,10 +70,20 @@ public sealed class BatchNorm2d : TorchSharp.Modules.BatchNorm
             num_batches_tracked.add_(One, One);
             if (momentum is null) factor = 1.0 / num_batches_tracked.item<long>();
         }
-        if (training && SyncGroup is { IsDistributed: true } group)
-            return Distributed.SyncBatchNormFunction.apply(input, weight!, bias!, new Distributed.SyncBatchNormArgs(group, running_mean, running_var, factor, eps));
+        if (training && Sync is { } sync)
+            return sync.Normalize(input, weight!, bias!, running_mean, running_var, factor, eps);
         bool useBatchStats = training || (running_mean is null && running_var is null);
         bool passStats = !training || track_running_stats;
         return F.batch_norm(input, passStats ? running_mean : null, passStats ? running_var : null, weight, bias, useBatchStats, factor, eps);
     }
+}
+
+/// <summary>
+/// The hook through which a BatchNorm2d normalises over more than its own batch while training: Models declares
+/// it, Distributed implements it (statistics all-reduced over the processes), so Models knows nothing of MPI.
+/// </summary>
+public interface IBatchNormSync
+{
+    /// <summary>batch_norm in training mode over the global batch; updates the running statistics with <paramref name="momentum"/>.</summary>
+    Tensor Normalize(Tensor input, Tensor weight, Tensor bias, Tensor? runningMean, Tensor? runningVar, double momentum, double eps);
 }

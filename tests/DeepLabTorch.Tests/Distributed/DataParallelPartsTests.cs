@@ -133,7 +133,7 @@ public sealed class DataParallelPartsTests
         var n = SyncBatchNorm.Enable(model, ProcessGroup.Single);
         Assert.Equal(model.modules().OfType<BatchNorm2d>().Count(), n);
         Assert.True(n > 50);
-        Assert.All(model.modules().OfType<BatchNorm2d>(), bn => Assert.Null(bn.SyncGroup));
+        Assert.All(model.modules().OfType<BatchNorm2d>(), bn => Assert.Null(bn.Sync));
     }
 
     [Fact]

@@ -152,7 +152,7 @@ public static class MpiWorker
             var total = sizes.Sum();
             var start = sizes.Take(g.Rank).Sum();
             using var reference = new BatchNorm2d(c, momentum: 0.3);
-            using var synced = new BatchNorm2d(c, momentum: 0.3) { SyncGroup = g };
+            using var synced = new BatchNorm2d(c, momentum: 0.3) { Sync = new DeepLabTorch.Distributed.GroupBatchNormSync(g) };
             reference.to(parameters);
             synced.to(parameters);
             manual_seed(7);

@@ -35,7 +35,7 @@ public class HiddenScalarTests
         catch (BadImageFormatException) { return false; }
     }
 
-    private static CSharpCompilation Compile(string project)
+    internal static CSharpCompilation Compile(string project)
     {
         var dir = Path.Combine(DeepLabTorch.Tests.Python.RepoRoot, project);
         var sources = Directory.GetFiles(dir, "*.cs", SearchOption.AllDirectories)

@@ -1,7 +1,6 @@
 using System.Runtime.InteropServices;
-using DeepLabTorch.Runtime;
 
-namespace DeepLabTorch.Extensions;
+namespace DeepLabTorch.Runtime;
 
 /// <summary>
 /// torch.set_flush_denormal, which TorchSharp does not bind: libtorch's own

@@ -3,7 +3,7 @@ using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
-namespace DeepLabTorch.Evaluation;
+namespace DeepLabTorch.Inference;
 
 /// <summary>
 /// The one multi-scale + flip test-time augmentation, shared by eval and predict: each scale (and its

@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
-using DeepLabTorch.Runtime;
 
-namespace DeepLabTorch;
+namespace DeepLabTorch.Runtime;
 
 internal static class AssemblyInit
 {

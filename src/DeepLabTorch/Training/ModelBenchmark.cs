@@ -1,11 +1,12 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using DeepLabTorch.Extensions;
+using DeepLabTorch.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
-namespace DeepLabTorch.Models;
+namespace DeepLabTorch.Training;
 
 /// <summary>Settings of the model benchmark (defaults: the protocol).</summary>
 public sealed record ModelBenchmarkOptions
@@ -40,12 +41,12 @@ public static class ModelBenchmark
     public static JsonObject Run(ModelBenchmarkOptions o)
     {
         // Before set_num_threads: libtorch's pool threads, started from this thread, inherit its flush mode.
-        var flushed = o.FlushDenormal && Extensions.FlushDenormal.Set(true);
+        var flushed = o.FlushDenormal && DeepLabTorch.Runtime.FlushDenormal.Set(true);
         set_num_threads(o.Threads);
         Runtime.KernelGuard.Ensure(o.Threads);
         manual_seed(1);
         using var model = ModelFactory.Create(new ModelConfig(o.Backbone, o.OutputStride, o.NumClasses));
-        var mp = Training.MixedPrecision.For(o.Precision, o.ChannelsLast);
+        var mp = MixedPrecision.For(o.Precision, o.ChannelsLast);
         mp.Prepare(model);
 
         // Forward latency.
@@ -68,7 +69,7 @@ public static class ModelBenchmark
         var steps = new List<double>();
         var phases = new[] { new List<double>(), new List<double>(), new List<double>() }; // forward+loss, backward, optimizer
         var lossReads = new List<double>(); // the trainer's per-step loss.item (its non-finite check), in µs
-        using (var opt = Training.SgdFactory.Create(model, 0.007, momentum: 0.9, weightDecay: 5e-4))
+        using (var opt = SgdFactory.Create(model, 0.007, momentum: 0.9, weightDecay: 5e-4))
         using (var x0 = randn(o.TrainBatch, 3, o.TrainSize, o.TrainSize))
         using (var target = randint(0, o.NumClasses, new long[] { o.TrainBatch, o.TrainSize, o.TrainSize }))
         {
@@ -80,7 +81,7 @@ public static class ModelBenchmark
                 {
                     // As Trainer.Step: the batch converted inside the step, the loss on float32 logits.
                     var y = model.forward(mp.Input(x0));
-                    var loss = F.cross_entropy(Training.MixedPrecision.Logits(y), target, ignore_index: 255);
+                    var loss = F.cross_entropy(MixedPrecision.Logits(y), target, ignore_index: 255);
                     var r0 = sw.Elapsed.TotalMilliseconds;
                     if (!float.IsFinite(loss.item<float>())) throw new InvalidOperationException("non-finite loss");
                     t1 = sw.Elapsed.TotalMilliseconds;
