@@ -205,7 +205,7 @@ public class KernelGuardTests
 
     private static ChildProcessProbe Child(params (string Key, string Value)[] environment)
     {
-        var probe = new ChildProcessProbe("dotnet", [CliRunner.Dll, KernelGuard.ChildArgument]) { Timeout = TimeSpan.FromSeconds(60) };
+        var probe = new ChildProcessProbe("dotnet", [CliRunner.Dll, KernelGuard.ChildArgument]) { Timeout = TimeSpan.FromSeconds(300) };
         foreach (var (k, v) in environment) probe.Environment[k] = v;
         return probe;
     }
