@@ -42,6 +42,7 @@ public class HiddenScalarTests
             .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal)
                         && !f.Contains($"{Path.DirectorySeparatorChar}bin{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
             .ToList();
+        sources.AddRange(GeneratedSources(dir));
         var parse = new CSharpParseOptions(LanguageVersion.Preview);
         var trees = sources.Select(f => CSharpSyntaxTree.ParseText(File.ReadAllText(f), parse, Path.GetRelativePath(DeepLabTorch.Tests.Python.RepoRoot, f))).ToList();
         // The SDK's implicit global usings (ImplicitUsings=enable).
@@ -50,6 +51,25 @@ public class HiddenScalarTests
         var self = project.EndsWith(".Cli", StringComparison.Ordinal) ? "deeplab.dll" : "DeepLabTorch.dll";
         return CSharpCompilation.Create("scan", trees, References(self),
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, allowUnsafe: true, nullableContextOptions: NullableContextOptions.Enable));
+    }
+
+    /// <summary>
+    /// The C# that protoc generates at build time from the project's .proto files (Grpc.Tools' OutputDir in the
+    /// .csproj: obj/protobuf/, the same for every configuration). The scan runs no generators, so it takes
+    /// their output from the build; a project with .proto files and no generated code has not been built.
+    /// </summary>
+    private static IEnumerable<string> GeneratedSources(string projectDir)
+    {
+        var protos = Directory.GetFiles(projectDir, "*.proto", SearchOption.AllDirectories)
+            .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal)
+                        && !f.Contains($"{Path.DirectorySeparatorChar}bin{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
+            .ToList();
+        if (protos.Count == 0) return [];
+        var generatedDir = Path.Combine(projectDir, "obj", "protobuf");
+        var generated = Directory.Exists(generatedDir) ? Directory.GetFiles(generatedDir, "*.cs", SearchOption.AllDirectories) : [];
+        Assert.True(generated.Length == protos.Count,
+            $"{projectDir} has {protos.Count} .proto file(s) but {generatedDir} holds {generated.Length} generated .cs file(s); build the project first");
+        return generated;
     }
 
     private static bool IsTorch(ITypeSymbol? t, string name) =>

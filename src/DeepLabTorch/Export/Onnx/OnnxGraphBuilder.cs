@@ -4,7 +4,9 @@ using DeepLabTorch.Extensions;
 using TorchSharp;
 using static TorchSharp.torch;
 using TorchSharp.Modules;
+using DeepLabTorch.Export.Onnx.Proto;
 using Google.Protobuf;
+using AttributeType = DeepLabTorch.Export.Onnx.Proto.AttributeProto.Types.AttributeType;
 
 namespace DeepLabTorch.Export.Onnx;
 
@@ -13,7 +15,8 @@ namespace DeepLabTorch.Export.Onnx;
 /// value; pass `output` to choose it (e.g. "logits"). Weights become initializers. Enough to express
 /// an eval-mode DeepLabV3+: convolutions with BatchNorm folded in, activations, fixed padding, pooling,
 /// bilinear resizes whose target size comes from another value's runtime shape, concat, argmax, and
-/// the optional uint8 NHWC preprocessing.
+/// the optional uint8 NHWC preprocessing. The messages are onnx.proto's, generated at build time
+/// (Export/Onnx/onnx.proto).
 /// </summary>
 public sealed class OnnxGraphBuilder
 {
@@ -21,10 +24,10 @@ public sealed class OnnxGraphBuilder
     public const int IrVersion = 7;
 
     private readonly string _graphName;
-    private readonly List<byte[]> _nodes = new();
-    private readonly List<byte[]> _initializers = new();
-    private readonly List<byte[]> _inputs = new();
-    private readonly List<byte[]> _outputs = new();
+    private readonly List<NodeProto> _nodes = new();
+    private readonly List<TensorProto> _initializers = new();
+    private readonly List<ValueInfoProto> _inputs = new();
+    private readonly List<ValueInfoProto> _outputs = new();
     private readonly HashSet<string> _names = new(StringComparer.Ordinal);
     private int _counter;
 
@@ -47,18 +50,55 @@ public sealed class OnnxGraphBuilder
         return name;
     }
 
-    private string Node(string op, string[] inputs, IEnumerable<byte[]>? attrs = null, string? output = null)
+    private string Node(string op, string[] inputs, IEnumerable<AttributeProto>? attrs = null, string? output = null)
     {
         var outName = Claim(output, op.ToLowerInvariant());
-        _nodes.Add(OnnxProto.Node(op, outName + "_node", inputs, new[] { outName }, attrs ?? Array.Empty<byte[]>()));
+        var node = new NodeProto { OpType = op, Name = outName + "_node" };
+        node.Input.AddRange(inputs);
+        node.Output.Add(outName);
+        if (attrs is not null) node.Attribute.AddRange(attrs);
+        _nodes.Add(node);
         return outName;
+    }
+
+    // ------------------------------------------------------------------ messages
+    // proto2: a set field is written even at its default, so an INT attribute of 0 keeps its value.
+    private static AttributeProto AttrInt(string name, long v) => new() { Name = name, Type = AttributeType.Int, I = v };
+    private static AttributeProto AttrString(string name, string v) => new() { Name = name, Type = AttributeType.String, S = ByteString.CopyFromUtf8(v) };
+    private static AttributeProto AttrInts(string name, long[] v)
+    {
+        var a = new AttributeProto { Name = name, Type = AttributeType.Ints };
+        a.Ints.AddRange(v);
+        return a;
+    }
+
+    /// <summary>A tensor whose little-endian bytes the builder owns from here on (wrapped, not copied).</summary>
+    private static TensorProto Tensor(string name, OnnxType type, long[] dims, byte[] raw)
+    {
+        var t = new TensorProto { Name = name, DataType = (int)type, RawData = UnsafeByteOperations.UnsafeWrap(raw) };
+        t.Dims.AddRange(dims);
+        return t;
+    }
+
+    private static ValueInfoProto ValueInfo(string name, OnnxType type, OnnxDim[] dims)
+    {
+        var shape = new TensorShapeProto();
+        foreach (var d in dims)
+            shape.Dim.Add(d.Value is long v
+                ? new TensorShapeProto.Types.Dimension { DimValue = v }
+                : new TensorShapeProto.Types.Dimension { DimParam = d.Param ?? throw new ArgumentException($"a dimension of '{name}' needs a value or a name") });
+        return new ValueInfoProto
+        {
+            Name = name,
+            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)type, Shape = shape } },
+        };
     }
 
     // ------------------------------------------------------------------ graph interface
     public string Input(string name, OnnxType type, params OnnxDim[] dims)
     {
         Claim(name, name);
-        _inputs.Add(OnnxProto.ValueInfo(name, type, dims));
+        _inputs.Add(ValueInfo(name, type, dims));
         return name;
     }
 
@@ -66,7 +106,7 @@ public sealed class OnnxGraphBuilder
     public string Output(string value, string name, OnnxType type, params OnnxDim[] dims)
     {
         if (value != name) value = Node("Identity", new[] { value }, output: name);
-        _outputs.Add(OnnxProto.ValueInfo(name, type, dims));
+        _outputs.Add(ValueInfo(name, type, dims));
         return name;
     }
 
@@ -79,7 +119,7 @@ public sealed class OnnxGraphBuilder
         var raw = new byte[c.numel() * 4];
         if (raw.Length > 0) new ReadOnlySpan<byte>((void*)c.DataPtr(), raw.Length).CopyTo(raw);
         var n = Claim(name, "w");
-        _initializers.Add(OnnxProto.Tensor(n, OnnxType.Float, c.shape, raw));
+        _initializers.Add(Tensor(n, OnnxType.Float, c.shape, raw));
         return n;
     }
 
@@ -88,7 +128,7 @@ public sealed class OnnxGraphBuilder
         var raw = new byte[values.Length * 4];
         Buffer.BlockCopy(values, 0, raw, 0, raw.Length);
         var n = Fresh("cf");
-        _initializers.Add(OnnxProto.Tensor(n, OnnxType.Float, shape ?? new long[] { values.Length }, raw));
+        _initializers.Add(Tensor(n, OnnxType.Float, shape ?? new long[] { values.Length }, raw));
         return n;
     }
 
@@ -97,7 +137,7 @@ public sealed class OnnxGraphBuilder
         var raw = new byte[values.Length * 8];
         Buffer.BlockCopy(values, 0, raw, 0, raw.Length);
         var n = Fresh("ci");
-        _initializers.Add(OnnxProto.Tensor(n, OnnxType.Int64, shape ?? new long[] { values.Length }, raw));
+        _initializers.Add(Tensor(n, OnnxType.Int64, shape ?? new long[] { values.Length }, raw));
         return n;
     }
 
@@ -111,11 +151,11 @@ public sealed class OnnxGraphBuilder
         if (bias is not null) inputs.Add(Initializer(bias));
         return Node("Conv", inputs.ToArray(), new[]
         {
-            OnnxProto.AttrInts("kernel_shape", new[] { w[2], w[3] }),
-            OnnxProto.AttrInts("strides", new[] { stride[0], stride[1] }),
-            OnnxProto.AttrInts("pads", new[] { padding[0], padding[1], padding[0], padding[1] }),
-            OnnxProto.AttrInts("dilations", new[] { dilation[0], dilation[1] }),
-            OnnxProto.AttrInt("group", groups),
+            AttrInts("kernel_shape", new[] { w[2], w[3] }),
+            AttrInts("strides", new[] { stride[0], stride[1] }),
+            AttrInts("pads", new[] { padding[0], padding[1], padding[0], padding[1] }),
+            AttrInts("dilations", new[] { dilation[0], dilation[1] }),
+            AttrInt("group", groups),
         }, output);
     }
 
@@ -147,20 +187,20 @@ public sealed class OnnxGraphBuilder
     public string Div(string a, string b, string? output = null) => Node("Div", new[] { a, b }, output: output);
 
     public string Concat(IReadOnlyList<string> values, long axis = 1, string? output = null) =>
-        Node("Concat", values.ToArray(), new[] { OnnxProto.AttrInt("axis", axis) }, output);
+        Node("Concat", values.ToArray(), new[] { AttrInt("axis", axis) }, output);
 
     /// <summary>Constant zero padding of H and W as F.pad(x, [left, right, top, bottom]) does.</summary>
     public string Pad(string x, long left, long right, long top, long bottom, float value = 0, string? output = null) =>
         Node("Pad", new[] { x, ConstInt64s(new[] { 0, 0, top, left, 0, 0, bottom, right }), ConstScalar(value) },
-            new[] { OnnxProto.AttrString("mode", "constant") }, output);
+            new[] { AttrString("mode", "constant") }, output);
 
     public string GlobalAveragePool(string x, string? output = null) => Node("GlobalAveragePool", new[] { x }, output: output);
 
     public string MaxPool(string x, long kernel, long stride, long padding, string? output = null) => Node("MaxPool", new[] { x }, new[]
     {
-        OnnxProto.AttrInts("kernel_shape", new[] { kernel, kernel }),
-        OnnxProto.AttrInts("strides", new[] { stride, stride }),
-        OnnxProto.AttrInts("pads", new[] { padding, padding, padding, padding }),
+        AttrInts("kernel_shape", new[] { kernel, kernel }),
+        AttrInts("strides", new[] { stride, stride }),
+        AttrInts("pads", new[] { padding, padding, padding, padding }),
     }, output);
 
     public string Shape(string x) => Node("Shape", new[] { x });
@@ -179,18 +219,18 @@ public sealed class OnnxGraphBuilder
         var sizes = Concat(new[] { nc, hw }, 0);
         return Node("Resize", new[] { x, "", "", sizes }, new[]
         {
-            OnnxProto.AttrString("mode", "linear"),
+            AttrString("mode", "linear"),
             // pytorch_half_pixel is half_pixel except for outputs of length 1, where PyTorch samples 0.
-            OnnxProto.AttrString("coordinate_transformation_mode", alignCorners ? "align_corners" : "pytorch_half_pixel"),
+            AttrString("coordinate_transformation_mode", alignCorners ? "align_corners" : "pytorch_half_pixel"),
         }, output);
     }
 
     public string ArgMax(string x, long axis = 1, bool keepdims = false, string? output = null) =>
-        Node("ArgMax", new[] { x }, new[] { OnnxProto.AttrInt("axis", axis), OnnxProto.AttrInt("keepdims", keepdims ? 1 : 0) }, output);
+        Node("ArgMax", new[] { x }, new[] { AttrInt("axis", axis), AttrInt("keepdims", keepdims ? 1 : 0) }, output);
 
-    public string Cast(string x, OnnxType to, string? output = null) => Node("Cast", new[] { x }, new[] { OnnxProto.AttrInt("to", (int)to) }, output);
+    public string Cast(string x, OnnxType to, string? output = null) => Node("Cast", new[] { x }, new[] { AttrInt("to", (int)to) }, output);
 
-    public string Transpose(string x, long[] perm, string? output = null) => Node("Transpose", new[] { x }, new[] { OnnxProto.AttrInts("perm", perm) }, output);
+    public string Transpose(string x, long[] perm, string? output = null) => Node("Transpose", new[] { x }, new[] { AttrInts("perm", perm) }, output);
 
     /// <summary>uint8 NHWC RGB → float NCHW, /255, then (x − mean) / std per channel.</summary>
     public string Preprocess(string nhwcUint8, float[] mean, float[] std)
@@ -203,33 +243,34 @@ public sealed class OnnxGraphBuilder
     }
 
     // ------------------------------------------------------------------ output
-    /// <summary>The serialized ModelProto.</summary>
-    public byte[] ToBytes(string producer = "DeepLabTorch", string? docString = null)
+    /// <summary>The ModelProto: IR version, producer, the default-domain opset, and the graph.</summary>
+    internal ModelProto ToModel(string producer = "DeepLabTorch", string? docString = null)
     {
         if (_inputs.Count == 0 || _outputs.Count == 0) throw new InvalidOperationException("the graph needs at least one input and one output");
-        var graph = OnnxProto.Message(o =>
+        var graph = new GraphProto { Name = _graphName };
+        graph.Node.AddRange(_nodes);
+        graph.Initializer.AddRange(_initializers);
+        graph.Input.AddRange(_inputs);
+        graph.Output.AddRange(_outputs);
+        if (docString is not null) graph.DocString = docString;
+        var model = new ModelProto
         {
-            foreach (var n in _nodes) OnnxProto.Sub(o, 1, n);
-            OnnxProto.Str(o, 2, _graphName);
-            foreach (var t in _initializers) OnnxProto.Sub(o, 5, t);
-            if (docString is not null) OnnxProto.Str(o, 10, docString);
-            foreach (var i in _inputs) OnnxProto.Sub(o, 11, i);
-            foreach (var x in _outputs) OnnxProto.Sub(o, 12, x);
-        });
-        return OnnxProto.Message(o =>
-        {
-            OnnxProto.Int(o, 1, IrVersion);
-            OnnxProto.Str(o, 2, producer);
-            OnnxProto.Str(o, 3, typeof(OnnxGraphBuilder).Assembly.GetName().Version?.ToString() ?? "0");
-            OnnxProto.Sub(o, 7, graph);
-            OnnxProto.Sub(o, 8, OnnxProto.Message(op => { OnnxProto.Str(op, 1, ""); OnnxProto.Int(op, 2, Opset); }));
-        });
+            IrVersion = IrVersion,
+            ProducerName = producer,
+            ProducerVersion = typeof(OnnxGraphBuilder).Assembly.GetName().Version?.ToString() ?? "0",
+            Graph = graph,
+        };
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = Opset });
+        return model;
     }
+
+    /// <summary>The serialized ModelProto.</summary>
+    public byte[] ToBytes(string producer = "DeepLabTorch", string? docString = null) => ToModel(producer, docString).ToByteArray();
 
     /// <summary>Writes the model atomically.</summary>
     public void Save(string path, string producer = "DeepLabTorch")
     {
-        var bytes = ToBytes(producer);
-        AtomicFile.Write(path, s => s.Write(bytes));
+        var model = ToModel(producer);
+        AtomicFile.Write(path, s => model.WriteTo(s));
     }
 }
