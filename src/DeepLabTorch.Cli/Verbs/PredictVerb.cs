@@ -133,12 +133,7 @@ public sealed class PredictVerb : ModelRunOptions
     }
 
     /// <summary>'person' when the model has it, else class 1 (the foreground of a binary model).</summary>
-    internal static int DefaultProbabilityClass(IReadOnlyList<string> names)
-    {
-        for (int i = 0; i < names.Count; i++)
-            if (names[i].Equals("person", StringComparison.OrdinalIgnoreCase)) return i;
-        return Math.Min(1, names.Count - 1);
-    }
+    internal static int DefaultProbabilityClass(IReadOnlyList<string> names) => Data.ClassNames.PersonIndex(names);
 
     /// <summary>Test-time options from the shared flags (predict and matte).</summary>
     internal static PredictOptions BuildOptions(string scales, bool flip, int? resize, int? window, double overlap) => new PredictOptions

@@ -180,7 +180,7 @@ public static class Datasets
     /// </summary>
     private static FileDataset OpenFolder(DataOptions o, string root, string split)
     {
-        var names = o.ClassNames ?? new[] { "background", "person" };
+        var names = o.ClassNames ?? ClassNames.Portrait;
         string dir = root;
         if (Directory.Exists(Path.Combine(root, split, "images"))) dir = Path.Combine(root, split);
         var imagesDir = Path.Combine(dir, "images");

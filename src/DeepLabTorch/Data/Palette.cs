@@ -43,3 +43,39 @@ public static class VocClasses
 
     public const int Person = 15;
 }
+
+/// <summary>
+/// Every class-name fact in one place: the names a model or data set gets when its file names none, and which
+/// class is the person (predict's --prob-class default, matte's --person-class default).
+/// </summary>
+public static class ClassNames
+{
+    public const string Person = "person";
+
+    /// <summary>A portrait (2-class) model's and the folder data set's classes.</summary>
+    public static IReadOnlyList<string> Portrait { get; } = Array.AsReadOnly(new[] { "background", Person });
+
+    /// <summary>VOC names for 21 classes, background/person for 2, else background, class1..classN-1.</summary>
+    public static IReadOnlyList<string> Default(int numClasses) => numClasses switch
+    {
+        21 => VocClasses.Names,
+        2 => Portrait,
+        _ => Enumerable.Range(0, numClasses).Select(i => i == 0 ? "background" : $"class{i}").ToArray(),
+    };
+
+    /// <summary>The person's index by name when the names have it, else class 1 (a binary model's foreground).</summary>
+    public static int PersonIndex(IReadOnlyList<string> names)
+    {
+        for (int i = 0; i < names.Count; i++)
+            if (names[i].Equals(Person, StringComparison.OrdinalIgnoreCase)) return i;
+        return Math.Min(1, names.Count - 1);
+    }
+
+    /// <summary>The person's index from the class count alone: 1 for a portrait model, VOC's 15 otherwise, 0 for a one-channel model.</summary>
+    public static int PersonIndex(long numClasses) => numClasses switch
+    {
+        1 => 0,
+        2 => 1,
+        _ => VocClasses.Person,
+    };
+}

@@ -32,8 +32,7 @@ public sealed record MatteOptions
     /// <summary>The person class for a model with this many classes; a UserException when it does not exist.</summary>
     public int ResolvePersonClass(long numClasses)
     {
-        int cls = PersonClass ?? (numClasses == 2 ? 1 : 15);
-        if (numClasses == 1 && PersonClass is null) cls = 0; // one-channel model: the logit is the person's
+        int cls = PersonClass ?? Data.ClassNames.PersonIndex(numClasses); // one-channel model: the logit is the person's
         if (cls >= numClasses)
             throw new UserException($"the person class {cls} does not exist in a {numClasses}-class model; pass --person-class");
         return cls;

@@ -154,12 +154,7 @@ public static class ModelLoader
     }
 
     /// <summary>VOC names for 21 classes, background/person for 2, else background, class1..classN-1.</summary>
-    public static IReadOnlyList<string> DefaultClassNames(int numClasses) => numClasses switch
-    {
-        21 => VocClasses.Names,
-        2 => new[] { "background", "person" },
-        _ => Enumerable.Range(0, numClasses).Select(i => i == 0 ? "background" : $"class{i}").ToArray(),
-    };
+    public static IReadOnlyList<string> DefaultClassNames(int numClasses) => ClassNames.Default(numClasses);
 
     public static byte[] PaletteFor(IReadOnlyList<string> classNames)
     {
