@@ -3,6 +3,7 @@ using CommandLine;
 using CommandLine.Text;
 using DeepLabTorch.Data;
 using DeepLabTorch.Cli.Logging;
+using DeepLabTorch.Cli.Progress;
 using DeepLabTorch.Cli.Verbs;
 using DeepLabTorch.Runtime;
 using Microsoft.Extensions.Logging;
@@ -120,6 +121,7 @@ public static class Program
         }
         catch (Exception e) when (Environment.GetEnvironmentVariable("DEEPLAB_DEBUG") != "1")
         {
+            TerminalLine.Console.End(); // the error starts on a line of its own, not after a bar
             stderr.WriteLine("deeplab: " + (FileSystemMessage(e) ?? Describe(e)));
             return e is UserException or DataException or ArgumentException or IOException or UnauthorizedAccessException ? 2 : 1;
         }

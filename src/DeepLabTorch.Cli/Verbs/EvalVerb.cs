@@ -9,6 +9,7 @@ using DeepLabTorch.Models;
 using DeepLabTorch.Reporting;
 using DeepLabTorch.Extensions;
 using TorchSharp;
+using DeepLabTorch.Cli.Progress;
 
 namespace DeepLabTorch.Cli.Verbs;
 
@@ -81,9 +82,8 @@ public sealed class EvalVerb : VerbBase
                 ?? (ds.ClassNames.Count == numClasses ? ds.ClassNames : Enumerable.Range(0, numClasses).Select(i => $"class {i}").ToArray());
             if (SavePredictions is not null) Directory.CreateDirectory(SavePredictions);
             using var loader = new DataLoader(ds, options, train: false, 1);
-            var tty = !Json && ProgressBar.StdoutIsTerminal;
-            var total = Math.Min(ds.Count, MaxImages ?? int.MaxValue);
-            var bar = new ProgressBar(Json ? Console.Error : Console.Out, tty, "eval", total);
+            // With --json stdout carries the result, so progress goes to stderr.
+            var progress = Json ? ConsoleProgress.ForStderr(Quiet) : ConsoleProgress.ForStdout(Quiet, linesWhenRedirected: true);
             var r = SegmentationEvaluator.Run(model, loader, ds.Count, numClasses, names, device, new EvalOptions
             {
                 Scales = scales,
@@ -92,9 +92,9 @@ public sealed class EvalVerb : VerbBase
                 AlignCorners = model.Config.AlignCorners,
                 OnPrediction = SavePredictions is null ? null : (id, pred, h, w) =>
                     ImageCodec.WritePalettePng(Path.Combine(SavePredictions, id + ".png"), pred, h, w),
-                OnProgress = (done, _) => bar.Update(done, double.NaN, 0, done / Math.Max(1e-9, bar.Elapsed.TotalSeconds)),
+                Progress = progress.OrNull,
+                ProgressLabel = "eval",
             });
-            bar.Finish();
             if (Json)
             {
                 Console.WriteLine(MetricsJson.Serialize(r.Metrics, new Dictionary<string, object?>

@@ -5,6 +5,7 @@ using DeepLabTorch.Data;
 using DeepLabTorch.Inference;
 using DeepLabTorch.Models;
 using DeepLabTorch.Extensions;
+using DeepLabTorch.Cli.Progress;
 using TorchSharp;
 
 namespace DeepLabTorch.Cli.Verbs;
@@ -64,7 +65,10 @@ public sealed class MatteVerb : ModelRunOptions
         int failed = 0, images = 0, videos = 0;
         var stems = PredictJob.OutputStems(files);
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var bar = new ProgressLine(Quiet ? TextWriter.Null : Console.Error, "images", files.Count(f => !Ffmpeg.IsVideo(f)), Quiet ? false : null);
+        var progress = ConsoleProgress.ForStderr(Quiet);
+        var imageCount = files.Count(f => !Ffmpeg.IsVideo(f));
+        var imagesThrough = 0; // written or skipped
+        void ImageDone() => progress.OrNull?.Report(new ProgressReport("matte", ++imagesThrough, imageCount, "images", clock.Elapsed));
         for (int i = 0; i < files.Count; i++)
         {
             var file = files[i];
@@ -76,9 +80,9 @@ public sealed class MatteVerb : ModelRunOptions
             {
                 if (video)
                 {
-                    Console.Error.WriteLine($"matte: {file} → {target}");
-                    var r = VideoMatting.Run(file, target, matter, renderer, Quiet ? null : Console.Error);
-                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    TerminalLine.Console.Message(Console.Error, $"matte: {file} → {target}");
+                    var r = VideoMatting.Run(file, target, matter, renderer, progress.OrNull);
+                    TerminalLine.Console.Message(Console.Error, string.Create(CultureInfo.InvariantCulture,
                         $"matte: {r.Frames} frames of {r.Info.Width}x{r.Info.Height} in {r.Elapsed.TotalSeconds:F1} s ({r.Fps:F1} fps){(r.Info.HasAudio ? ", audio copied" : "")}"));
                     videos++;
                 }
@@ -99,18 +103,17 @@ public sealed class MatteVerb : ModelRunOptions
                         ImageCodec.WriteGrayPng(alphaPath, a, h, w);
                     }
                     images++;
-                    bar.Step();
+                    ImageDone();
                 }
             }
             catch (Exception e) when (e is DataException or IOException or UnauthorizedAccessException)
             {
-                bar.Finish();
-                Console.Error.WriteLine($"skipped {(e is DataException ? e.Message : file + ": " + e.Message)}");
+                TerminalLine.Console.Message(Console.Error, $"skipped {(e is DataException ? e.Message : file + ": " + e.Message)}");
                 failed++;
-                if (!video) bar.Step();
+                if (!video) ImageDone();
             }
         }
-        bar.Finish();
+        TerminalLine.Console.End();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"matte: {images} image(s), {videos} video(s) in {clock.Elapsed.TotalSeconds:F1} s; {failed} failed; output in {Output}"));
         return failed > 0 ? 1 : 0;

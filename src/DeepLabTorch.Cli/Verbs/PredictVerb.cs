@@ -6,6 +6,7 @@ using DeepLabTorch.Inference;
 using DeepLabTorch.Models;
 using DeepLabTorch.Extensions;
 using TorchSharp;
+using DeepLabTorch.Cli.Progress;
 
 namespace DeepLabTorch.Cli.Verbs;
 
@@ -78,7 +79,7 @@ public sealed class PredictVerb : ModelRunOptions
             $"device {model.Engine.Device}, scales {string.Join(",", options.Scales.Select(s => s.ToString(CultureInfo.InvariantCulture)))}{(options.Flip ? " + flip" : "")}");
         var palette = ModelLoader.PaletteFor(model.ClassNames);
         var job = new PredictJob(new Predictor(model.Engine, options), Output, outputs, palette, BatchSize, Loggers.CreateLogger(LogCategories.Inference));
-        var summary = job.Run(files, Quiet ? null : Console.Error);
+        var summary = job.Run(files, ConsoleProgress.ForStderr(Quiet).OrNull);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"predict: {summary.Images} image(s) in {summary.Elapsed.TotalSeconds:F1} s ({summary.ImagesPerSecond:F2} images/s); {summary.Failed} failed; outputs in {Output}"));
         return summary.Failed > 0 ? 1 : 0;

@@ -7,6 +7,7 @@ using DeepLabTorch.Distributed;
 using DeepLabTorch.Runtime;
 using DeepLabTorch.Training;
 using Microsoft.Extensions.Logging;
+using DeepLabTorch.Cli.Progress;
 
 namespace DeepLabTorch.Cli.Verbs;
 
@@ -317,7 +318,9 @@ public sealed class TrainVerb : VerbBase
             log.Info($"resume: flags override the config recorded in {Path.GetFileName(resumed)}: {string.Join(", ", overrides)}");
         if (!CheckResume(config, log)) return 0;
         using var stop = new StopSignals(log);
-        var summary = new Trainer(config, loggers, Quiet || !group.IsRoot ? null : Console.Out, group: group).Run(stop.Token);
+        // Bars on a terminal only: redirected, the trainer's line per epoch and per evaluation is the record.
+        var progress = group.IsRoot ? ConsoleProgress.ForStdout(Quiet, linesWhenRedirected: false).OrNull : null;
+        var summary = new Trainer(config, loggers, progress, group: group).Run(stop.Token);
         return summary.Interrupted ? stop.ExitCode : 0;
     }
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using DeepLabTorch.Data;
 using DeepLabTorch.Inference;
 using DeepLabTorch.Extensions;
+using DeepLabTorch.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -25,8 +26,10 @@ public sealed record EvalOptions
     public bool AlignCorners { get; init; } = true;
     /// <summary>Called per image with its id and predicted class indices (HxW), e.g. to save PNGs.</summary>
     public Action<string, byte[], int, int>? OnPrediction { get; init; }
-    /// <summary>Called after each batch with (images done, images total).</summary>
-    public Action<int, int>? OnProgress { get; init; }
+    /// <summary>Told after each batch how many of the images are done; told once more, as Final, when the pass stops.</summary>
+    public IProgress<ProgressReport>? Progress { get; init; }
+    /// <summary>The label of the progress reports.</summary>
+    public string ProgressLabel { get; init; } = "eval";
     /// <summary>
     /// Data-parallel evaluation: called once at the end with the confusion matrix's counts followed by
     /// the number of images, to sum them over the processes in place before the metrics are computed.
@@ -84,7 +87,7 @@ public static class SegmentationEvaluator
                     }
                     done += n;
                 }
-                options.OnProgress?.Invoke(done, limit);
+                options.Progress?.Report(new ProgressReport(options.ProgressLabel, done, limit, "images", clock.Elapsed));
                 ct.ThrowIfCancellationRequested();
                 if (done >= limit) break;
             }
@@ -92,6 +95,8 @@ public static class SegmentationEvaluator
         finally
         {
             model.train(wasTraining);
+            // Finished, cancelled or failed: the pass ends here, so a renderer can close its line.
+            options.Progress?.Report(new ProgressReport(options.ProgressLabel, done, limit, "images", clock.Elapsed) { Final = true });
         }
         return Result(cm.Counts(), done, numClasses, classNames, options, clock.Elapsed.TotalSeconds, samples);
     }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Threading.Channels;
 using DeepLabTorch.Data;
 using DeepLabTorch.Extensions;
+using DeepLabTorch.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -74,14 +75,20 @@ public sealed class PredictJob
     /// logits (Predict) took the bf16 marginal time per 513² image from 98 to 85–94 ms (scripts/bench.sh
     /// predict); with more cores than intra-op threads, or on a GPU, the overlap hides decoding and writing whole.
     /// </summary>
-    public PredictSummary Run(IReadOnlyList<string> files, TextWriter? progress = null, CancellationToken ct = default)
+    /// <param name="progress">Told, after each batch and each skipped file, how many files are through (label "predict", unit "images").</param>
+    public PredictSummary Run(IReadOnlyList<string> files, IProgress<ProgressReport>? progress = null, CancellationToken ct = default)
     {
         Directory.CreateDirectory(OutputDir);
         var stems = OutputStems(files);
-        var bar = new ProgressLine(progress ?? TextWriter.Null, "images", files.Count, progress is null ? false : null);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var failed = new List<string>();
         var batch = new List<Pending>();
         int done = 0;
+        void Report(bool final = false) => progress?.Report(new ProgressReport("predict", done + failed.Count, files.Count, "images", clock.Elapsed)
+        {
+            Fields = failed.Count > 0 ? new[] { new ProgressField("failed", failed.Count.ToString(CultureInfo.InvariantCulture)) } : Array.Empty<ProgressField>(),
+            Final = final,
+        });
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var decodedQueue = Channel.CreateBounded<Decoded>(new BoundedChannelOptions(QueueDepth) { SingleReader = true, SingleWriter = true });
@@ -94,9 +101,9 @@ public sealed class PredictJob
             if (batch.Count == 0) return;
             foreach (var o in Predict(batch))
                 Enqueue(writeQueue.Writer, o, writing);
-            foreach (var _ in batch) bar.Step();
             done += batch.Count;
             batch.Clear();
+            Report();
         }
 
         try
@@ -107,10 +114,9 @@ public sealed class PredictJob
                 var path = files[d.Index];
                 if (d.Failure is not null)
                 {
-                    if (progress is not null) bar.Finish();
                     Runtime.LogExtensions.Warn(_log, $"skipped {d.Failure}");
                     failed.Add(path);
-                    bar.Step();
+                    Report();
                     continue;
                 }
                 if (batch.Count > 0 && (batch[0].Height != d.Height || batch[0].Width != d.Width)) Flush();
@@ -126,10 +132,11 @@ public sealed class PredictJob
             stop.Cancel();
             writeQueue.Writer.TryComplete();
             try { Task.WaitAll(decoding, writing); } catch (AggregateException) { } // the first error is the one to report
+            Report(final: true);
             throw;
         }
-        bar.Finish();
-        return new PredictSummary(done, failed.Count, bar.Elapsed, failed);
+        Report(final: true);
+        return new PredictSummary(done, failed.Count, clock.Elapsed, failed);
     }
 
     /// <summary>The decoding thread: every file in order, a failure as a message instead of pixels.</summary>

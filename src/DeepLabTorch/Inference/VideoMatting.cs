@@ -1,3 +1,5 @@
+using DeepLabTorch.Runtime;
+
 namespace DeepLabTorch.Inference;
 
 /// <summary>The outcome of a video run.</summary>
@@ -12,7 +14,8 @@ public sealed record VideoResult(long Frames, TimeSpan Elapsed, VideoInfo Info)
 /// </summary>
 public static class VideoMatting
 {
-    public static VideoResult Run(string input, string output, Matter matter, BackgroundRenderer background, TextWriter? progress = null,
+    /// <param name="progress">Told after each frame how many are done (label: the input's file name, unit "frames").</param>
+    public static VideoResult Run(string input, string output, Matter matter, BackgroundRenderer background, IProgress<ProgressReport>? progress = null,
         CancellationToken ct = default, string? searchPath = null)
     {
         var info = Ffmpeg.Probe(input, searchPath);
@@ -22,16 +25,25 @@ public static class VideoMatting
         using var reader = new VideoReader(input, info, searchPath);
         using var writer = VideoWriter.Open(output, info, info.HasAudio ? input : null, searchPath);
         var frame = new byte[reader.FrameBytes];
-        var bar = new ProgressLine(progress ?? TextWriter.Null, "frames", info.FrameCount, progress is null ? false : null);
-        while (reader.Read(frame))
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var label = Path.GetFileName(input);
+        long frames = 0;
+        try
         {
-            ct.ThrowIfCancellationRequested();
-            var composed = matter.Process(frame, info.Height, info.Width, background);
-            writer.Write(composed);
-            bar.Step();
+            while (reader.Read(frame))
+            {
+                ct.ThrowIfCancellationRequested();
+                var composed = matter.Process(frame, info.Height, info.Width, background);
+                writer.Write(composed);
+                frames++;
+                progress?.Report(new ProgressReport(label, frames, info.FrameCount, "frames", clock.Elapsed));
+            }
+            writer.Finish();
         }
-        writer.Finish();
-        bar.Finish();
-        return new VideoResult(bar.Done, bar.Elapsed, info);
+        finally
+        {
+            progress?.Report(new ProgressReport(label, frames, info.FrameCount, "frames", clock.Elapsed) { Final = true });
+        }
+        return new VideoResult(frames, clock.Elapsed, info);
     }
 }

@@ -58,28 +58,27 @@ public sealed class Trainer
 {
     private readonly TrainConfig _c;
     private readonly ILoggerFactory _loggers;
-    private readonly TextWriter _bars;
-    private readonly bool _tty;
+    private readonly IProgress<ProgressReport>? _progress;
     private readonly ProcessGroup _group;
     private Microsoft.Extensions.Logging.ILogger _log;
 
     /// <param name="config">A config already passed through TrainConfigRules.Resolve.</param>
     /// <param name="loggers">Where messages go (category DeepLabTorch.Training); the run adds train.log in its folder.</param>
-    /// <param name="progress">Where progress bars are drawn; they are drawn only when it is a terminal.</param>
-    /// <param name="terminal">Whether progress is a terminal (default: it is stdout and stdout is a terminal).</param>
+    /// <param name="progress">
+    /// Told how each epoch and evaluation gets on (iteration, running loss, lr, images/s); the trainer draws
+    /// nothing itself. Each epoch and evaluation also logs a summary line.
+    /// </param>
     /// <param name="group">
     /// The processes training together (Distributed.Launcher.Join); default: this one alone. Rank 0
     /// writes the run's files; the others should be given loggers that show warnings only, and no progress.
     /// </param>
-    public Trainer(TrainConfig config, ILoggerFactory loggers, TextWriter? progress = null, bool? terminal = null, ProcessGroup? group = null)
+    public Trainer(TrainConfig config, ILoggerFactory loggers, IProgress<ProgressReport>? progress = null, ProcessGroup? group = null)
     {
         _group = group ?? ProcessGroup.Single;
         _c = config.Epochs is null || config.Lr is null || config.Output is null ? TrainConfigRules.Resolve(config, _group.Size) : config;
         _loggers = loggers;
         _log = loggers.CreateLogger(LogCategories.Training);
-        _tty = progress is not null && (terminal ?? (ReferenceEquals(progress, Console.Out) && ProgressBar.StdoutIsTerminal));
-        // Redirected output gets no bars at all: each epoch and evaluation logs its own summary line.
-        _bars = _tty ? progress! : TextWriter.Null;
+        _progress = progress;
     }
 
     public TrainConfig Config => _c;
@@ -128,7 +127,8 @@ public sealed class Trainer
     private EpochOutcome TrainEpoch(TrainingSession s, RunOutputs o, RunProgress p, int epoch, int firstBatch, CancellationToken ct)
     {
         var c = _c;
-        var bar = new ProgressBar(_bars, _tty, $"epoch {epoch + 1}/{s.Epochs}", s.ItersPerEpoch);
+        var label = $"epoch {epoch + 1}/{s.Epochs}";
+        double lastLr = 0, lastIps = 0;
         double lossSum = 0;
         var lossCount = 0;
         var clock = Stopwatch.StartNew();
@@ -178,7 +178,8 @@ public sealed class Trainer
                     var ips = images / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
                     if (p.Step % c.LogInterval == 0 || i == s.ItersPerEpoch - 1 || p.Step >= maxIters || stop)
                         o.Iteration(epoch, i, lr, value, lossSum / lossCount, ips, 1000 * wait);
-                    bar.Update(i + 1, lossSum / lossCount, lr, ips);
+                    (lastLr, lastIps) = (lr, ips);
+                    _progress?.Report(EpochReport(label, i + 1, s.ItersPerEpoch, clock.Elapsed, lossSum / lossCount, lr, ips));
                 }
                 done = i + 1;
                 waitClock.Restart();
@@ -192,15 +193,24 @@ public sealed class Trainer
         }
         catch (NonFiniteLossException)
         {
-            bar.Finish();
+            _progress?.Report(EpochReport(label, done, s.ItersPerEpoch, clock.Elapsed, lossCount > 0 ? lossSum / lossCount : double.NaN, lastLr, lastIps) with { Final = true });
             o.Error("non-finite loss");
             throw;
         }
-        bar.Finish();
+        _progress?.Report(EpochReport(label, done, s.ItersPerEpoch, clock.Elapsed, lossCount > 0 ? lossSum / lossCount : double.NaN, lastLr, lastIps) with { Final = true });
         p.TrainSeconds += clock.Elapsed.TotalSeconds;
         p.DataWaitSeconds += waited;
         return new EpochOutcome(done, stoppedEarly, hitLimit, lossCount > 0 ? lossSum / lossCount : double.NaN, images, clock.Elapsed.TotalSeconds,
             waited, lossCount);
+    }
+
+    /// <summary>An epoch's progress: batches done, running mean loss, learning rate and training images per second.</summary>
+    private static ProgressReport EpochReport(string label, long done, long total, TimeSpan elapsed, double meanLoss, double lr, double imagesPerSecond)
+    {
+        var fields = new List<ProgressField>(2);
+        if (!double.IsNaN(meanLoss)) fields.Add(new("loss", ProgressReport.Number(meanLoss, "0.0000")));
+        if (lr > 0) fields.Add(new("lr", ProgressReport.Number(lr, "0.######")));
+        return new ProgressReport(label, done, total, "", elapsed) { Fields = fields, Rate = (imagesPerSecond, "img") };
     }
 
     /// <summary>Forward, loss, backward and SGD step on one batch, inside a dispose scope; returns the loss.</summary>
@@ -271,7 +281,7 @@ public sealed class Trainer
     {
         // This process's block of the split (all of it on one process); the counts are summed over the processes.
         var total = s.ValBlock!.Count;
-        var bar = new ProgressBar(_bars, _tty, "  val", total);
+        const string label = "  val";
         EvalResult r;
         try
         {
@@ -279,7 +289,8 @@ public sealed class Trainer
             {
                 KeepSamples = s.Parallel.Group.IsRoot ? _c.VisImages : 0,
                 AlignCorners = s.Model.Config.AlignCorners,
-                OnProgress = (d, t) => bar.Update(d, double.NaN, 0, d / Math.Max(1e-9, bar.Elapsed.TotalSeconds)),
+                Progress = _progress,
+                ProgressLabel = label,
                 SumCounts = s.Parallel.IsDistributed ? s.Parallel.SumCounts : null,
             };
             // On several processes evaluation runs to its end (a signal is acted on after it, by all ranks together).
@@ -290,13 +301,11 @@ public sealed class Trainer
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
-            bar.Finish();
             Log($"interrupted during evaluation; saving {o.LastPath}");
             o.SaveLast();
             p.Interrupted = true;
             return false;
         }
-        bar.Finish();
         o.Evaluation(epoch, r);
         var m = r.Metrics;
         Log(Inv($"validation ({r.Images} images, {r.Seconds:0.0} s): mIoU {100 * m.MeanIoU:0.00}%, pixel acc {100 * m.PixelAccuracy:0.00}%, mean class acc {100 * m.MeanClassAccuracy:0.00}%, FWIoU {100 * m.FrequencyWeightedIoU:0.00}%"));
@@ -322,7 +331,7 @@ public sealed class Trainer
         Log(p.Interrupted ? "run interrupted — summary so far:" : "run finished — summary:");
         Log(Inv($"  best mIoU      {(double.IsNaN(p.Best) ? "n/a (no validation)" : $"{100 * p.Best:0.00}% at epoch {p.BestEpoch + 1}")}"));
         Log(Inv($"  epochs         {p.Completed}/{s.Epochs} ({p.Step} iterations)"));
-        Log(Inv($"  wall time      {ProgressBar.Duration(result.WallSeconds)} ({ipsAll:0.0} training images/s; {p.DataWaitSeconds:0.0} s of {p.TrainSeconds:0.0} s waiting for data)"));
+        Log(Inv($"  wall time      {ProgressReport.Duration(result.WallSeconds)} ({ipsAll:0.0} training images/s; {p.DataWaitSeconds:0.0} s of {p.TrainSeconds:0.0} s waiting for data)"));
         Log($"  checkpoint     {result.BestCheckpoint ?? o.LastPath}" + (result.BestCheckpoint is not null ? $" (last: {o.LastPath})" : ""));
         Log($"  report         {o.ReportPath}");
         return result;

@@ -103,31 +103,4 @@ public class OutputTests
         using var v = n.select(0, 0).select(0, 1).select(0, 1).select(0, 2);
         Assert.Equal((g / 255f - 0.456f) / 0.224f, v.item<float>(), 5);
     }
-
-    [Fact]
-    public void ProgressLineShowsBarCountAndRate()
-    {
-        var w = new StringWriter(CultureInfo.InvariantCulture);
-        var bar = new ProgressLine(w, "images", 4, interactive: false);
-        for (int i = 0; i < 4; i++) bar.Step();
-        bar.Finish();
-        var text = w.ToString();
-        Assert.Contains("[########################] 4/4 images", text);
-        Assert.Contains("images/s", text);
-    }
-
-    /// <summary>Not a terminal: one line per tenth of the work, no redraws, however fast the items come.</summary>
-    [Fact]
-    public void RedirectedProgressPrintsOneLinePerTenth()
-    {
-        var w = new StringWriter(CultureInfo.InvariantCulture);
-        var bar = new ProgressLine(w, "frames", 1000, interactive: false);
-        for (int i = 0; i < 1000; i++) bar.Step();
-        bar.Finish();
-        var lines = w.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(10, lines.Length);
-        Assert.DoesNotContain('\r', w.ToString());
-        Assert.Contains("100/1000 frames", lines[0]);
-        Assert.Contains("1000/1000 frames", lines[^1]);
-    }
 }

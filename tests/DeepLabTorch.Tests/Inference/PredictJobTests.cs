@@ -34,9 +34,18 @@ public class PredictJobTests
             }
             var (job, model) = Job(Path.Combine(dir, "out"), batchSize: 2);
             using var _ = model;
-            var summary = job.Run(files);
+            var progress = new ProgressRecorder();
+            var summary = job.Run(files, progress);
             Assert.Equal(5, summary.Images);
             Assert.Equal(new[] { files[2], files[5] }, summary.FailedFiles);
+            // Files through (written or skipped), reported after each batch and each skip: img0 flushed alone by img1's
+            // other size (1), img2 skipped (2), img1+img3 (4), img5 skipped (5), img4+img6 (7), then the final report.
+            var reports = progress.Reports;
+            Assert.Equal(new long[] { 1, 2, 4, 5, 7, 7 }, reports.Select(r => r.Done));
+            Assert.All(reports, r => Assert.Equal(("predict", 7L, "images"), (r.Label, r.Total ?? -1, r.Unit)));
+            Assert.Equal(new[] { false, false, false, false, false, true }, reports.Select(r => r.Final));
+            Assert.Empty(reports[0].Fields);
+            Assert.Equal(new[] { new DeepLabTorch.Runtime.ProgressField("failed", "2") }, reports[^1].Fields);
             for (int i = 0; i < 7; i++)
             {
                 var mask = Path.Combine(dir, "out", $"img{i}.png");

@@ -62,11 +62,17 @@ public class VideoTests
             using var matter = PortraitMatter(net, smoothing: 0.5);
             using var bg = new BackgroundRenderer(new Background.Colour(0, 0, 255), _ => throw new InvalidOperationException());
             var output = Path.Combine(dir, "out.mp4");
-            var progress = new StringWriter();
+            var progress = new ProgressRecorder();
             var result = VideoMatting.Run(input, output, matter, bg, progress);
             Assert.Equal(10, result.Frames);
             Assert.Equal(before, Describe(output));
-            Assert.Contains("frames/s", progress.ToString());
+            // A report per frame, counted in frames out of the probed 10, then the final one.
+            var reports = progress.Reports;
+            Assert.Equal(Enumerable.Range(1, 10).Select(i => (long)i).Append(10), reports.Select(r => r.Done));
+            Assert.All(reports, r => Assert.Equal(("in.mp4", 10L, "frames"), (r.Label, r.Total ?? -1, r.Unit)));
+            Assert.True(reports[^1].Final);
+            Assert.DoesNotContain(reports.SkipLast(1), r => r.Final);
+            Assert.Contains("frames/s", DeepLabTorch.Cli.Progress.ConsoleProgress.Format(reports[^1]));
             Assert.Empty(Directory.GetFiles(dir, ".*part*")); // the temporary file was renamed
         }
         finally { Directory.Delete(dir, true); }

@@ -144,29 +144,4 @@ public class ReportingTests : IDisposable
         for (var i = s.IndexOf(what, StringComparison.Ordinal); i >= 0; i = s.IndexOf(what, i + 1, StringComparison.Ordinal)) n++;
         return n;
     }
-
-    [Fact]
-    public void ProgressPrintsPlainLinesWhenNotATerminalAndRedrawsOnATerminal()
-    {
-        var plain = new StringWriter();
-        var p = new ProgressBar(plain, isTerminal: false, "epoch 1/2", 100);
-        for (var i = 1; i <= 100; i++) p.Update(i, 0.5, 0.007, 8);
-        p.Finish();
-        var lines = plain.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.InRange(lines.Length, 10, 11);
-        Assert.DoesNotContain("\r", plain.ToString());
-        Assert.Contains("100/100", lines[^1]);
-        Assert.Contains("loss 0.5000", lines[^1]);
-        Assert.Contains("img/s", lines[^1]);
-        Assert.Contains("ETA", lines[^1]);
-
-        var tty = new StringWriter();
-        var t = new ProgressBar(tty, isTerminal: true, "epoch 1/2", 5);
-        for (var i = 1; i <= 5; i++) t.Update(i, 1.0, 0.01, 2);
-        t.Finish();
-        Assert.Equal(5, CountOf(tty.ToString(), "\r"));
-        Assert.Single(tty.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        Assert.Equal("1m05s", ProgressBar.Duration(65));
-        Assert.Equal("--", ProgressBar.Duration(double.NaN));
-    }
 }

@@ -177,9 +177,26 @@ public sealed class MixedPrecisionTests
                 LogInterval = 1, Precision = "bf16",
             });
             var log = new CapturingLoggers();
-            var summary = new Trainer(config, log).Run();
+            var progress = new ProgressRecorder();
+            var summary = new Trainer(config, log, progress).Run();
             Assert.Contains("precision: bf16 (float32 master weights), channels-last", log.ToString());
             Assert.True(double.IsFinite(summary.LastEpochLoss), log.ToString());
+            // The trainer reports each epoch's batches (1..n of n), with the running loss, the lr and images/s, then a final report.
+            var perEpoch = (int)(summary.Iterations / 3);
+            Assert.True(perEpoch > 0 && summary.Iterations == 3 * perEpoch, $"{summary.Iterations} iterations");
+            var reports = progress.Reports;
+            Assert.Equal(3 * (perEpoch + 1), reports.Count);
+            for (var e = 0; e < 3; e++)
+            {
+                var epoch = reports.Skip(e * (perEpoch + 1)).Take(perEpoch + 1).ToList();
+                Assert.All(epoch, r => Assert.Equal(($"epoch {e + 1}/3", (long?)perEpoch), (r.Label, r.Total)));
+                Assert.Equal(Enumerable.Range(1, perEpoch).Select(i => (long)i).Append(perEpoch), epoch.Select(r => r.Done));
+                Assert.Equal(Enumerable.Repeat(false, perEpoch).Append(true), epoch.Select(r => r.Final));
+                Assert.All(epoch, r => Assert.Equal(new[] { "loss", "lr" }, r.Fields.Select(f => f.Name)));
+                Assert.All(epoch, r => Assert.True(r.Rate is { PerSecond: > 0, Unit: "img" }, $"rate {r.Rate}"));
+            }
+            // The first step runs at the base rate (the poly schedule starts there), formatted as the lr field shows it.
+            Assert.Equal("0.01", reports[0].Fields[1].Value);
             var sd = WeightFiles.LoadStateDict(summary.LastCheckpoint, out var info);
             try
             {
