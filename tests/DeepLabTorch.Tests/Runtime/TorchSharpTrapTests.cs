@@ -46,6 +46,10 @@ public class TorchSharpTrapTests
         sd["running_mean"] = ones(1);
         var e = Assert.Throws<CheckpointException>(() => StateDictLoader.Load(bn, sd, "bn.safetensors"));
         Assert.Contains("running_mean: file [1] vs model [5]", e.Message);
+        Assert.Equal(new float[5], bn.running_mean!.data<float>().ToArray());
+        // The trap itself: TorchSharp's load_state_dict takes the one-element tensor without a word.
+        bn.load_state_dict(sd);
+        Assert.Equal(new float[] { 1, 1, 1, 1, 1 }, bn.running_mean!.data<float>().ToArray());
         sd.Remove("running_mean");
         var e2 = Assert.Throws<CheckpointException>(() => StateDictLoader.Load(bn, sd, "bn.safetensors"));
         Assert.Contains("missing from the file: running_mean", e2.Message);
