@@ -53,8 +53,10 @@ public static class CheckpointStore
     /// <summary>
     /// Restores model weights (strict: every key and shape must match), the optimizer state when an
     /// optimizer is given, and the torch RNG state when restoreRng. Returns the info with Rng.Torch filled.
+    /// keys (the model's aliases, classifier and description) only sharpen the error message.
     /// </summary>
-    public static CheckpointInfo Load(string path, torch.nn.Module model, torch.optim.Optimizer? optimizer, bool restoreRng = true)
+    public static CheckpointInfo Load(string path, torch.nn.Module model, torch.optim.Optimizer? optimizer, bool restoreRng = true,
+        StateDictKeys? keys = null)
     {
         using var file = Safetensors.Read(path);
         var info = ReadInfo(path, file.Metadata)
@@ -66,8 +68,8 @@ public static class CheckpointStore
             if (k.StartsWith(OptimizerPrefix, StringComparison.Ordinal)) optState[k[OptimizerPrefix.Length..]] = t;
             else if (k != RngTensor) modelState[k] = t;
         }
-        try { model.LoadStateDictChecked(modelState, strict: true); }
-        catch (ArgumentException e) { throw new CheckpointException(path, "the model does not match: " + e.Message, e); }
+        // Our own checkpoints: no aliases, and the classifier must fit (resuming trains the same model).
+        StateDictLoader.Load(model, modelState, path, new StateDictLoadOptions { Keys = keys ?? StateDictKeys.Plain });
 
         if (optimizer is not null)
         {

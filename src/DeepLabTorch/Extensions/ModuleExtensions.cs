@@ -6,8 +6,8 @@ namespace DeepLabTorch.Extensions;
 
 /// <summary>
 /// PyTorch's state_dict semantics on TorchSharp modules. TorchSharp's own state_dict lists every
-/// parameter before every buffer, and its load_state_dict broadcasts mismatched shapes without naming
-/// keys; checkpoints, exports and tests use these instead.
+/// parameter before every buffer; checkpoints, exports and tests use StateDictInOrder instead. Loading
+/// goes through Checkpoints.StateDictLoader (TorchSharp's load_state_dict broadcasts mismatched shapes).
 /// </summary>
 public static class ModuleExtensions
 {
@@ -25,42 +25,6 @@ public static class ModuleExtensions
         foreach (var (n, b) in m.named_buffers(recurse: false, include_nonpersistent: false)) into.TryAdd(prefix + n, b);
         foreach (var (n, c) in m.named_children()) Collect(c, prefix + n + ".", into);
     }
-
-    /// <summary>
-    /// Copies values into the module's own tensors. Any shape or dtype-kind mismatch throws and names every
-    /// offending key; with strict, missing and unexpected keys throw too. Returns the missing and unexpected keys.
-    /// </summary>
-    public static (IReadOnlyList<string> Missing, IReadOnlyList<string> Unexpected) LoadStateDictChecked(
-        this nn.Module module, IReadOnlyDictionary<string, Tensor> source, bool strict = true)
-    {
-        var own = module.StateDictInOrder();
-        var missing = own.Keys.Where(k => !source.ContainsKey(k)).ToList();
-        var unexpected = source.Keys.Where(k => !own.ContainsKey(k)).ToList();
-        var mismatched = new List<string>();
-        foreach (var (k, t) in own)
-        {
-            if (!source.TryGetValue(k, out var s)) continue;
-            if (!t.shape.SequenceEqual(s.shape))
-                mismatched.Add($"{k}: checkpoint [{string.Join(", ", s.shape)}] vs model [{string.Join(", ", t.shape)}]");
-            else if (t.dtype.IsFloatingPoint() != s.dtype.IsFloatingPoint())
-                mismatched.Add($"{k}: checkpoint {s.dtype} vs model {t.dtype}");
-        }
-        var problems = new List<string>();
-        if (mismatched.Count > 0) problems.Add("size mismatch for " + string.Join("; ", mismatched));
-        if (strict && missing.Count > 0) problems.Add("missing keys: " + Summarize(missing));
-        if (strict && unexpected.Count > 0) problems.Add("unexpected keys: " + Summarize(unexpected));
-        if (problems.Count > 0)
-            throw new ArgumentException($"Error(s) in loading state_dict for {module.GetType().Name}: " + string.Join(". ", problems));
-        using (no_grad())
-            foreach (var (k, t) in own)
-                if (source.TryGetValue(k, out var s))
-                    t.copy_(s);
-        return (missing, unexpected);
-    }
-
-    /// <summary>The first keys of a long list, and how many more: a whole model's keys make an unreadable message.</summary>
-    public static string Summarize(IReadOnlyList<string> keys) =>
-        keys.Count <= 12 ? string.Join(", ", keys) : string.Join(", ", keys.Take(12)) + $", … ({keys.Count - 12} more)";
 
     /// <summary>The submodule at a dotted path ("backbone.features.3"), or null.</summary>
     public static nn.Module? GetSubmodule(this nn.Module module, string path)

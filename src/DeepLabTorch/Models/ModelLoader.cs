@@ -37,7 +37,7 @@ public sealed record ModelRequest
 /// <summary>A model built from a weight file, and what the file said about it.</summary>
 public sealed class LoadedModel : IDisposable
 {
-    public LoadedModel(DeepLabV3Plus model, IReadOnlyList<string>? fileClassNames, CheckpointInfo? info, WeightLoadReport report)
+    public LoadedModel(DeepLabV3Plus model, IReadOnlyList<string>? fileClassNames, CheckpointInfo? info, StateDictLoadReport report)
     {
         Model = model;
         FileClassNames = fileClassNames;
@@ -52,7 +52,7 @@ public sealed class LoadedModel : IDisposable
     /// <summary>The file's class names, else VOC names for 21 classes, background/person for 2, class0..N otherwise.</summary>
     public IReadOnlyList<string> ClassNames => FileClassNames ?? ModelLoader.DefaultClassNames(Config.NumClasses);
     public CheckpointInfo? Info { get; }
-    public WeightLoadReport Report { get; }
+    public StateDictLoadReport Report { get; }
 
     /// <summary>Mask colours: the VOC map by index, except that a class named like a VOC class takes that class's colour.</summary>
     public byte[] Palette => ModelLoader.PaletteFor(ClassNames);
@@ -79,8 +79,12 @@ public static class ModelLoader
             var model = new DeepLabV3Plus(new ModelConfig(m.Backbone, m.OutputStride, m.NumClasses));
             try
             {
-                var report = WeightLoader.Apply(model, sd, path, request.NewClassifier ? m.NumClasses : null, model.ClassifierPrefix, log,
-                    ModelCatalog.Get(m.Backbone).AliasMap, info);
+                var report = StateDictLoader.Load(model, sd, path, new StateDictLoadOptions
+                {
+                    Keys = model.LoadKeys(),
+                    Classifier = request.NewClassifier ? ClassifierRule.ReinitialiseIfDifferent : ClassifierRule.MustFit,
+                    Log = log,
+                });
                 var names = m.ClassNames is { } n && n.Count == m.NumClasses ? n : null;
                 return new LoadedModel(model, names, info, report);
             }

@@ -192,17 +192,17 @@ internal sealed class TrainingSession : IDisposable
         if (info is null)
         {
             // A reference .pth or plain safetensors: weights only (the classifier is re-initialised for another class count).
-            WeightLoader.LoadInto(Model, path, NumClasses, Model.ClassifierPrefix, log, ModelCatalog.Get(c.Backbone).AliasMap);
+            StateDictLoader.LoadFile(Model, path, FineTuning(log), out _);
             log($"resume: loaded weights from {path}; starting at epoch {c.StartEpoch + 1}");
             return (c.StartEpoch, 0, double.NaN, -1, 0);
         }
         if (c.Ft)
         {
-            WeightLoader.LoadInto(Model, path, NumClasses, Model.ClassifierPrefix, log);
+            StateDictLoader.LoadFile(Model, path, FineTuning(log), out _);
             log($"fine-tuning from {path} (trained {info.Epoch} epochs); optimizer state not restored, starting at epoch 1");
             return (0, 0, double.NaN, -1, 0);
         }
-        var loaded = CheckpointStore.Load(path, Model, Optimizer);
+        var loaded = CheckpointStore.Load(path, Model, Optimizer, keys: Model.LoadKeys());
         var wrote = loaded.Scheduler is { } sched && sched.TryGetValue("processes", out var np) ? (int)np : 1;
         if (loaded.EpochIteration > 0 && wrote != Parallel.Size)
             log($"resume: {path} was written by {wrote} process(es) and this run has {Parallel.Size}: the rest of epoch {loaded.Epoch + 1} " +
@@ -211,6 +211,10 @@ internal sealed class TrainingSession : IDisposable
         log($"resume: {path} after epoch {loaded.Epoch} (iteration {loaded.Iteration}, best mIoU {bestText})");
         return (loaded.Epoch, loaded.EpochIteration, loaded.BestMIoU, double.IsNaN(loaded.BestMIoU) ? -1 : loaded.Epoch - 1, loaded.Iteration);
     }
+
+    /// <summary>Weights only, into the model built for this run: a classifier for another class count is re-initialised.</summary>
+    private StateDictLoadOptions FineTuning(Action<string> log) =>
+        new() { Keys = Model.LoadKeys(), Classifier = ClassifierRule.ReinitialiseIfDifferent, Log = log };
 
     public void Dispose()
     {

@@ -12,13 +12,17 @@ public class WeightLoaderTests : IClassFixture<PthFixture>
     private readonly PthFixture _files;
     public WeightLoaderTests(PthFixture files) { _files = files; }
 
+    private static readonly StateDictKeys TinyKeys = new(new Dictionary<string, string>(), "classifier.");
+    private static readonly StateDictLoadOptions Strict = new() { Keys = TinyKeys };
+    private static StateDictLoadOptions FineTune(Action<string> log) => new() { Keys = TinyKeys, Classifier = ClassifierRule.ReinitialiseIfDifferent, Log = log };
+
     [Fact]
     public void ADifferentClassCountReinitialisesOnlyTheClassifier()
     {
         using var net = new TinyNet(3);
         using var before = net.classifier.weight.clone();
         var log = new List<string>();
-        var report = WeightLoader.LoadInto(net, _files["reference.pth.tar"], expectedClasses: 3, classifierPrefix: "classifier.", log.Add);
+        var report = StateDictLoader.LoadFile(net, _files["reference.pth.tar"], FineTune(log.Add), out var info);
 
         Assert.Equal(new[] { "classifier.weight", "classifier.bias" }, report.Reinitialised);
         Assert.Equal(6, report.Loaded.Count);
@@ -32,14 +36,14 @@ public class WeightLoaderTests : IClassFixture<PthFixture>
             Assert.True(sd["backbone.1.running_var"].Equals(net.StateDictInOrder()["backbone.1.running_var"]));
         }
         finally { foreach (var t in sd.Values) t.Dispose(); }
-        Assert.Equal("pytorch-reference", report.Info!.Source);
+        Assert.Equal("pytorch-reference", info!.Source);
     }
 
     [Fact]
     public void WithoutExpectedClassesAClassifierMismatchIsAnError()
     {
         using var net = new TinyNet(3);
-        var e = Assert.Throws<CheckpointException>(() => WeightLoader.LoadInto(net, _files["bare.pth"], null, "classifier.", _ => { }));
+        var e = Assert.Throws<CheckpointException>(() => StateDictLoader.LoadFile(net, _files["bare.pth"], Strict, out _));
         Assert.Contains("classifier.weight: file [5, 4, 1, 1] vs model [3, 4, 1, 1]", e.Message);
         Assert.Contains("--num-classes", e.Message);
     }
@@ -56,7 +60,7 @@ public class WeightLoaderTests : IClassFixture<PthFixture>
         sd.Remove("backbone.1.bias");
         var path = dir["bad.safetensors"];
         Safetensors.Write(path, sd, null);
-        var e = Assert.Throws<CheckpointException>(() => WeightLoader.LoadInto(net, path, 5, "classifier.", _ => { }));
+        var e = Assert.Throws<CheckpointException>(() => StateDictLoader.LoadFile(net, path, FineTune(_ => { }), out _));
         Assert.Contains("backbone.0.weight: file [4, 3, 5, 5] vs model [4, 3, 3, 3]", e.Message);
         Assert.Contains("missing from the file: backbone.1.bias", e.Message);
         Assert.Contains("not in the model: extra.weight", e.Message);
@@ -75,7 +79,8 @@ public class WeightLoaderTests : IClassFixture<PthFixture>
         var path = dir["alias.safetensors"];
         Safetensors.Write(path, sd, null);
         using var net = new TinyNet(5);
-        var report = WeightLoader.LoadInto(net, path, null, "classifier.", _ => { }, new Dictionary<string, string> { ["low.weight"] = "backbone.0.weight" });
+        var keys = new StateDictKeys(new Dictionary<string, string> { ["low.weight"] = "backbone.0.weight" }, "classifier.");
+        var report = StateDictLoader.LoadFile(net, path, new StateDictLoadOptions { Keys = keys }, out _);
         Assert.Equal(8, report.Loaded.Count);
         Assert.True(net.classifier.weight.Equals(src.classifier.weight));
     }

@@ -184,7 +184,7 @@ public class BFloat16InferenceTests
         TorchSharp.torch.manual_seed(21);
         using var f32 = new DeepLabTorch.Models.DeepLabV3Plus(new DeepLabTorch.Models.ModelConfig("mobilenet", 16, 3));
         using var bf16 = new DeepLabTorch.Models.DeepLabV3Plus(new DeepLabTorch.Models.ModelConfig("mobilenet", 16, 3));
-        DeepLabTorch.Extensions.ModuleExtensions.LoadStateDictChecked(bf16, DeepLabTorch.Extensions.ModuleExtensions.StateDictInOrder(f32));
+        DeepLabTorch.Checkpoints.StateDictLoader.Load(bf16, DeepLabTorch.Extensions.ModuleExtensions.StateDictInOrder(f32), "the float32 model");
         DeepLabTorch.Models.ModelLoader.PrepareForInference(f32, TorchSharp.torch.CPU);
         DeepLabTorch.Models.ModelLoader.PrepareForInference(bf16, TorchSharp.torch.CPU, precision: DeepLabTorch.Models.Precision.BFloat16);
         Assert.All(bf16.parameters(), p => Assert.Equal(TorchSharp.torch.ScalarType.BFloat16, p.dtype));

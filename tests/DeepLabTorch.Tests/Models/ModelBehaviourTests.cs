@@ -1,3 +1,4 @@
+using DeepLabTorch.Checkpoints;
 using DeepLabTorch.Models;
 using DeepLabTorch.Models.Backbones;
 using DeepLabTorch.Extensions;
@@ -185,14 +186,14 @@ public class ModelBehaviourTests
     {
         using var model21 = Small(21);
         using var model3 = Small(3);
-        var e = Assert.Throws<UserException>(() => model3.LoadReferenceStateDict(model21.StateDictInOrder()));
+        var e = Assert.Throws<CheckpointException>(() => model3.LoadReferenceStateDict(model21.StateDictInOrder()));
         Assert.Contains(model3.ClassifierPrefix + ".weight", e.Message);
         Assert.Contains("3 classes", e.Message);
 
         var sd = model3.StateDictInOrder();
         using var stray = zeros(1);
         sd["backbone.extra.weight"] = stray;
-        var e2 = Assert.Throws<UserException>(() => model3.LoadReferenceStateDict(sd));
+        var e2 = Assert.Throws<CheckpointException>(() => model3.LoadReferenceStateDict(sd));
         Assert.Contains("backbone.extra.weight", e2.Message);
         model3.LoadReferenceStateDict(sd, strict: false);
 
@@ -206,7 +207,7 @@ public class ModelBehaviourTests
 
         var missing = model3.StateDictInOrder();
         missing.Remove("aspp.conv1.weight");
-        var e3 = Assert.Throws<UserException>(() => model3.LoadReferenceStateDict(missing));
+        var e3 = Assert.Throws<CheckpointException>(() => model3.LoadReferenceStateDict(missing));
         Assert.Contains("aspp.conv1.weight", e3.Message);
     }
 

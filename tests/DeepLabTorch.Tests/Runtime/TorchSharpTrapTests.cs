@@ -1,3 +1,4 @@
+using DeepLabTorch.Checkpoints;
 using DeepLabTorch.Extensions;
 using DeepLabTorch.Models;
 using TorchSharp;
@@ -43,11 +44,15 @@ public class TorchSharpTrapTests
         using var bn = nn.BatchNorm2d(5);
         var sd = bn.StateDictInOrder().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
         sd["running_mean"] = ones(1);
-        var e = Assert.Throws<ArgumentException>(() => bn.LoadStateDictChecked(sd));
-        Assert.Contains("running_mean: checkpoint [1] vs model [5]", e.Message);
+        var e = Assert.Throws<CheckpointException>(() => StateDictLoader.Load(bn, sd, "bn.safetensors"));
+        Assert.Contains("running_mean: file [1] vs model [5]", e.Message);
+        Assert.Equal(new float[5], bn.running_mean!.data<float>().ToArray());
+        // The trap itself: TorchSharp's load_state_dict takes the one-element tensor without a word.
+        bn.load_state_dict(sd);
+        Assert.Equal(new float[] { 1, 1, 1, 1, 1 }, bn.running_mean!.data<float>().ToArray());
         sd.Remove("running_mean");
-        var e2 = Assert.Throws<ArgumentException>(() => bn.LoadStateDictChecked(sd));
-        Assert.Contains("missing keys: running_mean", e2.Message);
+        var e2 = Assert.Throws<CheckpointException>(() => StateDictLoader.Load(bn, sd, "bn.safetensors"));
+        Assert.Contains("missing from the file: running_mean", e2.Message);
     }
 
     [Fact]

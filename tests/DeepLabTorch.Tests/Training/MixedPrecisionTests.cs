@@ -205,7 +205,7 @@ public sealed class MixedPrecisionTests
                     if (t.dtype.IsFloatingPoint())
                         Assert.True(t.dtype == ScalarType.Float32, $"{k} saved as {t.dtype}");
                 using var reloaded = ModelFactory.Create(new ModelConfig("mobilenet", 16, info!.Model!.NumClasses));
-                reloaded.LoadStateDictChecked(sd);
+                StateDictLoader.Load(reloaded, sd, summary.LastCheckpoint);
             }
             finally
             {
