@@ -14,6 +14,7 @@ public static class ModelCatalog
         MobileNetV2.Entry,
         AlignedXception.Entry,
         ResNet.ResNet101,
+        ResNet.ResNet50,
     };
 
     public static IReadOnlyList<string> Names { get; } = Entries.Select(e => e.Name).ToArray();

@@ -7,13 +7,15 @@ namespace DeepLabTorch.Models.Backbones;
 
 /// <summary>
 /// ResNet for DeepLabV3+ (torchvision's Bottleneck layout): 7×7 stem, max pool, layer1–layer3 with a
-/// depth's bottleneck counts (ResNet-101: 3, 4, 23) and layer4 as a multi-grid unit of three
+/// depth's bottleneck counts (ResNet-101: 3, 4, 23; ResNet-50: 3, 4, 6) and layer4 as a multi-grid unit of three
 /// bottlenecks with dilations (1, 2, 4) × the stage dilation. Low-level features: layer1 (256
 /// channels, stride 4); output: 2048 channels.
 /// </summary>
 public sealed class ResNet : Backbone
 {
     public static BackboneDescriptor ResNet101 { get; } = Describe("resnet", "ResNet-101", [3, 4, 23]);
+    /// <summary>torchvision's resnet50 layout, with the same stem, output-stride schedule and multi-grid layer4.</summary>
+    public static BackboneDescriptor ResNet50 { get; } = Describe("resnet50", "ResNet-50", [3, 4, 6]);
 
     /// <summary>Strides and dilations of layer1..layer4; layer4 multiplies its dilation by the multi-grid.</summary>
     public readonly record struct Schedule(int[] Strides, int[] Dilations);
