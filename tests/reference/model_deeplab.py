@@ -272,14 +272,33 @@ class Decoder(nn.Module):
         return self.last_conv(torch.cat([x, low], 1))
 
 
-class DeepLab(nn.Module):
-    CHANNELS = {"mobilenet": (24, 320), "xception": (128, 2048), "resnet": (256, 2048)}
+# name -> (constructor for an output stride, low-level channels, high-level channels)
+BACKBONES = {"mobilenet": (MobileNetV2, 24, 320), "xception": (AlignedXception, 128, 2048), "resnet": (ResNet101, 256, 2048)}
 
+
+def backbone_spec(name):
+    """A backbone written here, or one from tests/reference/backbone_<name>.py, which defines
+    build(output_stride) (a module whose forward returns (high, low)), LOW and HIGH: so a backbone
+    added to the C# catalogue brings its own independent PyTorch golden in one file."""
+    if name in BACKBONES:
+        return BACKBONES[name]
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "backbone_%s.py" % name)
+    if not os.path.exists(path):
+        raise SystemExit("model_deeplab.py: no reference for backbone '%s' (built in: %s; nor %s)"
+                         % (name, ", ".join(BACKBONES), path))
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("backbone_" + name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build, module.LOW, module.HIGH
+
+
+class DeepLab(nn.Module):
     def __init__(self, backbone="mobilenet", output_stride=16, classes=21, align_corners=True):
         super().__init__()
-        low, high = self.CHANNELS[backbone]
+        build, low, high = backbone_spec(backbone)
         self.align_corners = align_corners
-        self.backbone = {"mobilenet": MobileNetV2, "xception": AlignedXception, "resnet": ResNet101}[backbone](output_stride)
+        self.backbone = build(output_stride)
         self.aspp = Aspp(high, output_stride, align_corners)
         self.decoder = Decoder(low, classes, align_corners)
 
@@ -419,7 +438,7 @@ def grads_golden(model, x, a, w, meta):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--backbone", default="mobilenet", choices=["mobilenet", "xception", "resnet"])
+    ap.add_argument("--backbone", default="mobilenet", help="%s, or NAME with a backbone_NAME.py here" % ", ".join(BACKBONES))
     ap.add_argument("--os", type=int, default=16, choices=[8, 16])
     ap.add_argument("--classes", type=int, default=21)
     ap.add_argument("--height", type=int, default=65)
@@ -453,7 +472,7 @@ def main():
     x = torch.randn(a.batch, 3, a.height, a.width)
     w.add("input", x)
     meta = {"backbone": a.backbone, "output_stride": a.os, "classes": a.classes, "align_corners": not a.no_align_corners,
-            "mode": a.mode, "torch": torch.__version__}
+            "mode": a.mode, "torch": torch.__version__, "parameters": sum(p.numel() for p in model.parameters())}
     if a.mode == "grads":
         grads_golden(model, x, a, w, meta)
     elif a.mode == "eval":

@@ -19,7 +19,7 @@ public sealed class EvalVerb : VerbBase
 {
     [Option("weights", Required = true, HelpText = "Our checkpoint (.safetensors), a plain safetensors state_dict or a reference .pth/.pth.tar.")]
     public string Weights { get; set; } = "";
-    [Option("backbone", HelpText = "Backbone for weight files that do not say (default: mobilenet).")]
+    [Option("backbone", ResourceType = typeof(BackboneHelp), HelpText = nameof(BackboneHelp.ForFilesWithoutConfig))]
     public string? Backbone { get; set; }
     [Option("out-stride", HelpText = "Output stride for weight files that do not say (default: 16).")]
     public int? OutStride { get; set; }

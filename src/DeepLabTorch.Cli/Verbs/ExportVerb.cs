@@ -17,7 +17,7 @@ public sealed class ExportVerb : VerbBase
     [Option("output", Required = true, HelpText = "The file to write (replaced atomically).")]
     public string Output { get; set; } = "";
 
-    [Option("backbone", HelpText = "mobilenet | xception | resnet, for files that carry no model config.")]
+    [Option("backbone", ResourceType = typeof(BackboneHelp), HelpText = nameof(BackboneHelp.ForFilesWithoutConfig))]
     public string? Backbone { get; set; }
 
     [Option("out-stride", HelpText = "8 or 16, for files that carry no model config.")]

@@ -5,7 +5,7 @@ namespace DeepLabTorch.Cli.Verbs;
 /// <summary>The options shared by the verbs that run a trained model over files (predict, matte).</summary>
 public abstract class ModelRunOptions : VerbBase
 {
-    [Option("backbone", HelpText = "Backbone for weight files that do not say (default: recognised from the keys).")]
+    [Option("backbone", ResourceType = typeof(BackboneHelp), HelpText = nameof(BackboneHelp.ForFilesWithoutConfig))]
     public string? Backbone { get; set; }
     [Option("out-stride", HelpText = "Output stride for weight files that do not say (default: 16).")]
     public int? OutStride { get; set; }

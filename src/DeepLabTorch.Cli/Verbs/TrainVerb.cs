@@ -20,7 +20,7 @@ public sealed class TrainVerb : VerbBase
     public string? ConfigFile { get; set; }
 
     // Model
-    [Option("backbone", HelpText = "mobilenet | xception | resnet (default: resnet, as the reference).")]
+    [Option("backbone", ResourceType = typeof(BackboneHelp), HelpText = nameof(BackboneHelp.Train))]
     public string? Backbone { get; set; }
     [Option("out-stride", HelpText = "Output stride 8 or 16 (default: 16).")]
     public int? OutStride { get; set; }

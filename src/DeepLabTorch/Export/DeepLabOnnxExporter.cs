@@ -1,6 +1,7 @@
 using DeepLabTorch.Data;
 using DeepLabTorch.Export.Onnx;
 using DeepLabTorch.Models;
+using DeepLabTorch.Models.Backbones;
 using DeepLabTorch.Extensions;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -23,13 +24,8 @@ public static class DeepLabOnnxExporter
         string input = withPreprocessing
             ? g.Preprocess(g.Input("input", OnnxType.UInt8, "N", "H", "W", 3L), ImageTensor.Mean, ImageTensor.Std)
             : g.Input("input", OnnxType.Float, "N", 3L, "H", "W");
-        var (high, low) = model.Config.Backbone switch
-        {
-            "mobilenet" => MobileNet(g, model, input),
-            "xception" => Xception(g, model, input),
-            "resnet" => ResNet(g, model, input),
-            var b => throw new UserException($"ONNX export does not know the backbone '{b}'"),
-        };
+        // Each backbone writes its own graph (Backbone.WriteGraph); this class writes the head around it.
+        var (high, low) = model.Backbone.WriteGraph(new BackboneGraph(g), input);
         var asppOut = Aspp(g, model, high);
         var logits = Decoder(g, model, asppOut, low);
         var full = g.ResizeLike(logits, input, model.Config.AlignCorners);
@@ -41,129 +37,6 @@ public static class DeepLabOnnxExporter
 
     private static T Sub<T>(nn.Module root, string path) where T : nn.Module =>
         root.GetSubmodule(path) as T ?? throw new InvalidOperationException($"the model has no {typeof(T).Name} at '{path}'");
-
-    private static (string high, string low) MobileNet(OnnxGraphBuilder g, DeepLabV3Plus model, string x)
-    {
-        var features = Sub<Sequential>(model, "backbone.features");
-        // features.0: stem conv (own padding 1), BatchNorm, ReLU6.
-        string h = g.Relu6(ConvBn(g, model, "backbone.features.0.0", "backbone.features.0.1", x));
-        string? low = null;
-        for (int i = 1; i < features.Count; i++)
-        {
-            h = InvertedResidual(g, model, $"backbone.features.{i}", h);
-            if (i == Architecture.MobileNetLowLevelModules - 1) low = h;
-        }
-        return (h, low ?? throw new InvalidOperationException("MobileNetV2 is shorter than its low-level split"));
-    }
-
-    private static string InvertedResidual(OnnxGraphBuilder g, nn.Module model, string prefix, string x)
-    {
-        var seq = Sub<Sequential>(model, prefix + ".conv");
-        Func<int, Conv2d> conv = k => Sub<Conv2d>(model, $"{prefix}.conv.{k}");
-        Func<int, BatchNorm> bn = k => Sub<BatchNorm>(model, $"{prefix}.conv.{k}");
-        Conv2d first = conv(0), last;
-        string y;
-        if (seq.Count == 5)
-        {
-            // expansion 1: depthwise (own symmetric padding), BN, ReLU6, pointwise, BN.
-            y = g.Relu6(g.ConvBn(x, first, bn(1)));
-            last = conv(3);
-            y = g.ConvBn(y, last, bn(4));
-        }
-        else
-        {
-            // The reference pads the block input (fixed padding for the 3×3 depthwise) before the expansion.
-            var dw = conv(3);
-            var (begin, end) = Layers.FixedPadding(3, dw.dilation![0]);
-            var padded = g.Pad(x, begin, end, begin, end);
-            y = g.Relu6(g.ConvBn(padded, first, bn(1)));
-            y = g.Relu6(g.ConvBn(y, dw, bn(4)));
-            last = conv(6);
-            y = g.ConvBn(y, last, bn(7));
-        }
-        var depthwise = seq.Count == 5 ? first : conv(3);
-        bool residual = depthwise.stride!.All(v => v == 1) && first.weight.shape[1] * (seq.Count == 5 ? first.groups : 1) == last.weight.shape[0];
-        return residual ? g.Add(y, x) : y;
-    }
-
-    private static (string high, string low) Xception(OnnxGraphBuilder g, nn.Module model, string x)
-    {
-        string h = ConvBnRelu(g, model, "backbone.conv1", "backbone.bn1", x);
-        h = ConvBnRelu(g, model, "backbone.conv2", "backbone.bn2", h);
-        string low = g.Relu(XceptionBlock(g, model, "backbone.block1", h));
-        h = low;
-        for (int i = 2; model.GetSubmodule($"backbone.block{i}") is not null; i++)
-            h = XceptionBlock(g, model, $"backbone.block{i}", h);
-        h = g.Relu(h);
-        for (int i = 3; i <= 5; i++)
-            h = g.Relu(SeparableConvBn(g, model, $"backbone.conv{i}", $"backbone.bn{i}", h));
-        return (h, low);
-    }
-
-    /// <summary>Xception's separable conv (depthwise, BN, pointwise) and the BN after it: two folded Convs.</summary>
-    private static string SeparableConvBn(OnnxGraphBuilder g, nn.Module model, string sep, string bn, string x)
-    {
-        var depthwise = ConvBn(g, model, sep + ".conv1", sep + ".bn", x);
-        return ConvBn(g, model, sep + ".pointwise", bn, depthwise);
-    }
-
-    private static string XceptionBlock(OnnxGraphBuilder g, nn.Module model, string prefix, string x)
-    {
-        var rep = Sub<Sequential>(model, prefix + ".rep");
-        // A block that starts with ReLU applies it in place to its input, so the shortcut sees relu(x) too.
-        int k = 0;
-        if (rep[0] is ReLU)
-        {
-            x = g.Relu(x);
-            k = 1;
-        }
-        string h = x;
-        for (; k < rep.Count; k++)
-        {
-            switch (rep[k])
-            {
-                case ReLU:
-                    h = g.Relu(h);
-                    break;
-                case Models.Backbones.SeparableConv2d:
-                    h = SeparableConvBn(g, model, $"{prefix}.rep.{k}", $"{prefix}.rep.{k + 1}", h);
-                    k++; // the BatchNorm that follows is folded into the pointwise conv
-                    break;
-                default:
-                    throw new InvalidOperationException($"unexpected {rep[k].GetType().Name} at {prefix}.rep.{k}");
-            }
-        }
-        string shortcut = model.GetSubmodule(prefix + ".skip") is not null
-            ? ConvBn(g, model, prefix + ".skip", prefix + ".skipbn", x)
-            : x;
-        return g.Add(h, shortcut);
-    }
-
-    private static (string high, string low) ResNet(OnnxGraphBuilder g, nn.Module model, string x)
-    {
-        string h = ConvBnRelu(g, model, "backbone.conv1", "backbone.bn1", x);
-        h = g.MaxPool(h, 3, 2, 1);
-        string? low = null;
-        for (int stage = 1; stage <= 4; stage++)
-        {
-            var layer = Sub<Sequential>(model, $"backbone.layer{stage}");
-            for (int b = 0; b < layer.Count; b++)
-                h = Bottleneck(g, model, $"backbone.layer{stage}.{b}", h);
-            if (stage == 1) low = h;
-        }
-        return (h, low!);
-    }
-
-    private static string Bottleneck(OnnxGraphBuilder g, nn.Module model, string prefix, string x)
-    {
-        string h = ConvBnRelu(g, model, prefix + ".conv1", prefix + ".bn1", x);
-        h = ConvBnRelu(g, model, prefix + ".conv2", prefix + ".bn2", h);
-        h = ConvBn(g, model, prefix + ".conv3", prefix + ".bn3", h);
-        string shortcut = model.GetSubmodule(prefix + ".downsample") is not null
-            ? ConvBn(g, model, prefix + ".downsample.0", prefix + ".downsample.1", x)
-            : x;
-        return g.Relu(g.Add(h, shortcut));
-    }
 
     /// <summary>The conv and the BatchNorm at these module paths, folded into one Conv.</summary>
     private static string ConvBn(OnnxGraphBuilder g, nn.Module model, string conv, string bn, string x) =>
@@ -190,5 +63,16 @@ public static class DeepLabOnnxExporter
         h = ConvBnRelu(g, model, "decoder.last_conv.0", "decoder.last_conv.1", h);
         h = ConvBnRelu(g, model, "decoder.last_conv.4", "decoder.last_conv.5", h);
         return g.Conv(h, Sub<Conv2d>(model, "decoder.last_conv.8"));
+    }
+
+    /// <summary>The operations a backbone writes itself with, as ONNX nodes.</summary>
+    private sealed class BackboneGraph(OnnxGraphBuilder g) : IBackboneGraph
+    {
+        public string ConvBn(string x, Conv2d conv, BatchNorm bn) => g.ConvBn(x, conv, bn);
+        public string Relu(string x) => g.Relu(x);
+        public string Relu6(string x) => g.Relu6(x);
+        public string Add(string a, string b) => g.Add(a, b);
+        public string MaxPool(string x, long kernel, long stride, long padding) => g.MaxPool(x, kernel, stride, padding);
+        public string Pad(string x, long left, long right, long top, long bottom) => g.Pad(x, left, right, top, bottom);
     }
 }

@@ -1,9 +1,10 @@
 namespace DeepLabTorch.Models;
 
 /// <summary>
-/// Every architecture number of DeepLabV3+ in one place: ASPP rates per output stride, backbone
-/// channel counts, head widths and each backbone's stride/dilation schedule. The values are those
-/// of the reference PyTorch implementation (pytorch-deeplab-xception layout).
+/// The architecture numbers of DeepLabV3+ outside the backbones, in one place: output strides, ASPP
+/// rates per output stride, head widths, dropout and the head's learning-rate factor. The values are
+/// those of the reference PyTorch implementation (pytorch-deeplab-xception layout). Each backbone's
+/// own numbers (channels, schedule, taps) live in its module and its BackboneDescriptor.
 /// </summary>
 public static class Architecture
 {
@@ -28,43 +29,4 @@ public static class Architecture
         8 => new[] { 12, 24, 36 },
         _ => throw new UserException($"unsupported output stride {outputStride}: expected 8 or 16"),
     };
-
-    // ------------------------------------------------------------------ MobileNetV2 (width 1.0)
-    /// <summary>One row of MobileNetV2's inverted-residual table: expansion t, channels c, repeats n, stride s.</summary>
-    public readonly record struct InvertedResidualStage(int Expansion, int Channels, int Repeats, int Stride);
-
-    public const int MobileNetStemChannels = 32;
-    public static IReadOnlyList<InvertedResidualStage> MobileNetStages { get; } = new InvertedResidualStage[]
-    {
-        new(1, 16, 1, 1), new(6, 24, 2, 2), new(6, 32, 3, 2), new(6, 64, 4, 2),
-        new(6, 96, 3, 1), new(6, 160, 3, 2), new(6, 320, 1, 1),
-    };
-    /// <summary>features[0..3] (stem and the first three inverted residuals) give the low-level features.</summary>
-    public const int MobileNetLowLevelModules = 4;
-
-    // ------------------------------------------------------------------ Aligned Xception-65
-    /// <summary>Entry block 3's stride, the middle flow's dilation and the exit flow's two dilations.</summary>
-    public readonly record struct XceptionSchedule(int EntryBlock3Stride, int MiddleDilation, int ExitDilation1, int ExitDilation2);
-
-    public static XceptionSchedule Xception(int outputStride) => outputStride switch
-    {
-        16 => new(2, 1, 1, 2),
-        8 => new(1, 2, 2, 4),
-        _ => throw new UserException($"unsupported output stride {outputStride}: expected 8 or 16"),
-    };
-    public const int XceptionMiddleBlocks = 16;
-
-    // ------------------------------------------------------------------ ResNet-101
-    /// <summary>Strides and dilations of layer1..layer4; layer4 multiplies its dilation by the multi-grid.</summary>
-    public readonly record struct ResNetSchedule(int[] Strides, int[] Dilations);
-
-    public static ResNetSchedule ResNet(int outputStride) => outputStride switch
-    {
-        16 => new(new[] { 1, 2, 2, 1 }, new[] { 1, 1, 1, 2 }),
-        8 => new(new[] { 1, 2, 1, 1 }, new[] { 1, 1, 2, 4 }),
-        _ => throw new UserException($"unsupported output stride {outputStride}: expected 8 or 16"),
-    };
-    public static IReadOnlyList<int> ResNet101Blocks { get; } = new[] { 3, 4, 23 };
-    public static IReadOnlyList<int> ResNetMultiGrid { get; } = new[] { 1, 2, 4 };
-    public const int BottleneckExpansion = 4;
 }

@@ -120,6 +120,8 @@ public static class ModelLoader
     /// <summary>The model a file should be loaded into, given what the caller asks.</summary>
     public static CheckpointModel Resolve(string path, CheckpointInfo? info, IReadOnlyDictionary<string, Tensor> sd, ModelRequest request)
     {
+        if (request.Backbone is { } asked && !ModelCatalog.Names.Contains(asked, StringComparer.OrdinalIgnoreCase))
+            throw new UserException($"--backbone {asked}: unknown backbone, expected one of {string.Join(", ", ModelCatalog.Names)}");
         if (info?.Model is not null)
             return WeightFiles.ResolveModel(path, info, request.Backbone, request.OutputStride, request.NumClasses);
         var recognised = ModelCatalog.Recognise(sd.Keys);

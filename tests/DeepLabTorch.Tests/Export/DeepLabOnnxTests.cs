@@ -84,6 +84,19 @@ public class DeepLabOnnxTests(ITestOutputHelper output)
         CheckParity("xception", 8, false, 1e-5, new long[] { 1, 3, 49, 57 });
     }
 
+    /// <summary>Every catalogue backbone writes its own graph (Backbone.WriteGraph): one small input each, at the loosest tolerance above.</summary>
+    [Theory]
+    [MemberData(nameof(CatalogueBackbones))]
+    public void EveryCatalogueBackboneExports(string backbone) =>
+        CheckParity(backbone, 16, true, 1e-4, new long[] { 1, 3, 33, 41 });
+
+    public static TheoryData<string> CatalogueBackbones()
+    {
+        var data = new TheoryData<string>();
+        foreach (var name in ModelCatalog.Names) data.Add(name);
+        return data;
+    }
+
     [Fact]
     public void ResNetExportMatchesOnnxRuntime()
     {

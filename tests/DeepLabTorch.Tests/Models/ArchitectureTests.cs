@@ -18,12 +18,22 @@ public class ArchitectureTests
 {
     private sealed record TsvRow(string Key, long[] Shape, string DType, string? AliasOf);
 
-    private static (List<TsvRow> rows, long parameters) ReadTsv(string backbone)
+    /// <summary>
+    /// The reference listing of a backbone at 21 classes: the shared tests/reference/state-dict TSV where
+    /// there is one, else what model_deeplab.py --mode keys prints for it (the same format; no alias keys).
+    /// </summary>
+    private static (List<TsvRow> rows, long parameters) ReadTsv(string backbone, int outputStride)
     {
-        var path = ReferenceGolden.RepoFile("tests", "reference", "state-dict", $"deeplabv3plus-{backbone}-21.tsv");
+        var dir = Path.GetDirectoryName(ReferenceGolden.RepoFile("tests", "reference", "state-dict", "deeplabv3plus-mobilenet-21.tsv"))!;
+        var path = Path.Combine(dir, $"deeplabv3plus-{backbone}-21.tsv");
+        var lines = File.Exists(path)
+            ? File.ReadAllLines(path)
+            : ReferenceGolden.RunPython(ReferenceGolden.ScriptPath("model_deeplab.py"), "--mode", "keys", "--backbone", backbone,
+                "--os", outputStride.ToString(CultureInfo.InvariantCulture), "--classes", "21").Split('\n');
+        if (!File.Exists(path)) path = $"model_deeplab.py --mode keys --backbone {backbone}";
         var rows = new List<TsvRow>();
         long parameters = -1;
-        foreach (var line in File.ReadLines(path))
+        foreach (var line in lines)
         {
             if (line.StartsWith("# parameters:", StringComparison.Ordinal))
                 parameters = long.Parse(line["# parameters:".Length..].Split(';')[0].Trim(), CultureInfo.InvariantCulture);
@@ -61,16 +71,20 @@ public class ArchitectureTests
 
     /// <summary>One model per configuration (the big backbones are slow to build on 2 cores): checks
     /// state_dict against the reference listing, the parameter count, and the feature strides.</summary>
+    public static TheoryData<string, int> CatalogueBackbonesAndStrides()
+    {
+        var data = new TheoryData<string, int>();
+        foreach (var entry in ModelCatalog.Entries)
+            foreach (var os in entry.OutputStrides.Reverse())
+                data.Add(entry.Name, os);
+        return data;
+    }
+
     [Theory]
-    [InlineData("mobilenet", 16)]
-    [InlineData("mobilenet", 8)]
-    [InlineData("xception", 16)]
-    [InlineData("xception", 8)]
-    [InlineData("resnet", 16)]
-    [InlineData("resnet", 8)]
+    [MemberData(nameof(CatalogueBackbonesAndStrides))]
     public void StructureEqualsTheReference(string backbone, int outputStride)
     {
-        var (rows, parameters) = ReadTsv(backbone);
+        var (rows, parameters) = ReadTsv(backbone, outputStride);
         using var model = ModelFactory.Create(new ModelConfig(backbone, outputStride, 21));
 
         // Saving writes canonical names only; the reference's own state_dict adds the alias keys.
@@ -87,6 +101,29 @@ public class ArchitectureTests
         Assert.Equal(model.parameters().Count(), model.named_parameters().Select(p => p.name).Distinct().Count());
 
         AssertStrides(model, backbone, outputStride);
+        var entry = ModelCatalog.Get(backbone);
+        Assert.True(model.Backbone.GetSubmodule(entry.LowLevelTap) is not null, $"{backbone}: no low-level tap '{entry.LowLevelTap}'");
+        Assert.Same(entry, model.Backbone.Descriptor);
+    }
+
+    /// <summary>
+    /// Each backbone's weights (the reference's keys, aliases included, and our canonical keys alone) are
+    /// recognised as that backbone by its own pattern and by no other entry's: the patterns cannot overlap.
+    /// </summary>
+    [Fact]
+    public void EachBackboneIsRecognisedFromItsOwnKeysOnly()
+    {
+        foreach (var entry in ModelCatalog.Entries)
+        {
+            using var model = ModelFactory.Create(new ModelConfig(entry.Name, 16, 21));
+            foreach (var keys in new[] { model.ReferenceStateDict().Keys.ToList(), model.StateDictInOrder().Keys.ToList() })
+            {
+                var recognisers = ModelCatalog.Entries.Where(e => e.Recognises(keys)).Select(e => e.Name).ToList();
+                Assert.True(recognisers.SequenceEqual(new[] { entry.Name }), $"{entry.Name}'s keys are recognised by [{string.Join(", ", recognisers)}]");
+                Assert.Same(entry, ModelCatalog.Recognise(keys));
+            }
+        }
+        Assert.Null(ModelCatalog.Recognise(new[] { "aspp.conv1.weight", "decoder.conv1.weight" }));
     }
 
     /// <summary>Low-level stride 4, high-level stride = output stride, logits at the input size, on 65×97.</summary>

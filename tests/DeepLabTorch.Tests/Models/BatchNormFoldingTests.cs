@@ -28,10 +28,15 @@ public class BatchNormFoldingTests
         }
     }
 
+    public static TheoryData<string> CatalogueBackbones()
+    {
+        var data = new TheoryData<string>();
+        foreach (var name in ModelCatalog.Names) data.Add(name);
+        return data;
+    }
+
     [Theory]
-    [InlineData("mobilenet")]
-    [InlineData("xception")]
-    [InlineData("resnet")]
+    [MemberData(nameof(CatalogueBackbones))]
     public void FoldedLogitsEqualUnfolded(string backbone)
     {
         manual_seed(11);

@@ -13,6 +13,26 @@ namespace DeepLabTorch.Models.Backbones;
 /// </summary>
 public sealed class AlignedXception : Backbone
 {
+    /// <summary>Entry block 3's stride, the middle flow's dilation and the exit flow's two dilations.</summary>
+    public readonly record struct Schedule(int EntryBlock3Stride, int MiddleDilation, int ExitDilation1, int ExitDilation2);
+
+    public static Schedule ScheduleFor(int outputStride) => outputStride switch
+    {
+        16 => new(2, 1, 1, 2),
+        8 => new(1, 2, 2, 4),
+        _ => throw new UserException($"unsupported output stride {outputStride}: expected 8 or 16"),
+    };
+    public const int MiddleBlocks = 16;
+
+    public static BackboneDescriptor Entry { get; } = new(
+        Name: "xception",
+        Title: "Xception-65",
+        Factory: (d, os) => new AlignedXception(os),
+        LowLevelChannels: 128,
+        HighLevelChannels: 2048,
+        LowLevelTap: "block1",
+        WeightKeyPattern: @"^backbone\.block\d+\.");
+
     private readonly Conv2d conv1;
     private readonly BatchNorm2d bn1;
     private readonly Conv2d conv2;
@@ -25,9 +45,9 @@ public sealed class AlignedXception : Backbone
     private readonly SeparableConv2d conv5;
     private readonly BatchNorm2d bn5;
 
-    public AlignedXception(int outputStride) : base(nameof(AlignedXception), outputStride)
+    public AlignedXception(int outputStride) : base(nameof(AlignedXception), Entry, outputStride)
     {
-        var s = Architecture.Xception(outputStride);
+        var s = ScheduleFor(outputStride);
         conv1 = Layers.Conv(3, 32, 3, stride: 2, padding: 1);
         bn1 = new BatchNorm2d(32);
         conv2 = Layers.Conv(32, 64, 3, stride: 1, padding: 1);
@@ -37,7 +57,7 @@ public sealed class AlignedXception : Backbone
         _blocks.Add(new XceptionBlock(128, 256, 2, stride: 2, startWithRelu: false));
         _blocks.Add(new XceptionBlock(256, 728, 2, stride: s.EntryBlock3Stride, startWithRelu: true, isLast: true));
         // Middle flow.
-        for (int i = 0; i < Architecture.XceptionMiddleBlocks; i++)
+        for (int i = 0; i < MiddleBlocks; i++)
             _blocks.Add(new XceptionBlock(728, 728, 3, stride: 1, dilation: s.MiddleDilation));
         // Exit flow.
         _blocks.Add(new XceptionBlock(728, 1024, 2, stride: 1, dilation: s.ExitDilation1, growFirst: false, isLast: true));
@@ -63,9 +83,6 @@ public sealed class AlignedXception : Backbone
         Layers.InitWeights(this, nn.init.FanInOut.FanOut);
     }
 
-    public override int LowLevelChannels => 128;
-    public override int OutputChannels => 2048;
-
     private static Tensor ConvBnRelu(nn.Module<Tensor, Tensor> conv, BatchNorm2d bn, Tensor x)
     {
         using var c = conv.Run(x);
@@ -89,5 +106,18 @@ public sealed class AlignedXception : Backbone
         x.relu_();
         x = x.Then(t => ConvBnRelu(conv3, bn3, t)).Then(t => ConvBnRelu(conv4, bn4, t)).Then(t => ConvBnRelu(conv5, bn5, t));
         return new BackboneFeatures(x, low);
+    }
+
+    public override (string High, string Low) WriteGraph(IBackboneGraph g, string input)
+    {
+        string h = g.Relu(g.ConvBn(input, conv1, bn1));
+        h = g.Relu(g.ConvBn(h, conv2, bn2));
+        string low = g.Relu(_blocks[0].WriteGraph(g, h));
+        h = low;
+        for (int i = 1; i < _blocks.Count; i++) h = _blocks[i].WriteGraph(g, h);
+        h = g.Relu(h);
+        h = g.Relu(conv3.WriteGraph(g, h, bn3));
+        h = g.Relu(conv4.WriteGraph(g, h, bn4));
+        return (g.Relu(conv5.WriteGraph(g, h, bn5)), low);
     }
 }

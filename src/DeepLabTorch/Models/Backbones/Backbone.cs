@@ -27,14 +27,20 @@ public sealed class BackboneFeatures : IDisposable
 /// <summary>A feature extractor: image batch [N,3,H,W] → (high-level, low-level) features.</summary>
 public abstract class Backbone : nn.Module<Tensor, BackboneFeatures>
 {
-    protected Backbone(string name, int outputStride) : base(name)
+    protected Backbone(string name, BackboneDescriptor descriptor, int outputStride) : base(name)
     {
-        if (!Architecture.OutputStrides.Contains(outputStride))
-            throw new UserException($"unsupported output stride {outputStride}: expected 8 or 16");
+        if (!descriptor.OutputStrides.Contains(outputStride))
+            throw new UserException($"unsupported output stride {outputStride} for {descriptor.Name}: expected {string.Join(" or ", descriptor.OutputStrides)}");
+        Descriptor = descriptor;
         OutputStride = outputStride;
     }
 
+    /// <summary>What this backbone is (its catalogue entry).</summary>
+    public BackboneDescriptor Descriptor { get; }
     public int OutputStride { get; }
-    public abstract int LowLevelChannels { get; }
-    public abstract int OutputChannels { get; }
+    public int LowLevelChannels => Descriptor.LowLevelChannels;
+    public int OutputChannels => Descriptor.HighLevelChannels;
+
+    /// <summary>Writes the eval-mode forward into a graph: input name → (high-level, low-level) names.</summary>
+    public abstract (string High, string Low) WriteGraph(IBackboneGraph g, string input);
 }

@@ -12,6 +12,9 @@ namespace DeepLabTorch.Models.Backbones;
 /// </summary>
 public sealed class Bottleneck : nn.Module<Tensor, Tensor>
 {
+    /// <summary>conv3 widens to this many times the block's planes.</summary>
+    public const int Expansion = 4;
+
     private readonly Conv2d conv1;
     private readonly BatchNorm2d bn1;
     private readonly Conv2d conv2;
@@ -22,7 +25,7 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
 
     public Bottleneck(long inChannels, long planes, long stride = 1, long dilation = 1, bool withDownsample = false) : base(nameof(Bottleneck))
     {
-        long outChannels = planes * Architecture.BottleneckExpansion;
+        long outChannels = planes * Expansion;
         conv1 = Layers.Conv(inChannels, planes, 1);
         bn1 = new BatchNorm2d(planes);
         conv2 = Layers.Conv(planes, planes, 3, stride, padding: dilation, dilation: dilation);
@@ -49,5 +52,15 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
             out_.PlusInPlace(x);
         }
         return out_.relu_();
+    }
+
+    /// <summary>This block in a graph, BatchNorms folded into the convs.</summary>
+    public string WriteGraph(IBackboneGraph g, string x)
+    {
+        string h = g.Relu(g.ConvBn(x, conv1, bn1));
+        h = g.Relu(g.ConvBn(h, conv2, bn2));
+        h = g.ConvBn(h, conv3, bn3);
+        string shortcut = downsample is not null ? g.ConvBn(x, (Conv2d)downsample[0], (BatchNorm)downsample[1]) : x;
+        return g.Relu(g.Add(h, shortcut));
     }
 }

@@ -69,4 +69,27 @@ public sealed class InvertedResidual : nn.Module<Tensor, Tensor>
         if (_residual) y.PlusInPlace(x);
         return y;
     }
+
+    /// <summary>This block in a graph (BatchNorms folded): the same order of padding, convs and shortcut as forward.</summary>
+    public string WriteGraph(IBackboneGraph g, string x)
+    {
+        Conv2d Conv(int k) => (Conv2d)conv[k];
+        BatchNorm Bn(int k) => (BatchNorm)conv[k];
+        string y;
+        if (!_padInput)
+        {
+            // expansion 1: depthwise (own symmetric padding), BN, ReLU6, pointwise, BN.
+            y = g.Relu6(g.ConvBn(x, Conv(0), Bn(1)));
+            y = g.ConvBn(y, Conv(3), Bn(4));
+        }
+        else
+        {
+            var (begin, end) = Layers.FixedPadding(3, _dilation);
+            var padded = g.Pad(x, begin, end, begin, end);
+            y = g.Relu6(g.ConvBn(padded, Conv(0), Bn(1)));
+            y = g.Relu6(g.ConvBn(y, Conv(3), Bn(4)));
+            y = g.ConvBn(y, Conv(6), Bn(7));
+        }
+        return _residual ? g.Add(y, x) : y;
+    }
 }

@@ -32,4 +32,8 @@ public sealed class SeparableConv2d : nn.Module<Tensor, Tensor>
         using var n = bn.forward(d);
         return pointwise.Run(n);
     }
+
+    /// <summary>Depthwise conv with its BatchNorm, then the pointwise conv with the BatchNorm that follows this module: two folded convs.</summary>
+    public string WriteGraph(IBackboneGraph g, string x, BatchNorm after) =>
+        g.ConvBn(g.ConvBn(x, conv1, bn), pointwise, after);
 }

@@ -67,4 +67,33 @@ public sealed class XceptionBlock : nn.Module<Tensor, Tensor>
         }
         return x;
     }
+
+    /// <summary>This block in a graph (BatchNorms folded), with forward's in-place leading ReLU seen by the shortcut too.</summary>
+    public string WriteGraph(IBackboneGraph g, string x)
+    {
+        int k = 0;
+        if (rep[0] is ReLU)
+        {
+            x = g.Relu(x);
+            k = 1;
+        }
+        string h = x;
+        for (; k < rep.Count; k++)
+        {
+            switch (rep[k])
+            {
+                case ReLU:
+                    h = g.Relu(h);
+                    break;
+                case SeparableConv2d sep:
+                    h = sep.WriteGraph(g, h, (BatchNorm)rep[k + 1]);
+                    k++; // the BatchNorm that follows is folded into the pointwise conv
+                    break;
+                default:
+                    throw new InvalidOperationException($"unexpected {rep[k].GetType().Name} in an Xception block");
+            }
+        }
+        string shortcut = skip is not null && skipbn is not null ? g.ConvBn(x, skip, skipbn) : x;
+        return g.Add(h, shortcut);
+    }
 }
