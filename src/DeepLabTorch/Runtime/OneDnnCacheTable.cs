@@ -26,8 +26,29 @@ public sealed unsafe class OneDnnCacheTable
 
     private OneDnnCacheTable(byte* cpu) => _cpu = cpu;
 
-    /// <summary>The table of the loaded libtorch, or null with the reason it cannot be used.</summary>
+    private static readonly object Gate = new();
+    private static (CpuIdentity Cpu, OneDnnCacheTable? Table, string Why)? _located;
+
+    /// <summary>
+    /// The table of the loaded libtorch, or null with the reason it cannot be used. Found once per process: the
+    /// search maps libtorch_cpu.so and scans its symbol table, and the object does not move.
+    /// </summary>
     public static OneDnnCacheTable? Locate(CpuIdentity cpu, out string why)
+    {
+        lock (Gate)
+        {
+            if (_located is { } known && ReferenceEquals(known.Cpu, cpu))
+            {
+                why = known.Why;
+                return known.Table;
+            }
+            var table = Find(cpu, out why);
+            _located = (cpu, table, why);
+            return table;
+        }
+    }
+
+    private static OneDnnCacheTable? Find(CpuIdentity cpu, out string why)
     {
         try
         {
