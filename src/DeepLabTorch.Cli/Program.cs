@@ -12,9 +12,10 @@ namespace DeepLabTorch.Cli;
 
 public static class Program
 {
-    /// <summary>Every [Verb] class in this assembly that implements IVerb.</summary>
+    /// <summary>Every [Verb] class in this assembly that implements IVerb, and the verbs whose flags are built from settings (train).</summary>
     public static Type[] VerbTypes() => typeof(Program).Assembly.GetTypes()
         .Where(t => t.GetCustomAttribute<VerbAttribute>() != null && typeof(IVerb).IsAssignableFrom(t) && !t.IsAbstract)
+        .Append(TrainVerb.FlagsType)
         .OrderBy(t => t.GetCustomAttribute<VerbAttribute>()!.Name, StringComparer.Ordinal)
         .ToArray();
 

@@ -11,122 +11,37 @@ using DeepLabTorch.Cli.Progress;
 
 namespace DeepLabTorch.Cli.Verbs;
 
-[Verb("train", HelpText = "Train DeepLabV3+ with the reference recipe (SGD, poly LR, head at 10x). Flags and defaults follow the reference " +
-    "train.py; differences: validation runs on full-size images (--val-crop for the reference's centre crop), --use-sbd is off by default, " +
-    "and the default backbone is resnet as in the reference (use --backbone mobilenet on a CPU).")]
-public sealed class TrainVerb : VerbBase
+/// <summary>
+/// train: its flags are the settings declared on <see cref="TrainConfig"/>, made into options at run
+/// time (<see cref="FlagsType"/>), so each setting is declared once; only what belongs to the command
+/// line alone (--config, --nproc) is declared here.
+/// </summary>
+public abstract class TrainVerb : VerbBase
 {
+    public const string HelpText = "Train DeepLabV3+ with the reference recipe (SGD, poly LR, head at 10x). Flags and defaults follow the reference " +
+        "train.py; differences: validation runs on full-size images (--val-crop for the reference's centre crop), --use-sbd is off by default, " +
+        "and the default backbone is resnet as in the reference (use --backbone mobilenet on a CPU).";
+
+    private static readonly Lazy<Type> Flags = new(() => SettingFlags.Build<TrainVerb, TrainConfig>("train", HelpText));
+
+    /// <summary>The train verb as CommandLineParser sees it: this class plus a flag property per setting of TrainConfig.</summary>
+    public static Type FlagsType => Flags.Value;
+
     [Option("config", HelpText = "JSON config (e.g. configs/voc-mobilenet-os16.json); flags given here override it; unknown keys are errors.")]
     public string? ConfigFile { get; set; }
 
-    // Model
-    [Option("backbone", ResourceType = typeof(BackboneHelp), HelpText = nameof(BackboneHelp.Train))]
-    public string? Backbone { get; set; }
-    [Option("out-stride", HelpText = "Output stride 8 or 16 (default: 16).")]
-    public int? OutStride { get; set; }
-    [Option("num-classes", HelpText = "Number of classes (default: the data set's).")]
-    public int? NumClasses { get; set; }
-    [Option("sync-bn", HelpText = "On several processes (mpirun, srun, --nproc): BatchNorm normalises over the global batch of all of them, forward and backward. No effect on one process.")]
-    public bool SyncBn { get; set; }
-    [Option("freeze-bn", HelpText = "Keep every BatchNorm in eval mode while training.")]
-    public bool FreezeBn { get; set; }
-
-    // Data
-    [Option("dataset", HelpText = "pascal | sbd | folder | synthetic (default: pascal). synthetic generates data/synthetic on first use.")]
-    public string? Dataset { get; set; }
-    [Option("data-root", HelpText = "Data set folder (VOCdevkit parent for pascal; required except for synthetic).")]
-    public string? DataRoot { get; set; }
-    [Option("use-sbd", HelpText = "Add SBD to the pascal training set (trainaug). Off by default here; the reference always adds it.")]
-    public bool UseSbd { get; set; }
-    [Option("workers", HelpText = "Data loader threads (default: 4).")]
-    public int? Workers { get; set; }
-    [Option("base-size", HelpText = "Base image size for the random rescale (default: 513).")]
-    public int? BaseSize { get; set; }
-    [Option("crop-size", HelpText = "Training crop size (default: 513).")]
-    public int? CropSize { get; set; }
-    [Option("val-crop", HelpText = "Validate on the reference's fixed centre crop instead of full images.")]
-    public bool ValCrop { get; set; }
-    [Option("skip-bad", HelpText = "Skip unreadable samples (reported) instead of stopping.")]
-    public bool SkipBad { get; set; }
-
-    // Optimisation
-    [Option("loss-type", HelpText = "ce | focal | dice (default: ce; dice is for 2 classes).")]
-    public string? LossType { get; set; }
-    [Option("epochs", HelpText = "Epochs (default: 50 for pascal/sbd/folder, 10 for synthetic).")]
-    public int? Epochs { get; set; }
-    [Option("start-epoch", HelpText = "Epoch to start at (default: 0; --resume sets it from the checkpoint).")]
-    public int? StartEpoch { get; set; }
-    [Option("batch-size", HelpText = "Training batch size (default: 4).")]
-    public int? BatchSize { get; set; }
-    [Option("test-batch-size", HelpText = "Validation batch size (default: 1, since full-size images differ in size).")]
-    public int? TestBatchSize { get; set; }
-    [Option("use-balanced-weights", HelpText = "Weight classes by 1/ln(1.02 + frequency) over the training masks (cached per data set).")]
-    public bool UseBalancedWeights { get; set; }
-    [Option("lr", HelpText = "Base learning rate (default: 0.007 x batch-size / 4, as the reference).")]
-    public double? Lr { get; set; }
-    [Option("lr-scheduler", HelpText = "poly | step | cos (default: poly).")]
-    public string? LrScheduler { get; set; }
-    [Option("lr-step", HelpText = "Epochs between 10x decays for --lr-scheduler step.")]
-    public int? LrStep { get; set; }
-    [Option("warmup-iters", HelpText = "Linear learning-rate warm-up over this many iterations (default: 0).")]
-    public int? WarmupIters { get; set; }
-    [Option("momentum", HelpText = "SGD momentum (default: 0.9).")]
-    public double? Momentum { get; set; }
-    [Option("weight-decay", HelpText = "SGD weight decay (default: 5e-4).")]
-    public double? WeightDecay { get; set; }
-    [Option("nesterov", HelpText = "Use Nesterov momentum.")]
-    public bool Nesterov { get; set; }
-
-    // Machine
-    [Option("no-cuda", HelpText = "Train on the CPU even when CUDA is available.")]
-    public bool NoCuda { get; set; }
-    [Option("gpu-ids", HelpText = "GPU ids, comma separated (default: 0). On CUDA, several ids start one process per GPU (as --nproc), and each process of an mpirun job takes the id of its rank on the machine.")]
-    public string? GpuIds { get; set; }
-    [Option("device", HelpText = "cpu | cuda | cuda:N (default: cuda:<first gpu id> when available, else cpu).")]
-    public string? Device { get; set; }
-    [Option("threads", HelpText = "CPU threads for libtorch (default: all cores, shared out among the processes on one machine).")]
-    public int? Threads { get; set; }
-    [Option("precision", HelpText = "float32 | bf16 (default: float32). bf16 is mixed precision: float32 master weights (updated and saved), " +
-        "bfloat16 convolutions, BatchNorm statistics and the loss in float32.")]
-    public string? Precision { get; set; }
-    [Option("channels-last", HelpText = "Store convolution weights and inputs NHWC (default: on with --precision bf16 on the CPU, off with float32; " +
-        "--channels-last false turns it off).")]
-    public bool ChannelsLast { get; set; }
-    [Option("seed", HelpText = "Random seed (default: 1).")]
-    public int? Seed { get; set; }
     [Option("nproc", HelpText = "Data-parallel training on N processes of this machine: runs this command under Open MPI's mpirun " +
         "(--batch-size is per process; the default --lr follows the global batch). For several machines use mpirun or srun yourself (docs/distributed.md).")]
     public int? Nproc { get; set; }
 
-    // Run control
-    [Option("resume", HelpText = "Checkpoint to resume from (ours: weights, optimizer, epoch and the run's recorded config, so nothing else is needed; " +
-        "flags given with it override the recorded values; a .pth or safetensors: weights only).")]
-    public string? Resume { get; set; }
-    [Option("init-weights", HelpText = "Start a new run from these weights: our checkpoint, a safetensors state_dict or a PyTorch .pth/.pth.tar (the reference's or the other port's). A different --num-classes re-initialises the classifier; the optimizer and schedule start afresh.")]
-    public string? InitWeights { get; set; }
-    [Option("checkname", HelpText = "Run name (default: deeplab-<backbone>).")]
-    public string? Checkname { get; set; }
-    [Option("ft", HelpText = "Fine-tune: with --resume, load the weights only and start at epoch 0.")]
-    public bool Ft { get; set; }
-    [Option("eval-interval", HelpText = "Evaluate every N epochs (default: 1; the last epoch is always evaluated).")]
-    public int? EvalInterval { get; set; }
-    [Option("no-val", HelpText = "Skip validation.")]
-    public bool NoVal { get; set; }
-    [Option("output", HelpText = "Output folder (default: checkpoints/<dataset>-<backbone>-<checkname>/; with --resume, the checkpoint's folder). " +
-        "A folder holding another run is refused: continue it with --resume or replace it with --overwrite.")]
-    public string? Output { get; set; }
-    [Option("overwrite", HelpText = "Start afresh in an --output folder that holds an earlier run: its run files (checkpoints, metrics.jsonl, tb/, train.log, report.html, config.json) are deleted first; other files stay.")]
-    public bool Overwrite { get; set; }
-    [Option("max-iters", HelpText = "Stop after this many iterations in total (for short runs). The schedule still spans --epochs, and the checkpoint records the batch reached: --resume continues exactly there.")]
-    public long? MaxIters { get; set; }
-    [Option("time-budget", HelpText = "Stop training after this many seconds (evaluation excluded); poly/cos follow the time spent. --resume continues the data order, but the budget and its schedule start afresh.")]
-    public double? TimeBudget { get; set; }
-    [Option("keep", HelpText = "Also keep periodic checkpoints: epoch-NNNN.safetensors after each epoch, the newest N kept (default 0: only last and best).")]
-    public int? Keep { get; set; }
-    [Option("max-val-images", HelpText = "Evaluate on at most this many validation images.")]
-    public int? MaxValImages { get; set; }
-    [Option("log-interval", HelpText = "Iterations between metrics.jsonl lines (default: 10).")]
-    public int? LogInterval { get; set; }
+    /// <summary>A setting's flag as given (null or false when not given).</summary>
+    private T? Given<T>(string property) => (T?)SettingFlags.Given(this, Settings.Of<TrainConfig>().Single(s => s.Property.Name == property));
+
+    private string? Resume => Given<string>(nameof(TrainConfig.Resume));
+    private bool Ft => Given<bool>(nameof(TrainConfig.Ft));
+    private string? GpuIds => Given<string>(nameof(TrainConfig.GpuIds));
+    private bool NoCuda => Given<bool>(nameof(TrainConfig.NoCuda));
+    private string? Device => Given<string>(nameof(TrainConfig.Device));
 
     /// <summary>Defaults → --config file → these flags; with --resume of our checkpoint, its recorded config → these flags.</summary>
     public TrainConfig BuildConfig() => BuildConfig(out _);
@@ -186,59 +101,8 @@ public sealed class TrainVerb : VerbBase
         return list;
     }
 
-    /// <summary>The flags given, over a base config.</summary>
-    private TrainConfig Apply(TrainConfig c)
-    {
-        return c with
-        {
-            Backbone = Backbone ?? c.Backbone,
-            OutStride = OutStride ?? c.OutStride,
-            NumClasses = NumClasses ?? c.NumClasses,
-            SyncBn = Switch(SyncBn, c.SyncBn, "sync-bn"),
-            FreezeBn = Switch(FreezeBn, c.FreezeBn, "freeze-bn"),
-            Dataset = Dataset ?? c.Dataset,
-            DataRoot = DataRoot ?? c.DataRoot,
-            UseSbd = Switch(UseSbd, c.UseSbd, "use-sbd"),
-            Workers = Workers ?? c.Workers,
-            BaseSize = BaseSize ?? c.BaseSize,
-            CropSize = CropSize ?? c.CropSize,
-            ValCrop = Switch(ValCrop, c.ValCrop, "val-crop"),
-            SkipBad = Switch(SkipBad, c.SkipBad, "skip-bad"),
-            LossType = LossType ?? c.LossType,
-            Epochs = Epochs ?? c.Epochs,
-            StartEpoch = StartEpoch ?? c.StartEpoch,
-            BatchSize = BatchSize ?? c.BatchSize,
-            TestBatchSize = TestBatchSize ?? c.TestBatchSize,
-            UseBalancedWeights = Switch(UseBalancedWeights, c.UseBalancedWeights, "use-balanced-weights"),
-            Lr = Lr ?? c.Lr,
-            LrScheduler = LrScheduler ?? c.LrScheduler,
-            LrStep = LrStep ?? c.LrStep,
-            WarmupIters = WarmupIters ?? c.WarmupIters,
-            Momentum = Momentum ?? c.Momentum,
-            WeightDecay = WeightDecay ?? c.WeightDecay,
-            Nesterov = Switch(Nesterov, c.Nesterov, "nesterov"),
-            NoCuda = Switch(NoCuda, c.NoCuda, "no-cuda"),
-            GpuIds = GpuIds ?? c.GpuIds,
-            Device = Device ?? c.Device,
-            Threads = Threads ?? c.Threads,
-            Precision = Precision ?? c.Precision,
-            ChannelsLast = ChannelsLast ? true : SwitchedOff.Contains("channels-last") ? false : c.ChannelsLast,
-            Seed = Seed ?? c.Seed,
-            Resume = Resume ?? c.Resume,
-            InitWeights = InitWeights ?? c.InitWeights,
-            Checkname = Checkname ?? c.Checkname,
-            Ft = Switch(Ft, c.Ft, "ft"),
-            EvalInterval = EvalInterval ?? c.EvalInterval,
-            NoVal = Switch(NoVal, c.NoVal, "no-val"),
-            Output = Output ?? c.Output,
-            MaxIters = MaxIters ?? c.MaxIters,
-            Keep = Keep ?? c.Keep,
-            TimeBudget = TimeBudget ?? c.TimeBudget,
-            MaxValImages = MaxValImages ?? c.MaxValImages,
-            LogInterval = LogInterval ?? c.LogInterval,
-            Overwrite = Overwrite,
-        };
-    }
+    /// <summary>The flags given, over a base config. --overwrite is never taken from a base: it is a choice of this command.</summary>
+    private TrainConfig Apply(TrainConfig c) => SettingFlags.Apply(this, c with { Overwrite = false }, SwitchedOff);
 
     /// <summary>
     /// Our checkpoint says what model it holds: a flag naming another is one line with both values,
@@ -251,12 +115,10 @@ public sealed class TrainVerb : VerbBase
         var name = Path.GetFileName(path);
         if (info.Model is { } m)
         {
-            if (m.Backbone != c.Backbone)
-                throw new UserException($"--backbone {c.Backbone} contradicts {name}, which holds a {m.Backbone} model (leave --backbone out to use it)");
-            if (m.OutputStride != c.OutStride)
-                throw new UserException($"--out-stride {c.OutStride} contradicts {name}, which was trained at output stride {m.OutputStride} (leave --out-stride out)");
-            if (!c.Ft && c.NumClasses is { } n && n != m.NumClasses)
-                throw new UserException($"--num-classes {n} contradicts {name}, which predicts {m.NumClasses} classes (use --init-weights or --ft to train another class count)");
+            // The flags' values here are the recorded ones unless given: a difference is a flag given.
+            FlagContradiction.Backbone(c.Backbone, m.Backbone, name);
+            FlagContradiction.OutputStride(c.OutStride, m.OutputStride, name);
+            if (!c.Ft) FlagContradiction.NumClasses(c.NumClasses, m.NumClasses, name, "use --init-weights or --ft to train another class count");
         }
         if (!c.Ft && info.Epoch >= c.Epochs && info.EpochIteration == 0)
         {

@@ -22,9 +22,6 @@ public abstract class VerbBase : IVerb
     /// <summary>Switches given as false (by long name, e.g. "freeze-bn"), set by Program: they turn off a true from a config file or a checkpoint's record.</summary>
     internal IReadOnlySet<string> SwitchedOff { get; set; } = new HashSet<string>();
 
-    /// <summary>A switch over a base value: on when given, off when given as false, else the base.</summary>
-    protected bool Switch(bool given, bool baseValue, string name) => given || (baseValue && !SwitchedOff.Contains(name));
-
     /// <summary>The level --log-level and --quiet ask for.</summary>
     public LogLevel MinimumLevel()
     {

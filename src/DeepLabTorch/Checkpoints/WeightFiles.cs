@@ -84,10 +84,8 @@ public static class WeightFiles
         var m = info?.Model;
         if (m is null)
             return new CheckpointModel(backbone ?? defaultBackbone, outputStride ?? defaultOutputStride, numClasses ?? defaultNumClasses);
-        if (backbone is not null && !string.Equals(backbone, m.Backbone, StringComparison.OrdinalIgnoreCase))
-            throw new UserException($"--backbone {backbone} conflicts with {path}, which holds a {m.Backbone} model");
-        if (outputStride is not null && outputStride != m.OutputStride)
-            throw new UserException($"--out-stride {outputStride} conflicts with {path}, which was trained at output stride {m.OutputStride}");
+        FlagContradiction.Backbone(backbone, m.Backbone, path);
+        FlagContradiction.OutputStride(outputStride, m.OutputStride, path);
         if (numClasses is not null && numClasses != m.NumClasses)
             return m with { NumClasses = numClasses.Value, ClassNames = null };
         return m;

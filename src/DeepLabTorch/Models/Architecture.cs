@@ -22,11 +22,13 @@ public static class Architecture
     public const double DecoderDropout1 = 0.5;
     public const double DecoderDropout2 = 0.1;
 
+    /// <summary>The output strides every backbone supports, as a setting's choices ("8|16").</summary>
+    public const string OutputStrideChoices = "8|16";
+
+    /// <summary>The one output-stride check: every backbone's schedule and the ASPP rates exist for 8 and 16 only.</summary>
+    public static int CheckOutputStride(int outputStride) =>
+        outputStride is 8 or 16 ? outputStride : throw new UserException($"unsupported output stride {outputStride}: expected 8 or 16");
+
     /// <summary>Dilation rates of the three 3×3 ASPP branches: (6,12,18) at OS16, (12,24,36) at OS8.</summary>
-    public static int[] AsppRates(int outputStride) => outputStride switch
-    {
-        16 => new[] { 6, 12, 18 },
-        8 => new[] { 12, 24, 36 },
-        _ => throw new UserException($"unsupported output stride {outputStride}: expected 8 or 16"),
-    };
+    public static int[] AsppRates(int outputStride) => CheckOutputStride(outputStride) == 16 ? new[] { 6, 12, 18 } : new[] { 12, 24, 36 };
 }

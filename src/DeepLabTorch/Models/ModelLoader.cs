@@ -125,8 +125,7 @@ public static class ModelLoader
         if (info?.Model is not null)
             return WeightFiles.ResolveModel(path, info, request.Backbone, request.OutputStride, request.NumClasses);
         var recognised = ModelCatalog.Recognise(sd.Keys);
-        if (request.Backbone is { } b && recognised is not null && !string.Equals(b, recognised.Name, StringComparison.OrdinalIgnoreCase))
-            throw new UserException($"--backbone {b} conflicts with {path}, whose keys are those of a {recognised.Name} model");
+        if (recognised is not null) FlagContradiction.Backbone(request.Backbone, recognised.Name, path);
         return new CheckpointModel(request.Backbone ?? recognised?.Name ?? "mobilenet", request.OutputStride ?? 16,
             request.NumClasses ?? ClassifierClasses(sd) ?? 21);
     }

@@ -90,7 +90,7 @@ public class WeightLoaderTests : IClassFixture<PthFixture>
     {
         var info = new CheckpointInfo { Model = new CheckpointModel("mobilenet", 16, 21) };
         var e = Assert.Throws<UserException>(() => WeightFiles.ResolveModel("run/last.safetensors", info, "resnet", null, null));
-        Assert.Contains("--backbone resnet conflicts with run/last.safetensors, which holds a mobilenet model", e.Message);
+        Assert.Contains("--backbone resnet contradicts run/last.safetensors, which holds a mobilenet model (leave --backbone out", e.Message);
         e = Assert.Throws<UserException>(() => WeightFiles.ResolveModel("f", info, null, 8, null));
         Assert.Contains("--out-stride 8", e.Message);
         Assert.Contains("output stride 16", e.Message);

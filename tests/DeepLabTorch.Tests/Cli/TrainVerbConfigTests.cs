@@ -15,8 +15,8 @@ public class TrainVerbConfigTests : IDisposable
 
     private static TrainVerb Parse(params string[] args)
     {
-        var parsed = new Parser(s => s.HelpWriter = null).ParseArguments<TrainVerb>(args);
-        return parsed is Parsed<TrainVerb> p ? p.Value : throw new InvalidOperationException("parse failed: " + string.Join(" ", args));
+        var parsed = new Parser(s => s.HelpWriter = null).ParseArguments(args.Prepend("train"), TrainVerb.FlagsType);
+        return parsed is Parsed<object> { Value: TrainVerb v } ? v : throw new InvalidOperationException("parse failed: " + string.Join(" ", args));
     }
 
     [Fact]

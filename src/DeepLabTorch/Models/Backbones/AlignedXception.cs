@@ -16,12 +16,8 @@ public sealed class AlignedXception : Backbone
     /// <summary>Entry block 3's stride, the middle flow's dilation and the exit flow's two dilations.</summary>
     public readonly record struct Schedule(int EntryBlock3Stride, int MiddleDilation, int ExitDilation1, int ExitDilation2);
 
-    public static Schedule ScheduleFor(int outputStride) => outputStride switch
-    {
-        16 => new(2, 1, 1, 2),
-        8 => new(1, 2, 2, 4),
-        _ => throw new UserException($"unsupported output stride {outputStride}: expected 8 or 16"),
-    };
+    public static Schedule ScheduleFor(int outputStride) =>
+        Architecture.CheckOutputStride(outputStride) == 16 ? new(2, 1, 1, 2) : new(1, 2, 2, 4);
     public const int MiddleBlocks = 16;
 
     public static BackboneDescriptor Entry { get; } = new(

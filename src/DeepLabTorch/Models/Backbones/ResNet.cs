@@ -20,12 +20,9 @@ public sealed class ResNet : Backbone
     /// <summary>Strides and dilations of layer1..layer4; layer4 multiplies its dilation by the multi-grid.</summary>
     public readonly record struct Schedule(int[] Strides, int[] Dilations);
 
-    public static Schedule ScheduleFor(int outputStride) => outputStride switch
-    {
-        16 => new(new[] { 1, 2, 2, 1 }, new[] { 1, 1, 1, 2 }),
-        8 => new(new[] { 1, 2, 1, 1 }, new[] { 1, 1, 2, 4 }),
-        _ => throw new UserException($"unsupported output stride {outputStride}: expected 8 or 16"),
-    };
+    public static Schedule ScheduleFor(int outputStride) => Architecture.CheckOutputStride(outputStride) == 16
+        ? new(new[] { 1, 2, 2, 1 }, new[] { 1, 1, 1, 2 })
+        : new(new[] { 1, 2, 1, 1 }, new[] { 1, 1, 2, 4 });
     public static IReadOnlyList<int> MultiGrid { get; } = new[] { 1, 2, 4 };
 
     /// <summary>
