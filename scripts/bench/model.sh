@@ -3,7 +3,7 @@
 # backward, SGD step) and peak RSS per backbone at output stride 16: C# (`deeplab bench model`, over
 # DeepLabTorch.Models.ModelBenchmark) vs the PyTorch reference (tests/reference/model_bench.py),
 # each backbone in its own process, both at the same thread count; prints one JSON document.
-# Usage: scripts/bench.sh model [backbones=mobilenet,xception,resnet] [threads=2] [forward_runs=5]
+# Usage: scripts/bench.sh model [backbones=NAME,NAME (default: every backbone of the catalogue, as deeplab info lists them)] [threads=2] [forward_runs=5]
 #        [train_steps=3] [warmup=1] [channels_last=true|false] [os=16] [precision=float32|bf16]
 #        [grad_to_none=true|false] [flush_denormal=true|false]
 # Denormals are flushed on both sides unless flush_denormal=false (random weights push eval-mode
@@ -15,7 +15,7 @@
 # run (autocast + channels_last) is PyTorch with its levers, so it gets the heap setting too.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-backbones="mobilenet,xception,resnet"
+backbones=""
 settings=("threads=2" "flush_denormal=true")
 python_heap=true; bf16=false
 heap_env=(MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647)
@@ -29,6 +29,9 @@ for a in "$@"; do
   esac
 done
 deeplab=(dotnet "$root/src/DeepLabTorch.Cli/bin/Release/net10.0/deeplab.dll")
+# The catalogue names its backbones (Models/ModelCatalog); a new one is benchmarked without editing this script.
+[ -n "$backbones" ] || backbones=$("${deeplab[@]}" info | sed -n 's/^backbones: //p' | tr -d ' ')
+[ -n "$backbones" ] || { echo "model.sh: deeplab info listed no backbones" >&2; exit 1; }
 results=()
 for b in ${backbones//,/ }; do
   cs=$("${deeplab[@]}" bench model "backbone=$b" "${settings[@]}")

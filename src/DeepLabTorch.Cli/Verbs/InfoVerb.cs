@@ -5,7 +5,7 @@ using TorchSharp;
 
 namespace DeepLabTorch.Cli.Verbs;
 
-[Verb("info", HelpText = "Print the engine: TorchSharp and libtorch versions, threads, the CPU and its kernel verdict, CUDA devices, the Debian 12 load fix, and MPI and NCCL for training on several processes.")]
+[Verb("info", HelpText = "Print the engine: TorchSharp and libtorch versions, threads, the backbones built in, the CPU and its kernel verdict, CUDA devices, the Debian 12 load fix, and MPI and NCCL for training on several processes.")]
 public sealed class InfoVerb : VerbBase
 {
     [Option("threads", HelpText = "The intra-op thread count to report, and to give the CPU-kernel verdict for (default: one per core).")]
@@ -19,6 +19,7 @@ public sealed class InfoVerb : VerbBase
         Console.WriteLine($"libtorch {TorchRuntime.LibTorchVersion}");
         Console.WriteLine($"intra-op threads: {torch.get_num_threads()}");
         Console.WriteLine($"native heap: {NativeHeap.Status}");
+        Console.WriteLine($"backbones: {string.Join(", ", Models.ModelCatalog.Names)}");
         foreach (var line in KernelGuard.Describe()) Console.WriteLine(line);
         Console.WriteLine($"CUDA: {(torch.cuda.is_available() ? $"{torch.cuda.device_count()} device(s)" : "not available")}");
         var (path, weak) = TorchRuntime.ElfFixStatus();

@@ -29,4 +29,24 @@ internal static class CliRunner
         }
         return (p.ExitCode, stdout.Result, stderr.Result);
     }
+
+    /// <summary>
+    /// Runs the CLI on a real terminal of the given width, through script(1), with CI unset (so progress
+    /// bars draw): the terminal's whole output (stdout and stderr as the user sees them) and the exit code.
+    /// </summary>
+    public static (int Code, string Terminal) RunInTerminal(string workDir, int columns, params string[] args)
+    {
+        var command = $"stty cols {columns} rows 20; CI= TERM=xterm dotnet " + string.Join(" ", new[] { Dll }.Concat(args).Select(a => "'" + a.Replace("'", "'\\''") + "'"));
+        var psi = new ProcessStartInfo("script") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = workDir };
+        foreach (var a in new[] { "-qec", command, "/dev/null" }) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var output = p.StandardOutput.ReadToEndAsync();
+        var errors = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(300_000))
+        {
+            p.Kill(true);
+            throw new TimeoutException($"deeplab {string.Join(" ", args)} on a terminal did not finish in 300 s");
+        }
+        return (p.ExitCode, output.Result + errors.Result);
+    }
 }

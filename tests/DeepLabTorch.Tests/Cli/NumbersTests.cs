@@ -64,13 +64,8 @@ public sealed class NumbersTests : IDisposable
     {
         // A real terminal of 60 columns, through script(1): every redrawn frame is at most 59 characters.
         var run = Path.Combine(_dir, "tty");
-        var command = "stty cols 60 rows 20; CI= dotnet " + string.Join(" ", new[] { CliRunner.Dll }.Concat(TrainArgs(run)).Select(a => "'" + a + "'"));
-        var psi = new ProcessStartInfo("script") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = _dir };
-        foreach (var a in new[] { "-qec", command, "/dev/null" }) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, output + p.StandardError.ReadToEnd());
+        var (code, output) = CliRunner.RunInTerminal(_dir, 60, TrainArgs(run));
+        Assert.True(code == 0, output);
         var frames = output.Split('\r').Skip(1).Select(s => s.Split('\n')[0]).Where(s => s.Contains("epoch 1/2 [", StringComparison.Ordinal)).ToList();
         Assert.NotEmpty(frames);
         Assert.All(frames, f => Assert.True(f.Length <= 59, $"{f.Length} columns: '{f}'"));

@@ -51,13 +51,8 @@ public sealed class ProgressCliTests : IDisposable
     public void ATerminalGetsRedrawsThatFitAndTheSummaryOnALineOfItsOwn()
     {
         // A real terminal of 50 columns, through script(1), with CI unset.
-        var command = "stty cols 50 rows 20; CI= TERM=xterm dotnet " + string.Join(" ", new[] { CliRunner.Dll }.Concat(Predict()).Select(a => "'" + a + "'"));
-        var psi = new ProcessStartInfo("script") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = _dir };
-        foreach (var a in new[] { "-qec", command, "/dev/null" }) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, output + p.StandardError.ReadToEnd());
+        var (code, output) = CliRunner.RunInTerminal(_dir, 50, Predict());
+        Assert.True(code == 0, output);
         var frames = output.Split('\r').Select(s => s.Split('\n')[0]).Where(s => s.StartsWith("predict [", StringComparison.Ordinal)).ToList();
         Assert.NotEmpty(frames);
         Assert.Contains("\rpredict [", output); // redrawn in place (a plain line would follow a "\n")
