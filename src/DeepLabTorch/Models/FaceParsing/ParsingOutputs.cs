@@ -1,0 +1,26 @@
+using static TorchSharp.torch;
+
+namespace DeepLabTorch.Models.FaceParsing;
+
+/// <summary>
+/// What a real-time parsing network (BiSeNet, STDC-Seg) returns for training: the main logits, the
+/// auxiliary heads' logits (all upsampled to the input size, as the references do), and STDC's detail
+/// logits (one channel each, at the resolution the reference returns them; empty for BiSeNet).
+/// In eval mode the networks' forward returns Main alone.
+/// </summary>
+public sealed record ParsingOutputs(Tensor Main, IReadOnlyList<Tensor> Auxiliary, IReadOnlyList<Tensor> Detail) : IDisposable
+{
+    public void Dispose()
+    {
+        Main.Dispose();
+        foreach (var t in Auxiliary) t.Dispose();
+        foreach (var t in Detail) t.Dispose();
+    }
+}
+
+/// <summary>A parsing network with auxiliary outputs for training (see <see cref="ParsingOutputs"/>).</summary>
+public interface IParsingNetwork
+{
+    /// <summary>Main, auxiliary and detail outputs, whatever the mode (the detail heads are the training-time branch).</summary>
+    ParsingOutputs ForwardAll(Tensor input);
+}
