@@ -42,6 +42,21 @@ def dice(logits, target, smooth=1.0):
     return 1 - (2 * (p * t).sum() + smooth) / (p.sum() + t.sum() + smooth)
 
 
+def ohem(logits, target, thresh=0.7, n_min=None):
+    # The face-parsing reference's OHEM: per-pixel CE (void = 0), sorted descending; the hard ones (above
+    # -ln(thresh)) when the n_min-th (0-based) is hard, else the n_min largest.
+    loss = nn.functional.cross_entropy(logits, target, ignore_index=255, reduction="none").view(-1)
+    if n_min is None:
+        n_min = loss.numel() // 16
+    loss, _ = torch.sort(loss, descending=True)
+    limit = -torch.log(torch.tensor(thresh))
+    if loss[n_min] > limit:
+        loss = loss[loss > limit]
+    else:
+        loss = loss[:n_min]
+    return loss.mean()
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -68,6 +83,11 @@ def main():
         "focal_weighted": reference_focal(logits, target, weight).item(),
         "focal_per_pixel": per_pixel_focal(logits, target).item(),
         "dice": dice(binlogits, bintarget).item(),
+        # Both branches of OHEM: with n_min 2 the 3rd largest is hard (mean of the hard ones); with n_min 36
+        # the 37th is not (mean of the 36 largest). The hard count says which branch each took.
+        "ohem": ohem(logits, target).item(),
+        "ohem_min_kept_36": ohem(logits, target, 0.7, 36).item(),
+        "ohem_hard_count": int((nn.functional.cross_entropy(logits, target, ignore_index=255, reduction="none") > -torch.log(torch.tensor(0.7))).sum()),
     }
     logits.numpy().astype("<f4").tofile(os.path.join(out, "logits.f32"))
     target.numpy().astype("<i8").tofile(os.path.join(out, "target.i64"))

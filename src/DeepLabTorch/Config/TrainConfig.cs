@@ -55,8 +55,12 @@ public sealed record TrainConfig
     public string ValSplit { get; init; } = "val";
 
     // Optimisation
-    [Setting("Loss (dice is for 2 classes).", Choices = "ce|focal|dice")]
+    [Setting("Loss (dice is for 2 classes; ohem keeps the hard pixels, as the face-parsing references train).", Choices = "ce|focal|dice|ohem")]
     public string LossType { get; init; } = "ce";
+    [Setting("--loss-type ohem: pixels whose true class gets a probability below this are hard.", Above = 0, Below = 1)]
+    public double OhemThreshold { get; init; } = 0.7;
+    [Setting("--loss-type ohem: at least this many pixels per batch are kept.", Min = 1, Default = "1/16 of the batch's pixels, as the references")]
+    public long? OhemMinKept { get; init; }
     /// <summary>The reference divides the (already pixel-averaged) loss by the batch size once more.</summary>
     [Setting("Divide the pixel-averaged loss by the batch size once more, as the reference does.", Flag = false)]
     public bool BatchAverage { get; init; } = true;

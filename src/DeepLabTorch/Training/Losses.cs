@@ -15,7 +15,7 @@ namespace DeepLabTorch.Training;
 /// </summary>
 public static class Losses
 {
-    public static readonly string[] Types = { "ce", "focal", "dice" };
+    public static readonly string[] Types = { "ce", "focal", "dice", "ohem" };
 
     /// <summary>logits [N,C,H,W], target [N,H,W] int64 with ignoreIndex marking void.</summary>
     public static Tensor CrossEntropy(Tensor logits, Tensor target, Tensor? weight = null, long ignoreIndex = 255, bool batchAverage = true, int processes = 1)
@@ -81,12 +81,37 @@ public static class Losses
         return loss.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Online hard example mining cross-entropy, as the face-parsing references train: the per-pixel
+    /// cross-entropy (void pixels count as 0), and the mean of those above -ln(threshold) (the pixels whose
+    /// true class gets a probability below threshold), unless fewer than minKept + 1 are: then the mean of
+    /// the minKept largest. minKept defaults to 1/16 of the batch's pixels, as the references set it for
+    /// their crops. Not divided by the batch size (the references do not).
+    /// </summary>
+    public static Tensor Ohem(Tensor logits, Tensor target, double threshold = 0.7, long? minKept = null, Tensor? weight = null, long ignoreIndex = 255)
+    {
+        if (!(threshold > 0 && threshold < 1)) throw new UserException($"the OHEM threshold is a probability in (0, 1), got {threshold}");
+        using var scope = NewDisposeScope();
+        var loss = nn.functional.cross_entropy(logits, target, weight, ignoreIndex, nn.Reduction.None).flatten();
+        var count = loss.size(0);
+        var keep = Math.Clamp(minKept ?? count / 16, 1, Math.Max(1, count - 1));
+        using var limit = (-Math.Log(threshold)).ToScalar();
+        // The (keep + 1)-th largest decides, as the references index their descending sort at keep.
+        var top = loss.topk((int)Math.Min(keep + 1, count)).values;
+        var decider = top[top.size(0) - 1];
+        var hard = loss.gt(limit);
+        Tensor result = decider.gt(limit).item<bool>() ? loss.masked_select(hard).mean() : top.narrow(0, 0, keep).mean();
+        return result.MoveToOuterDisposeScope();
+    }
+
     /// <summary>The loss function for a --loss-type name; processes: data-parallel processes (the batch average is over the global batch).</summary>
-    public static Func<Tensor, Tensor, Tensor> Build(string type, Tensor? weight, long ignoreIndex = 255, bool batchAverage = true, int processes = 1) => type switch
+    public static Func<Tensor, Tensor, Tensor> Build(string type, Tensor? weight, long ignoreIndex = 255, bool batchAverage = true, int processes = 1,
+        double ohemThreshold = 0.7, long? ohemMinKept = null) => type switch
     {
         "ce" => (x, y) => CrossEntropy(x, y, weight, ignoreIndex, batchAverage, processes),
         "focal" => (x, y) => Focal(x, y, weight, ignoreIndex, 2, 0.5, batchAverage, processes: processes),
         "dice" => (x, y) => Dice(x, y, ignoreIndex),
-        _ => throw new UserException($"unknown loss type '{type}' (expected ce, focal or dice)"),
+        "ohem" => (x, y) => Ohem(x, y, ohemThreshold, ohemMinKept, weight, ignoreIndex),
+        _ => throw new UserException($"unknown loss type '{type}' (expected ce, focal, dice or ohem)"),
     };
 }

@@ -168,7 +168,7 @@ internal sealed class TrainingSession : IDisposable
             _classWeights = tensor(w.Select(x => (float)x).ToArray()).to(Device).DetachFromDisposeScope();
             log("class weights: " + string.Join(" ", w.Select(x => x.ToString("0.00", CultureInfo.InvariantCulture))));
         }
-        Criterion = Losses.Build(c.LossType, _classWeights, 255, c.BatchAverage, Parallel.Size);
+        Criterion = Losses.Build(c.LossType, _classWeights, 255, c.BatchAverage, Parallel.Size, c.OhemThreshold, c.OhemMinKept);
         Scheduler = new LrScheduler(c.LrScheduler, c.Lr!.Value, Epochs, ItersPerEpoch, c.LrStep, c.WarmupIters, 0.9, c.HeadLrMultiplier);
     }
 

@@ -66,7 +66,7 @@ public class SettingsTests
     [InlineData("--lr", "0", "--lr must be above 0, got 0")]
     [InlineData("--num-classes", "256", "--num-classes must be in [2, 255], got 256")]
     [InlineData("--batch-size", "0", "--batch-size must be >= 1, got 0")]
-    [InlineData("--loss-type", "hinge", "--loss-type must be one of ce, focal, dice, got 'hinge'")]
+    [InlineData("--loss-type", "hinge", "--loss-type must be one of ce, focal, dice, ohem, got 'hinge'")]
     [InlineData("--backbone", "vgg", "--backbone must be one of mobilenet, xception, resnet")]
     public void ADeclaredCheckRejectsTheValueNamingTheFlag(string flag, string value, string message)
     {

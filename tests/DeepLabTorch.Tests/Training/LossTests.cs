@@ -44,6 +44,22 @@ public class LossTests : IDisposable
     }
 
     [Fact]
+    public void OhemMatchesTheFaceParsingReferenceInBothBranches()
+    {
+        using var scope = torch.NewDisposeScope();
+        var logits = F32("logits.f32", 2, 3, 4, 5);
+        var target = I64("target.i64", 2, 4, 5);
+        // 40 pixels: the default keeps at least 40 / 16 = 2; the hard pixels are more than 2 but at most 36.
+        var hard = _expected.GetProperty("ohem_hard_count").GetInt32();
+        Assert.InRange(hard, 3, 36);
+        Assert.Equal(E("ohem"), Losses.Ohem(logits, target).item<float>(), 5);
+        Assert.Equal(E("ohem_min_kept_36"), Losses.Ohem(logits, target, 0.7, 36).item<float>(), 5);
+        Assert.NotEqual(E("ohem"), E("ohem_min_kept_36"), 3);
+        Assert.Equal(E("ohem"), Losses.Build("ohem", null)(logits, target).item<float>(), 5);
+        Assert.Throws<UserException>(() => Losses.Ohem(logits, target, 1.5));
+    }
+
+    [Fact]
     public void FocalMatchesTheReferenceFormula()
     {
         using var scope = torch.NewDisposeScope();
