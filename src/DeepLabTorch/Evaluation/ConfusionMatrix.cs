@@ -169,8 +169,21 @@ public sealed record SegmentationMetrics(
             ClassIoU: iou,
             ClassAccuracy: acc,
             GroundTruthPixels: rows,
-            ClassNames: names.ToArray());
+            ClassNames: names.ToArray())
+        {
+            // F1 (Dice) per class, 2TP / (2TP + FP + FN): how face parsing reports each part.
+            ClassF1 = Enumerable.Range(0, c).Select(k => 2.0 * diag[k] / (rows[k] + cols[k])).ToArray(),
+        };
     }
+
+    /// <summary>F1 per class, 2TP / (2TP + FP + FN) (NaN for a class neither present nor predicted).</summary>
+    public double[] ClassF1 { get; init; } = [];
+
+    /// <summary>The NaN-mean of the per-class F1 over every class (background included, as mIoU).</summary>
+    public double MeanF1 => NanMean(ClassF1);
+
+    /// <summary>The NaN-mean of the per-class F1 without class 0 (the face-parsing papers' "mean F1" over the parts).</summary>
+    public double MeanF1WithoutBackground => NanMean(ClassF1.Skip(1));
 
     /// <summary>Mean over the non-NaN values; NaN when there are none (numpy.nanmean).</summary>
     public static double NanMean(IEnumerable<double> values)
@@ -191,16 +204,17 @@ public sealed record SegmentationMetrics(
     {
         var sb = new StringBuilder();
         var w = Math.Max(12, ClassNames.Max(n => n.Length) + 2);
-        sb.Append("class".PadRight(w)).Append("     IoU     Acc    GT pixels\n");
+        sb.Append("class".PadRight(w)).Append("     IoU     Acc      F1    GT pixels\n");
         for (var k = 0; k < ClassIoU.Length; k++)
         {
             sb.Append(ClassNames[k].PadRight(w))
               .Append(Pct(ClassIoU[k]).PadLeft(8))
               .Append(Pct(ClassAccuracy[k]).PadLeft(8))
+              .Append(Pct(k < ClassF1.Length ? ClassF1[k] : double.NaN).PadLeft(8))
               .Append(GroundTruthPixels[k].ToString(CultureInfo.InvariantCulture).PadLeft(13))
               .Append('\n');
         }
-        sb.Append(CultureInfo.InvariantCulture, $"mIoU {Pct(MeanIoU)}  pixel acc {Pct(PixelAccuracy)}  mean class acc {Pct(MeanClassAccuracy)}  FWIoU {Pct(FrequencyWeightedIoU)}");
+        sb.Append(CultureInfo.InvariantCulture, $"mIoU {Pct(MeanIoU)}  pixel acc {Pct(PixelAccuracy)}  mean class acc {Pct(MeanClassAccuracy)}  FWIoU {Pct(FrequencyWeightedIoU)}  mean F1 {Pct(MeanF1)}");
         return sb.ToString();
     }
 

@@ -38,7 +38,7 @@ internal static class JsonValues
         }
     }
 
-    /// <summary>mIoU, pixel accuracy, mean class accuracy, FWIoU, then per-class IoU (and accuracy) by class name.</summary>
+    /// <summary>mIoU, pixel accuracy, mean class accuracy, FWIoU, then per-class IoU (and accuracy and F1, with the mean F1 over classes 1..) by class name.</summary>
     public static void Metrics(Utf8JsonWriter w, SegmentationMetrics m, bool classAccuracy, Action<Utf8JsonWriter>? beforeClasses = null)
     {
         Number(w, "miou", m.MeanIoU);
@@ -52,6 +52,11 @@ internal static class JsonValues
         if (!classAccuracy) return;
         w.WriteStartObject("class_acc");
         for (var k = 0; k < m.ClassAccuracy.Length; k++) Number(w, m.ClassNames[k], m.ClassAccuracy[k]);
+        w.WriteEndObject();
+        // F1 per class, as face parsing reports each part; the mean over the parts leaves class 0 out.
+        Number(w, "mean_f1", m.MeanF1WithoutBackground);
+        w.WriteStartObject("class_f1");
+        for (var k = 0; k < m.ClassF1.Length; k++) Number(w, m.ClassNames[k], m.ClassF1[k]);
         w.WriteEndObject();
     }
 }

@@ -26,7 +26,12 @@ public class ConfusionMatrixTests
         Assert.Equal(1.0 / 3, m.MeanIoU, 12);
         Assert.Equal(0.4, m.FrequencyWeightedIoU, 12);              // 2/5*1/3 + 2/5*2/3 + 1/5*0
         Assert.Equal(new long[] { 2, 2, 1 }, m.GroundTruthPixels);
+        // F1 = 2TP / (GT + predicted): bg 2*1/(2+2), cat 2*2/(2+3), dog 0/(1+0).
+        Assert.Equal(new[] { 0.5, 0.8, 0.0 }, m.ClassF1);
+        Assert.Equal(1.3 / 3, m.MeanF1, 12);
+        Assert.Equal(0.4, m.MeanF1WithoutBackground, 12);
         Assert.Contains("dog", m.FormatTable());
+        Assert.Contains("mean F1 43.33", m.FormatTable());
     }
 
     [Fact]
@@ -49,6 +54,8 @@ public class ConfusionMatrixTests
         Assert.Equal(0.75, m.PixelAccuracy, 12);
         Assert.Equal(0.75, m.FrequencyWeightedIoU, 12);             // 0.5*0.5 + 0.5*1
         Assert.Contains("n/a", m.FormatTable());
+        Assert.True(double.IsNaN(m.ClassF1[2]));                    // neither present nor predicted
+        Assert.Equal(0.0, m.ClassF1[3], 12);
     }
 
     [Fact]
