@@ -29,7 +29,8 @@ public sealed record TrainConfig
     public bool Dropout { get; init; } = true;
 
     // Data
-    [Setting("Data set. synthetic generates data/synthetic on first use.", Choices = "pascal|sbd|folder|synthetic")]
+    [Setting("Data set. synthetic generates data/synthetic on first use; celebamask-hq reads CelebAMask-HQ's download layout (face parsing).",
+        Choices = "pascal|sbd|folder|synthetic|" + Data.CelebAMaskHq.Name)]
     public string Dataset { get; init; } = "pascal";
     [Setting("Data set folder (VOCdevkit parent for pascal; required except for synthetic).")]
     public string? DataRoot { get; init; }
@@ -41,6 +42,14 @@ public sealed record TrainConfig
     public int BaseSize { get; init; } = 513;
     [Setting("Training crop size.", Min = 1)]
     public int CropSize { get; init; } = 513;
+    [Setting("Smallest random rescale of the short side, as a fraction of --base-size.", Above = 0)]
+    public double MinScale { get; init; } = 0.5;
+    [Setting("Largest random rescale of the short side, as a fraction of --base-size.", Above = 0)]
+    public double MaxScale { get; init; } = 2.0;
+    [Setting("Colour jitter: brightness, contrast and saturation each scaled by a factor in [1 - s, 1 + s] (0: off; the face-parsing recipe uses 0.5).", Min = 0, Max = 1)]
+    public double ColorJitter { get; init; }
+    [Setting("Label pairs that trade places when a training image is mirrored, [[left, right], ...] (default: the data set's; celebamask-hq's brows, eyes and ears).", Flag = false)]
+    public int[][]? MirrorPairs { get; init; }
     [Setting("Validate on the reference's fixed centre crop instead of full images.")]
     public bool ValCrop { get; init; }
     [Setting("Blur half the training images (the reference's RandomGaussianBlur, off in its VOC recipe).", Flag = false)]

@@ -20,6 +20,10 @@ public static class TrainConfigRules
         // Each value on its own, by its declaration (choices and bounds), then the combinations.
         Settings.Check(c);
         var precision = Models.PrecisionNames.Parse(c.Precision);
+        if (c.MinScale > c.MaxScale) throw new UserException($"--min-scale {c.MinScale} is above --max-scale {c.MaxScale}");
+        foreach (var pair in c.MirrorPairs ?? [])
+            if (pair is not { Length: 2 } || pair.Any(v => v is < 0 or > 254))
+                throw new UserException("config key 'mirror_pairs' holds pairs of labels, [[left, right], ...], each 0-254");
         if (c.Nesterov && c.Momentum == 0) throw new UserException("--nesterov needs a momentum above 0");
         if (c.LrScheduler == "step" && c.LrStep <= 0) throw new UserException("--lr-scheduler step needs --lr-step N (epochs between 10x decays)");
         if (c.UseSbd && c.Dataset != "pascal") throw new UserException($"--use-sbd adds SBD to pascal training; it makes no sense with --dataset {c.Dataset}");
@@ -64,6 +68,11 @@ public static class TrainConfigRules
         ValCrop = c.ValCrop,
         SkipBad = c.SkipBad,
         GaussianBlur = c.GaussianBlur,
+        MinScale = c.MinScale,
+        MaxScale = c.MaxScale,
+        ColorJitter = c.ColorJitter,
+        MirrorPairs = c.MirrorPairs?.Select(p => ((byte)p[0], (byte)p[1])).ToArray()
+            ?? (c.Dataset == CelebAMaskHq.Name ? CelebAMaskHq.MirrorPairs : null),
         ClassNames = c.ClassNames,
     };
 }

@@ -240,13 +240,13 @@ public sealed class DataLoader : IDisposable
                     // Each worker writes its own sample's part of the batch tensors; the slot keeps them alive.
                     var image = new Span<float>((float*)slot.ImagesPtr + k * 3 * px, (int)(3 * px));
                     var mask = new Span<long>((long*)slot.MasksPtr + k * px, (int)px);
-                    Transforms.Apply(s, p, image, mask, _l._o.PadWithMean);
+                    Transforms.Apply(s, p, image, mask, _l._o.PadWithMean, _l._o.MirrorPairs);
                 }
                 else
                 {
                     var img = GC.AllocateUninitializedArray<float>(checked((int)(3 * px)));
                     var msk = GC.AllocateUninitializedArray<long>(checked((int)px));
-                    Transforms.Apply(s, p, img, msk, _l._o.PadWithMean);
+                    Transforms.Apply(s, p, img, msk, _l._o.PadWithMean, _l._o.MirrorPairs);
                     slot.SampleImages[k] = img;
                     slot.SampleMasks[k] = msk;
                     slot.Sizes[k] = (p.OutHeight, p.OutWidth);

@@ -3,7 +3,7 @@ namespace DeepLabTorch.Data;
 /// <summary>Where the data is and how it is read and augmented. Flat, immutable, JSON-friendly.</summary>
 public sealed record DataOptions
 {
-    /// <summary>pascal | sbd | folder | synthetic.</summary>
+    /// <summary>pascal | sbd | folder | synthetic | celebamask-hq.</summary>
     public string Dataset { get; init; } = "pascal";
     /// <summary>The data set's root folder (see data/README.md for each layout). Synthetic: null = data/synthetic.</summary>
     public string? DataRoot { get; init; }
@@ -28,6 +28,10 @@ public sealed record DataOptions
     public int Prefetch { get; init; } = 2;
     /// <summary>Pad the image with the ImageNet mean instead of black (the reference pads with 0).</summary>
     public bool PadWithMean { get; init; }
+    /// <summary>Colour jitter strength s: brightness, contrast and saturation factors in [1 - s, 1 + s] (0: off).</summary>
+    public double ColorJitter { get; init; }
+    /// <summary>Labels that trade places when a training image is mirrored (null: the data set's own, none for most).</summary>
+    public IReadOnlyList<(byte Left, byte Right)>? MirrorPairs { get; init; }
     /// <summary>Scale range of the random rescale, as fractions of BaseSize.</summary>
     public double MinScale { get; init; } = 0.5;
     public double MaxScale { get; init; } = 2.0;
@@ -35,8 +39,9 @@ public sealed record DataOptions
     /// <summary>Checks the numbers; throws UserException naming the bad option.</summary>
     public void Validate()
     {
-        if (Dataset is not ("pascal" or "sbd" or "folder" or "synthetic"))
-            throw new UserException($"unknown dataset '{Dataset}' (expected pascal, sbd, folder or synthetic)");
+        if (Dataset is not ("pascal" or "sbd" or "folder" or "synthetic" or CelebAMaskHq.Name))
+            throw new UserException($"unknown dataset '{Dataset}' (expected pascal, sbd, folder, synthetic or {CelebAMaskHq.Name})");
+        if (!(ColorJitter >= 0 && ColorJitter <= 1)) throw new UserException($"colour jitter must be in [0, 1], got {ColorJitter}");
         if (BaseSize < 8) throw new UserException($"base size {BaseSize} is too small (at least 8)");
         if (CropSize < 8) throw new UserException($"crop size {CropSize} is too small (at least 8)");
         if (Workers < 0 || Workers > 64) throw new UserException($"workers must be 0-64, got {Workers}");

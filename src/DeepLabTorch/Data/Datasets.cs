@@ -1,6 +1,6 @@
 namespace DeepLabTorch.Data;
 
-/// <summary>Opens a split of a data set by name: pascal (VOC 2012, optionally + SBD), sbd, folder, synthetic.</summary>
+/// <summary>Opens a split of a data set by name: pascal (VOC 2012, optionally + SBD), sbd, folder, synthetic, celebamask-hq.</summary>
 public static class Datasets
 {
     /// <summary>Where one-line notes go (trainaug counts, synthetic generation). Defaults to stdout.</summary>
@@ -36,6 +36,8 @@ public static class Datasets
             }
             case "sbd":
                 return OpenSbdOnly(o, split);
+            case CelebAMaskHq.Name:
+                return new CelebAMaskHqDataset(RequireRoot(o), split, o.ClassNames);
             default:
                 return OpenFolder(o, RequireRoot(o), split);
         }

@@ -2,10 +2,14 @@ namespace DeepLabTorch.Data;
 
 /// <summary>
 /// One sample's geometry: resize the whole image to ScaledHeight x ScaledWidth, mirror if Flip,
-/// pad bottom/right, take the OutHeight x OutWidth window at (CropY, CropX), blur with BlurSigma.
+/// pad bottom/right, take the OutHeight x OutWidth window at (CropY, CropX), blur with BlurSigma;
+/// and its colour jitter factors (1 = unchanged, see <see cref="ColorJitter"/>).
 /// </summary>
 public readonly record struct AugmentParams(int ScaledHeight, int ScaledWidth, int CropY, int CropX,
-    int OutHeight, int OutWidth, bool Flip, float BlurSigma);
+    int OutHeight, int OutWidth, bool Flip, float BlurSigma, double Brightness = 1, double Contrast = 1, double Saturation = 1)
+{
+    public bool Jitters => Brightness != 1 || Contrast != 1 || Saturation != 1;
+}
 
 /// <summary>The reference recipe's train and validation transforms, drawn deterministically.</summary>
 public static class Transforms
@@ -29,7 +33,9 @@ public static class Transforms
         int y = rng.NextInt(0, padH - crop);
         float sigma = 0f;
         if (o.GaussianBlur && rng.NextDouble() < 0.5) sigma = (float)rng.NextDouble();
-        return new AugmentParams(oh, ow, y, x, crop, crop, flip, sigma);
+        // Drawn last, and only when on, so the other draws stay those of a run without it.
+        var (b, c, s) = o.ColorJitter > 0 ? ColorJitter.Draw(o.ColorJitter, ref rng) : (1.0, 1.0, 1.0);
+        return new AugmentParams(oh, ow, y, x, crop, crop, flip, sigma, b, c, s);
     }
 
     /// <summary>Validation: the full image (official protocol), or with ValCrop the reference's
@@ -48,9 +54,11 @@ public static class Transforms
     /// <summary>
     /// Applies p to an RGB image and its mask, writing the normalized CHW image and int64 mask into
     /// the caller's spans (a slot of the batch buffer). Masks are resized nearest-neighbour only;
-    /// padding is 255 in the mask and padRgb (black, or the mean) in the image.
+    /// padding is 255 in the mask and padRgb (black, or the mean) in the image. A mirrored mask swaps
+    /// the labels of mirrorPairs (left and right eyes, brows, ears of a face).
     /// </summary>
-    public static void Apply(SegmentationSample s, in AugmentParams p, Span<float> image, Span<long> mask, bool padWithMean = false)
+    public static void Apply(SegmentationSample s, in AugmentParams p, Span<float> image, Span<long> mask, bool padWithMean = false,
+        IReadOnlyList<(byte Left, byte Right)>? mirrorPairs = null)
     {
         long n = (long)p.OutHeight * p.OutWidth;
         if (image.Length < 3 * n || (!mask.IsEmpty && mask.Length < n)) throw new ArgumentException("output spans too small for the crop");
@@ -60,13 +68,34 @@ public static class Transforms
         for (int c = 0; c < 3; c++) pad[c] = padWithMean ? (byte)Math.Round(ImageTensor.Mean[c] * 255) : (byte)0;
         try
         {
-            AugmentKernel.ForThisThread().Run(s.Image, s.Mask, s.Height, s.Width, p, Normalization.Value.Scale, Normalization.Value.Offset,
+            var rgb = s.Image;
+            if (p.Jitters)
+            {
+                rgb = (byte[])s.Image.Clone();
+                ColorJitter.Apply(rgb, p.Brightness, p.Contrast, p.Saturation);
+            }
+            AugmentKernel.ForThisThread().Run(rgb, s.Mask, s.Height, s.Width, p, Normalization.Value.Scale, Normalization.Value.Offset,
                 pad, 255, image, mask);
+            if (p.Flip && mirrorPairs is { Count: > 0 } && !mask.IsEmpty) SwapMirrored(mask[..(int)n], mirrorPairs);
         }
         catch (ArgumentException e)
         {
             throw new ArgumentException($"sample {s.Id}: {e.Message}", e);
         }
+    }
+
+    /// <summary>Left labels become right ones and right ones left, in a mirrored mask.</summary>
+    internal static void SwapMirrored(Span<long> mask, IReadOnlyList<(byte Left, byte Right)> pairs)
+    {
+        Span<long> map = stackalloc long[256];
+        for (int v = 0; v < 256; v++) map[v] = v;
+        foreach (var (l, r) in pairs)
+        {
+            map[l] = r;
+            map[r] = l;
+        }
+        for (int i = 0; i < mask.Length; i++)
+            if ((ulong)mask[i] < 256) mask[i] = map[(int)mask[i]];
     }
 
     /// <summary>ImageNet mean/std as v * Scale + Offset on bytes.</summary>

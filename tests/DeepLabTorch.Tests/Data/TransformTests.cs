@@ -22,6 +22,44 @@ public class TransformTests
     }
 
     [Fact]
+    public void AMirroredFaceSwapsItsLeftAndRightLabels()
+    {
+        // 4 x 2: left eye (4) in column 0, right eye (5) in column 3, skin (1) between; identity geometry but mirrored.
+        var mask = new byte[] { 4, 1, 1, 5, 2, 1, 1, 3 };
+        var s = new SegmentationSample { Id = "f", Height = 2, Width = 4, Image = new byte[2 * 4 * 3], Mask = mask };
+        var p = new AugmentParams(2, 4, 0, 0, 2, 4, Flip: true, BlurSigma: 0f);
+        var img = new float[3 * 8];
+        var outMask = new long[8];
+        Transforms.Apply(s, p, img, outMask, mirrorPairs: CelebAMaskHq.MirrorPairs);
+        // Mirrored: the column that was the right eye is now on the left, and it is the left eye of the mirrored face.
+        Assert.Equal(new long[] { 4, 1, 1, 5, 2, 1, 1, 3 }, outMask);
+        Transforms.Apply(s, p, img, outMask);
+        Assert.Equal(new long[] { 5, 1, 1, 4, 3, 1, 1, 2 }, outMask);   // without pairs: a plain mirror
+        Transforms.Apply(s, p with { Flip = false }, img, outMask, mirrorPairs: CelebAMaskHq.MirrorPairs);
+        Assert.Equal(new long[] { 4, 1, 1, 5, 2, 1, 1, 3 }, outMask);   // unmirrored: nothing swaps
+    }
+
+    [Fact]
+    public void ColourJitterIsDrawnOnlyWhenAskedAndChangesOnlyTheImage()
+    {
+        var s = Sample(60, 40, 7);
+        var plain = new DataOptions { BaseSize = 40, CropSize = 32, Seed = 5 };
+        var jitter = plain with { ColorJitter = 0.5 };
+        var p0 = Transforms.Train(s.Height, s.Width, plain, 0, 3);
+        var p1 = Transforms.Train(s.Height, s.Width, jitter, 0, 3);
+        Assert.False(p0.Jitters);
+        Assert.True(p1.Jitters);
+        Assert.Equal(p0, p1 with { Brightness = 1, Contrast = 1, Saturation = 1 });   // the geometry is the same draw
+        var (img0, mask0) = Run(s, p0);
+        var (img1, mask1) = Run(s, p1);
+        Assert.Equal(mask0, mask1);
+        Assert.NotEqual(img0, img1);
+        var copy = (byte[])s.Image.Clone();
+        Run(s, p1);
+        Assert.Equal(copy, s.Image);   // the sample itself is not jittered in place
+    }
+
+    [Fact]
     public void MaskValuesStayInClassesOrIgnore()
     {
         var s = Sample(60, 40, 7);
