@@ -8,8 +8,8 @@ using static TorchSharp.torch;
 namespace DeepLabTorch.Tests.Models;
 
 /// <summary>
-/// Golden tensors written by tests/reference/model_deeplab.py (an independent PyTorch DeepLabV3+),
-/// generated into a temp folder at test time and deleted on Dispose.
+/// Golden tensors written by tests/reference/model_deeplab.py (an independent PyTorch DeepLabV3+) or another
+/// reference script in the same format (model_bisenet.py), generated into a temp folder at test time and deleted on Dispose.
 /// </summary>
 public sealed class ReferenceGolden : IDisposable
 {
@@ -55,13 +55,19 @@ public sealed class ReferenceGolden : IDisposable
         return d;
     }
 
-    /// <summary>Runs the reference script with these arguments (plus --out) and loads what it wrote.</summary>
-    public static ReferenceGolden Generate(params string[] args)
+    /// <summary>A file the script wrote next to the golden tensors (model_bisenet.py's model.pth).</summary>
+    public string FileInFolder(string name) => Path.Combine(_dir, name);
+
+    /// <summary>Runs the reference script (model_deeplab.py) with these arguments (plus --out) and loads what it wrote.</summary>
+    public static ReferenceGolden Generate(params string[] args) => GenerateFrom("model_deeplab.py", args);
+
+    /// <summary>Runs another reference script of tests/reference that writes the same format (index.json, data.bin) into --out.</summary>
+    public static ReferenceGolden GenerateFrom(string script, params string[] args)
     {
         var dir = Path.Combine(Path.GetTempPath(), "dlt-models-" + Guid.NewGuid().ToString("N"));
         try
         {
-            RunPython(ScriptPath("model_deeplab.py"), args.Concat(new[] { "--out", dir }).ToArray());
+            RunPython(ScriptPath(script), args.Concat(new[] { "--out", dir }).ToArray());
             return new ReferenceGolden(dir);
         }
         catch
