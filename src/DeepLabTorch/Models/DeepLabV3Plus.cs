@@ -14,16 +14,13 @@ namespace DeepLabTorch.Models;
 /// Build one with <c>new DeepLabV3Plus(new ModelConfig("mobilenet", 16, 21))</c> and use it like any
 /// other <c>nn.Module&lt;Tensor, Tensor&gt;</c>. Weight files are ModelLoader's business, not this class's.
 /// </summary>
-public sealed class DeepLabV3Plus : nn.Module<Tensor, Tensor>
+public sealed class DeepLabV3Plus : SegmentationModel
 {
     private readonly Backbone backbone;
     private readonly Aspp aspp;
     private readonly Decoder decoder;
-    private bool _freezeBatchNorm;
-
-    public DeepLabV3Plus(ModelConfig config) : base(nameof(DeepLabV3Plus))
+    public DeepLabV3Plus(ModelConfig config) : base(nameof(DeepLabV3Plus), config.Validate())
     {
-        Config = config.Validate();
         var entry = ModelCatalog.Get(config.Backbone);
         backbone = entry.Create(config.OutputStride);
         aspp = new Aspp(entry.HighLevelChannels, config.OutputStride);
@@ -31,7 +28,6 @@ public sealed class DeepLabV3Plus : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public ModelConfig Config { get; }
     public Backbone Backbone => backbone;
     public Aspp Aspp => aspp;
     public Decoder Decoder => decoder;
@@ -39,27 +35,9 @@ public sealed class DeepLabV3Plus : nn.Module<Tensor, Tensor>
     /// <summary>state_dict prefix of the final 1×1 classifier, whose shape depends on NumClasses.</summary>
     public string ClassifierPrefix => $"decoder.last_conv.{Decoder.ClassifierIndex}";
 
-    /// <summary>
-    /// When true, train() leaves every BatchNorm in eval mode (running statistics fixed, batch
-    /// statistics unused) while the rest trains. Setting it applies at once.
-    /// </summary>
-    public bool FreezeBatchNorm
-    {
-        get => _freezeBatchNorm;
-        set
-        {
-            _freezeBatchNorm = value;
-            if (training) train(true);
-        }
-    }
+    public override IReadOnlyList<string> ClassifierPrefixes => new[] { ClassifierPrefix };
 
-    public override void train(bool mode = true)
-    {
-        base.train(mode);
-        if (mode && _freezeBatchNorm)
-            foreach (var m in modules())
-                if (m is TorchSharp.Modules.BatchNorm bn) bn.eval();
-    }
+    public override string Description => $"DeepLabV3+ ({Config.Backbone}, output stride {Config.OutputStride}, {Config.NumClasses} classes)";
 
     /// <summary>Backbone parameters (trained at the base learning rate), in state_dict order.</summary>
     public IEnumerable<Parameter> BackboneParameters() => backbone.parameters().Where(p => p.requires_grad);
@@ -68,7 +46,7 @@ public sealed class DeepLabV3Plus : nn.Module<Tensor, Tensor>
     public IEnumerable<Parameter> HeadParameters() => aspp.parameters().Concat(decoder.parameters()).Where(p => p.requires_grad);
 
     /// <summary>The reference's two optimizer groups: the backbone at 1× and ASPP + decoder at 10× the base learning rate.</summary>
-    public IReadOnlyList<(IReadOnlyList<Parameter> Parameters, double LearningRateMultiplier)> ParameterGroups() => new[]
+    public override IReadOnlyList<(IReadOnlyList<Parameter> Parameters, double LearningRateMultiplier)> ParameterGroups() => new[]
     {
         ((IReadOnlyList<Parameter>)BackboneParameters().ToList(), 1.0),
         (HeadParameters().ToList(), Architecture.HeadLearningRateMultiplier),
@@ -78,9 +56,7 @@ public sealed class DeepLabV3Plus : nn.Module<Tensor, Tensor>
     {
         Layers.CheckImageBatch(input, 3, nameof(DeepLabV3Plus));
         var s = input.shape;
-        if (training && s[0] < 2 && !_freezeBatchNorm)
-            throw new ArgumentException("DeepLabV3Plus in training mode needs a batch of at least 2 images (BatchNorm of the " +
-                "ASPP image-pooling branch sees one value per channel); use a larger batch, eval(), or FreezeBatchNorm");
+        CheckTrainingBatch(input, "the ASPP image-pooling branch");
         using var features = backbone.forward(input);
         using var context = aspp.forward(features.Output);
         using var logits = decoder.forward(context, features.LowLevel);
