@@ -62,7 +62,7 @@ public sealed record Setting(PropertyInfo Property, SettingAttribute Declaration
     public IReadOnlyList<string> Choices => Declaration.Choices switch
     {
         null => Array.Empty<string>(),
-        SettingAttribute.BackboneNames => Models.ModelCatalog.Names,
+        SettingAttribute.BackboneNames => Models.ModelCatalog.AllNames,
         var c => c.Split('|'),
     };
 

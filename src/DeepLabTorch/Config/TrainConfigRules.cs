@@ -5,7 +5,7 @@ namespace DeepLabTorch.Config;
 /// <summary>Fills the "auto" settings the way the reference train.py does and rejects impossible combinations.</summary>
 public static class TrainConfigRules
 {
-    public static IReadOnlyList<string> Backbones => Models.ModelCatalog.Names;
+    public static IReadOnlyList<string> Backbones => Models.ModelCatalog.AllNames;
 
     /// <summary>Reference epochs per data set when --epochs is not given.</summary>
     public static int DefaultEpochs(string dataset) => dataset switch { "synthetic" => 10, _ => 50 };

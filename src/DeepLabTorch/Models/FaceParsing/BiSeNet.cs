@@ -1,4 +1,5 @@
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -12,7 +13,7 @@ namespace DeepLabTorch.Models.FaceParsing;
 /// stride-8 and stride-16 context (named after the reference). Every output is upsampled bilinearly with aligned
 /// corners to the input size. State names: cp, ffm, conv_out, conv_out16, conv_out32.
 /// </summary>
-public sealed class BiSeNet : nn.Module<Tensor, Tensor>, IParsingNetwork
+public sealed class BiSeNet : SegmentationModel
 {
     private readonly ContextPath cp;
     private readonly FeatureFusionModule ffm;
@@ -20,7 +21,10 @@ public sealed class BiSeNet : nn.Module<Tensor, Tensor>, IParsingNetwork
     private readonly BiSeNetOutput conv_out16;
     private readonly BiSeNetOutput conv_out32;
 
-    public BiSeNet(int numClasses) : base(nameof(BiSeNet))
+    /// <summary>The catalogue name.</summary>
+    public const string CatalogueName = "bisenet";
+
+    public BiSeNet(int numClasses) : base(nameof(BiSeNet), new ModelConfig(CatalogueName, 16, numClasses))
     {
         if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses, "BiSeNet needs at least one class");
         NumClasses = numClasses;
@@ -35,7 +39,17 @@ public sealed class BiSeNet : nn.Module<Tensor, Tensor>, IParsingNetwork
     public int NumClasses { get; }
 
     /// <summary>state_dict prefixes of the three classifiers, whose shapes depend on NumClasses.</summary>
-    public static IReadOnlyList<string> ClassifierPrefixes { get; } = new[] { "conv_out.conv_out", "conv_out16.conv_out", "conv_out32.conv_out" };
+    public override IReadOnlyList<string> ClassifierPrefixes { get; } = new[] { "conv_out.conv_out", "conv_out16.conv_out", "conv_out32.conv_out" };
+
+    public override string Description => $"BiSeNet (ResNet-18, {NumClasses} classes)";
+
+    /// <summary>The reference's groups: the context path at the base learning rate, the fusion module and the heads at 10×.</summary>
+    public override IReadOnlyList<(IReadOnlyList<Parameter> Parameters, double LearningRateMultiplier)> ParameterGroups() => new[]
+    {
+        ((IReadOnlyList<Parameter>)cp.parameters().Where(p => p.requires_grad).ToList(), 1.0),
+        (ffm.parameters().Concat(conv_out.parameters()).Concat(conv_out16.parameters()).Concat(conv_out32.parameters())
+            .Where(p => p.requires_grad).ToList(), Architecture.HeadLearningRateMultiplier),
+    };
 
     /// <summary>The main logits [N, classes, H, W] at the input size.</summary>
     public override Tensor forward(Tensor input)
@@ -48,7 +62,7 @@ public sealed class BiSeNet : nn.Module<Tensor, Tensor>, IParsingNetwork
     }
 
     /// <summary>The main logits and the auxiliary heads' (conv_out16, then conv_out32), all at the input size; no detail outputs.</summary>
-    public ParsingOutputs ForwardAll(Tensor input)
+    public override ParsingOutputs ForwardAll(Tensor input)
     {
         Check(input);
         using var scope = NewDisposeScope();
@@ -68,8 +82,6 @@ public sealed class BiSeNet : nn.Module<Tensor, Tensor>, IParsingNetwork
         Layers.CheckImageBatch(input, 3, nameof(BiSeNet));
         // libtorch normalises a single value per channel without complaint (PyTorch's Python layer refuses it),
         // which would make the global-context BatchNorms output their bias alone.
-        if (training && input.shape[0] < 2)
-            throw new ArgumentException("BiSeNet in training mode needs a batch of at least 2 images (the BatchNorms of the " +
-                "global context and of the attention branches see one value per channel and image); use a larger batch or eval()");
+        CheckTrainingBatch(input, "the global context and of the attention branches");
     }
 }

@@ -17,10 +17,3 @@ public sealed record ParsingOutputs(Tensor Main, IReadOnlyList<Tensor> Auxiliary
         foreach (var t in Detail) t.Dispose();
     }
 }
-
-/// <summary>A parsing network with auxiliary outputs for training (see <see cref="ParsingOutputs"/>).</summary>
-public interface IParsingNetwork
-{
-    /// <summary>Main, auxiliary and detail outputs, whatever the mode (the detail heads are the training-time branch).</summary>
-    ParsingOutputs ForwardAll(Tensor input);
-}

@@ -229,7 +229,7 @@ public enum StdcDetailHeads
 /// logits stay at their head's resolution. Any input size works (the sizes follow each stride-2 layer: ⌈H/2⌉).
 /// forward returns the main logits; ForwardAll adds [out16, out32] and the configured detail heads.
 /// </summary>
-public sealed class StdcSeg : nn.Module<Tensor, Tensor>, IParsingNetwork
+public sealed class StdcSeg : SegmentationModel
 {
     private readonly StdcContextPath cp;
     private readonly StdcFeatureFusion ffm;
@@ -247,7 +247,11 @@ public sealed class StdcSeg : nn.Module<Tensor, Tensor>, IParsingNetwork
     /// <summary>Middle width of the auxiliary and detail heads.</summary>
     public const long HeadChannels = 64;
 
-    public StdcSeg(StdcVariant variant, int numClasses, StdcDetailHeads detailHeads = StdcDetailHeads.Sp8) : base(nameof(StdcSeg))
+    /// <summary>The catalogue name of a variant: stdc1 or stdc2.</summary>
+    public static string CatalogueName(StdcVariant variant) => variant == StdcVariant.Stdc1 ? "stdc1" : "stdc2";
+
+    public StdcSeg(StdcVariant variant, int numClasses, StdcDetailHeads detailHeads = StdcDetailHeads.Sp8)
+        : base(nameof(StdcSeg), new ModelConfig(CatalogueName(variant), 16, numClasses))
     {
         if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses, "at least one class");
         if (detailHeads is not (StdcDetailHeads.None or StdcDetailHeads.Sp8 or (StdcDetailHeads.Sp4 | StdcDetailHeads.Sp8)
@@ -271,6 +275,19 @@ public sealed class StdcSeg : nn.Module<Tensor, Tensor>, IParsingNetwork
     }
 
     public StdcVariant Variant { get; }
+
+    /// <summary>state_dict prefixes of the three classifiers, whose shapes depend on NumClasses (the detail heads have one channel).</summary>
+    public override IReadOnlyList<string> ClassifierPrefixes { get; } = new[] { "conv_out.conv_out", "conv_out16.conv_out", "conv_out32.conv_out" };
+
+    public override string Description => $"STDC{(Variant == StdcVariant.Stdc1 ? 1 : 2)}-Seg ({NumClasses} classes)";
+
+    /// <summary>The reference's groups: the context path (backbone included) at the base learning rate, the fusion module and every head at 10×.</summary>
+    public override IReadOnlyList<(IReadOnlyList<Parameter> Parameters, double LearningRateMultiplier)> ParameterGroups() => new[]
+    {
+        ((IReadOnlyList<Parameter>)cp.parameters().Where(p => p.requires_grad).ToList(), 1.0),
+        (new nn.Module[] { ffm, conv_out, conv_out16, conv_out32, conv_out_sp16, conv_out_sp8, conv_out_sp4, conv_out_sp2 }
+            .SelectMany(m => m.parameters()).Where(p => p.requires_grad).ToList(), Architecture.HeadLearningRateMultiplier),
+    };
     public int NumClasses { get; }
     public StdcDetailHeads DetailHeads { get; }
 
@@ -285,7 +302,7 @@ public sealed class StdcSeg : nn.Module<Tensor, Tensor>, IParsingNetwork
     }
 
     /// <summary>Main logits, [out16, out32] and the configured detail logits (sp2, sp4, sp8 order, as the reference returns them).</summary>
-    public ParsingOutputs ForwardAll(Tensor input)
+    public override ParsingOutputs ForwardAll(Tensor input)
     {
         CheckInput(input);
         var made = new List<Tensor>();
@@ -329,8 +346,6 @@ public sealed class StdcSeg : nn.Module<Tensor, Tensor>, IParsingNetwork
     private void CheckInput(Tensor input)
     {
         Layers.CheckImageBatch(input, 3, nameof(StdcSeg));
-        if (training && input.shape[0] < 2)
-            throw new ArgumentException("StdcSeg in training mode needs a batch of at least 2 images (the BatchNorms of the global-context " +
-                "and attention branches see one value per channel); use a larger batch or eval()");
+        CheckTrainingBatch(input, "the global-context and attention branches");
     }
 }
