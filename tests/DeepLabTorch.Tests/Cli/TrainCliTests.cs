@@ -53,10 +53,12 @@ public class TrainCliTests : IClassFixture<TrainedRunFixture>
     public void RedirectedOutputIsOneLinePerEventAndTrainLogKeepsTheRun()
     {
         AssertTrained();
-        var lines = _run.Result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        // Train's results are its files: stdout stays empty, and the messages are on stderr.
+        Assert.Equal("", _run.Result.Stdout);
+        var lines = _run.Result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.DoesNotContain(lines, l => l.Contains('\r') || l.Contains("[#"));
         Assert.Equal(2, lines.Count(l => l.StartsWith("epoch ", StringComparison.Ordinal)));
-        Assert.True(lines.Length < 60, $"{lines.Length} lines on stdout:\n{_run.Result.Stdout}");
+        Assert.True(lines.Length < 60, $"{lines.Length} lines on stderr:\n{_run.Result.Stderr}");
         var log = File.ReadAllText(Path.Combine(_run.Out, "train.log"));
         Assert.Contains("resolved config: {", log);
         Assert.Contains("epoch 1/2: mean loss", log);
@@ -106,8 +108,8 @@ public class TrainCliTests : IClassFixture<TrainedRunFixture>
         Assert.Equal(0.02, config.GetProperty("lr").GetDouble());
 
         Assert.Single(Directory.GetFiles(Path.Combine(_run.Out, "tb"), "events.out.tfevents.*"));
-        Assert.Contains("run finished", _run.Result.Stdout);
-        Assert.Contains("best mIoU", _run.Result.Stdout);
+        Assert.Contains("run finished", _run.Result.Stderr);
+        Assert.Contains("best mIoU", _run.Result.Stderr);
     }
 
     [Fact]
