@@ -6,8 +6,8 @@ using DeepLabTorch.Extensions;
 using DeepLabTorch.Models;
 using DeepLabTorch.Runtime;
 using DeepLabTorch.Training;
-using TorchSharp;
 using Microsoft.Extensions.Logging;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace DeepLabTorch.Cli.Bench;

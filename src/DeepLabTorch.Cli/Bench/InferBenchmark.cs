@@ -5,8 +5,8 @@ using DeepLabTorch.Inference;
 using DeepLabTorch.Models;
 using DeepLabTorch.Runtime;
 using DeepLabTorch.Extensions;
-using TorchSharp;
 using Microsoft.Extensions.Logging;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace DeepLabTorch.Cli.Bench;
