@@ -21,8 +21,8 @@ public static class Program
 
     public static int Main(string[] args)
     {
-        // A child started by the CPU-kernel guard: run the known-answer check and nothing else.
-        if (args.Length > 0 && args[0] == KernelGuard.ChildArgument) return KernelCheckChild.Main(args[1..]);
+        // A child started by the CPU-kernel guard: run the known-answer check and nothing else (its protocol on stdout).
+        if (args.Length > 0 && args[0] == KernelGuard.ChildArgument) return KernelCheckChild.Run(args[1..], Console.Out, Console.Error);
         KernelGuard.Probe ??= ChildProcessProbe.ForThisProcess();
         // Before anything allocates tensors: freed native memory stays in the heap for the next step
         // (NativeHeap; DEEPLAB_MALLOC=system leaves glibc's defaults).
@@ -38,6 +38,12 @@ public static class Program
         return Run(args, Console.Out, Console.Error);
     }
 
+    /// <summary>
+    /// Runs one command. <paramref name="stdout"/> carries results only (a table, JSON, a summary line, help);
+    /// <paramref name="stderr"/> carries every log message (information without a prefix, "warning: " and
+    /// "error: " lines) and the final one-line error. Progress bars go to the process's stderr (they need to know
+    /// whether it is a terminal). --log-level and --quiet filter the messages, never the results.
+    /// </summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         var parser = new Parser(s =>
@@ -102,21 +108,19 @@ public static class Program
         }
         var verb = (IVerb)((Parsed<object>)parsed).Value;
         ILoggerFactory? loggers = null;
-        // Verbs change process-wide settings (libtorch's thread count, the CPU-kernel configuration, static
-        // loggers); a run in-process (tests, a host program) gets them back afterwards.
+        // Verbs change process-wide settings (libtorch's thread count, the CPU-kernel configuration); a run
+        // in-process (tests, a host program) gets them back afterwards.
         using var restore = ProcessSettings.Capture();
         try
         {
             if (verb is VerbBase options)
             {
                 var level = options.MinimumLevel();
-                loggers = LoggerFactory.Create(b => b.SetMinimumLevel(level)
-                    .AddProvider(new ConsoleSink(options.StdoutIsData ? stderr : stdout, stderr)));
+                loggers = LoggerFactory.Create(b => b.SetMinimumLevel(level).AddProvider(new ConsoleSink(stderr)));
                 options.Loggers = loggers;
+                options.Results = stdout;
                 options.SwitchedOff = switchedOff;
                 options.Arguments = typed;
-                Datasets.Logger = loggers.CreateLogger(LogCategories.Data);
-                KernelGuard.Logger = loggers.CreateLogger(LogCategories.Runtime);
             }
             return verb.Run();
         }
@@ -204,15 +208,13 @@ public static class Program
 }
 
 /// <summary>
-/// The process-wide settings a verb may change: libtorch's intra-op thread count, whether oneDNN (mkldnn) is
-/// on, and the static loggers of the data sets and the CPU-kernel guard. Disposing puts them back.
+/// The process-wide settings a verb may change: libtorch's intra-op thread count and whether oneDNN (mkldnn) is
+/// on. Disposing puts them back. (Loggers are not among them: the library takes them as arguments.)
 /// </summary>
 internal sealed class ProcessSettings : IDisposable
 {
     private readonly int? _threads;
     private readonly bool? _mkldnn;
-    private readonly ILogger _dataLogger = Datasets.Logger;
-    private readonly ILogger? _guardLogger = KernelGuard.Logger;
 
     private ProcessSettings(int? threads, bool? mkldnn)
     {
@@ -237,7 +239,5 @@ internal sealed class ProcessSettings : IDisposable
     {
         if (_threads is { } t && TorchSharp.torch.get_num_threads() != t) TorchSharp.torch.set_num_threads(t);
         if (_mkldnn is { } m && LibTorchNative.MkldnnEnabled != m) LibTorchNative.MkldnnEnabled = m;
-        Datasets.Logger = _dataLogger;
-        KernelGuard.Logger = _guardLogger;
     }
 }

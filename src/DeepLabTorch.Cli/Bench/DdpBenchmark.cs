@@ -6,6 +6,7 @@ using DeepLabTorch.Extensions;
 using DeepLabTorch.Models;
 using DeepLabTorch.Runtime;
 using DeepLabTorch.Training;
+using Microsoft.Extensions.Logging;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -23,7 +24,7 @@ public sealed class DdpBenchmark : IBenchmark
     public string Name => "ddp";
     public string Description => "data-parallel train steps under mpirun or alone (crop=257 batch=4 steps=6 warmup=2 threads=1 sync_bn=false allreduce_reps=10 out=FILE)";
 
-    public JsonObject Run(IReadOnlyDictionary<string, string> args)
+    public JsonObject Run(IReadOnlyDictionary<string, string> args, ILogger log)
     {
         var known = new HashSet<string> { "crop", "batch", "steps", "warmup", "threads", "sync_bn", "allreduce_reps", "out" };
         foreach (var k in args.Keys)
@@ -42,7 +43,7 @@ public sealed class DdpBenchmark : IBenchmark
         TorchRuntime.EnsureLoaded();
         FlushDenormal.Set(true);
         set_num_threads(threads);
-        KernelGuard.Ensure(threads);
+        KernelGuard.Ensure(threads, log);
         manual_seed(1);
         using var model = new DeepLabV3Plus(new ModelConfig("mobilenet", 16, 21));
         using (no_grad())

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
 
 namespace DeepLabTorch.Cli.Bench;
 
@@ -7,6 +8,9 @@ public interface IBenchmark
 {
     string Name { get; }
     string Description { get; }
-    /// <summary>Runs and returns the figures as JSON. args are the verb's extra key=value settings.</summary>
-    JsonObject Run(IReadOnlyDictionary<string, string> args);
+    /// <summary>
+    /// Runs and returns the figures as JSON (the verb prints it on stdout). args are the verb's extra key=value
+    /// settings; log takes what the benchmark reports on the way (a point done, the CPU-kernel verdict), on stderr.
+    /// </summary>
+    JsonObject Run(IReadOnlyDictionary<string, string> args, ILogger log);
 }

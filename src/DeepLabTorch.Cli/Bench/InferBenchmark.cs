@@ -5,6 +5,7 @@ using DeepLabTorch.Inference;
 using DeepLabTorch.Models;
 using DeepLabTorch.Runtime;
 using DeepLabTorch.Extensions;
+using Microsoft.Extensions.Logging;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -21,7 +22,7 @@ public sealed class InferBenchmark : IBenchmark
         "engine=torch|onnx: onnx exports the model and runs it in ONNX Runtime, tuned by ort_threads=N ort_opt=basic|extended|all ort_mode=sequential|parallel " +
         "ort_mem_pattern=true|false ort_spinning=true|false)";
 
-    public JsonObject Run(IReadOnlyDictionary<string, string> args)
+    public JsonObject Run(IReadOnlyDictionary<string, string> args, ILogger log)
     {
         int Int(string key, int fallback) => args.TryGetValue(key, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
         int size = Int("size", 513), batch = Int("batch", 8), iters1 = Int("iters_b1", 10), itersB = Int("iters_batch", 3), os = Int("os", 16);

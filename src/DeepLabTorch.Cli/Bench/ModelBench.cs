@@ -2,6 +2,7 @@ using DeepLabTorch.Training;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using DeepLabTorch.Models;
+using Microsoft.Extensions.Logging;
 
 namespace DeepLabTorch.Cli.Bench;
 
@@ -15,7 +16,7 @@ public sealed class ModelBench : IBenchmark
     public string Description => "forward latency, train-step time, peak RSS (backbone=mobilenet os=16 threads=2 forward_runs=5 train_steps=3 " +
         "forward_size=513 train_batch=4 train_size=321 warmup=1 channels_last=false precision=float32|bf16 grad_to_none=false flush_denormal=true)";
 
-    public JsonObject Run(IReadOnlyDictionary<string, string> args)
+    public JsonObject Run(IReadOnlyDictionary<string, string> args, ILogger log)
     {
         var known = new HashSet<string> { "backbone", "os", "threads", "forward_runs", "train_steps", "forward_size", "train_batch", "train_size", "warmup", "channels_last", "precision", "grad_to_none", "flush_denormal" };
         foreach (var k in args.Keys)
@@ -44,6 +45,6 @@ public sealed class ModelBench : IBenchmark
             Precision = PrecisionNames.Parse(args.GetValueOrDefault("precision", "float32")),
             GradToNone = args.GetValueOrDefault("grad_to_none", "false") == "true",
             FlushDenormal = args.GetValueOrDefault("flush_denormal", "true") != "false",
-        });
+        }, log);
     }
 }

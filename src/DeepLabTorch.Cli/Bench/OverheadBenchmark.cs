@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using DeepLabTorch.Extensions;
+using Microsoft.Extensions.Logging;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -12,7 +13,7 @@ public sealed class OverheadBenchmark : IBenchmark
     public string Name => "overhead";
     public string Description => "per-call cost of 1-element adds and small conv2d calls (adds=N convs=N)";
 
-    public JsonObject Run(IReadOnlyDictionary<string, string> args)
+    public JsonObject Run(IReadOnlyDictionary<string, string> args, ILogger log)
     {
         int adds = args.TryGetValue("adds", out var a) ? int.Parse(a) : 100_000;
         int convs = args.TryGetValue("convs", out var c) ? int.Parse(c) : 10_000;

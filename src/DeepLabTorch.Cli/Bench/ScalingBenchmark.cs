@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using DeepLabTorch.Models;
+using Microsoft.Extensions.Logging;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -26,7 +27,7 @@ public sealed class ScalingBenchmark : IBenchmark
     public string Description => "train step and inference time against crop, batch and threads (crops=257,321,513 batches=1,2,4,8 threads=1,2 " +
         "backbone=mobilenet os=16 reps=2 flush_denormal=true max_train_pixels=0: train points with more batch×pixels are skipped, 0 = none)";
 
-    public JsonObject Run(IReadOnlyDictionary<string, string> args)
+    public JsonObject Run(IReadOnlyDictionary<string, string> args, ILogger log)
     {
         int[] Ints(string key, string fallback) => args.GetValueOrDefault(key, fallback).Split(',')
             .Select(v => int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n > 0 ? n
@@ -53,7 +54,7 @@ public sealed class ScalingBenchmark : IBenchmark
         foreach (int t in threads)
         {
             set_num_threads(t);
-            KernelGuard.Ensure(t);
+            KernelGuard.Ensure(t, log);
             foreach (int crop in crops)
                 foreach (int batch in batches)
                 {
@@ -70,7 +71,10 @@ public sealed class ScalingBenchmark : IBenchmark
                         ["train_step_ms_median"] = step is null ? null : Math.Round(Median(step), 1),
                         ["train_step_ms_min"] = step is null ? null : Math.Round(step.Min(), 1),
                     });
-                    Console.Error.WriteLine($"scaling: threads {t} crop {crop} batch {batch}: infer {Median(infer):F0} ms, train {(step is null ? "skipped" : Median(step).ToString("F0", CultureInfo.InvariantCulture) + " ms")}");
+                    if (step is null)
+                        log.LogInformation("scaling: threads {Threads} crop {Crop} batch {Batch}: infer {InferMs:F0} ms, train skipped", t, crop, batch, Median(infer));
+                    else
+                        log.LogInformation("scaling: threads {Threads} crop {Crop} batch {Batch}: infer {InferMs:F0} ms, train {TrainMs:F0} ms", t, crop, batch, Median(infer), Median(step));
                 }
         }
         return new JsonObject

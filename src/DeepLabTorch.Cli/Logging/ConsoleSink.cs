@@ -4,23 +4,25 @@ using Microsoft.Extensions.Logging;
 namespace DeepLabTorch.Cli.Logging;
 
 /// <summary>
-/// The CLI's console sink for Microsoft.Extensions.Logging: information (and debug, trace) as plain
-/// lines on stdout, warnings and errors on stderr with their level in front. Synchronous, so that lines
-/// and progress bars keep their order (the stock console provider writes from a background queue); an open
-/// progress line on the terminal is ended first, so a message never starts in the middle of a bar.
+/// The CLI's console sink for Microsoft.Extensions.Logging: every message on stderr, information (and debug,
+/// trace) as plain lines, warnings and errors with their level in front. stdout is left to results (a table,
+/// JSON, a summary line), so `deeplab eval ... > result.txt` or `--log-level warning` never mixes the two.
+/// Synchronous, so that lines and progress bars keep their order (the stock console provider writes from a
+/// background queue); an open progress line on the terminal is ended first, so a message never starts in the
+/// middle of a bar. The text is the message's own formatting, which Microsoft.Extensions.Logging does in the
+/// invariant culture ("{Loss:0.0000}" is 0.5000 everywhere).
 /// </summary>
 public sealed class ConsoleSink : ILoggerProvider
 {
-    private readonly TextWriter _out;
     private readonly TextWriter _err;
     private readonly string _tag;
     private readonly TerminalLine _line;
 
+    /// <param name="stderr">Where the messages go (default: this process's stderr).</param>
     /// <param name="tag">Put before every line (e.g. "rank 1: " for the other processes of a data-parallel run).</param>
     /// <param name="line">The console shared with the progress renderer (default: this process's).</param>
-    public ConsoleSink(TextWriter? stdout = null, TextWriter? stderr = null, string tag = "", TerminalLine? line = null)
+    public ConsoleSink(TextWriter? stderr = null, string tag = "", TerminalLine? line = null)
     {
-        _out = stdout ?? Console.Out;
         _err = stderr ?? Console.Error;
         _tag = tag;
         _line = line ?? TerminalLine.Console;
@@ -39,19 +41,19 @@ public sealed class ConsoleSink : ILoggerProvider
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
             var text = formatter(state, exception);
-            var (writer, prefix) = logLevel switch
+            var prefix = logLevel switch
             {
-                LogLevel.Trace => (owner._out, "trace: "),
-                LogLevel.Debug => (owner._out, "debug: "),
-                LogLevel.Information => (owner._out, ""),
-                LogLevel.Warning => (owner._err, "warning: "),
-                _ => (owner._err, "error: "),
+                LogLevel.Trace => "trace: ",
+                LogLevel.Debug => "debug: ",
+                LogLevel.Information => "",
+                LogLevel.Warning => "warning: ",
+                _ => "error: ",
             };
             lock (owner._line.Gate)
             {
                 owner._line.End();
-                writer.WriteLine(owner._tag + prefix + text);
-                writer.Flush();
+                owner._err.WriteLine(owner._tag + prefix + text);
+                owner._err.Flush();
             }
         }
     }

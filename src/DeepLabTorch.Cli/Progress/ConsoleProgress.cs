@@ -71,16 +71,13 @@ public sealed class ConsoleProgress : IProgress<ProgressReport>
     /// <summary>This renderer, or null when it shows nothing, so the library skips making reports.</summary>
     public IProgress<ProgressReport>? OrNull => Mode == ProgressMode.Off ? null : this;
 
-    /// <summary>Progress on stderr (predict, matte, video): redrawn on a terminal, plain lines when redirected, nothing with --quiet.</summary>
-    public static ConsoleProgress ForStderr(bool quiet) =>
-        new(Console.Error, ModeFor(quiet, Console.IsErrorRedirected, linesWhenRedirected: true));
-
     /// <summary>
-    /// Progress on stdout (train, eval). With linesWhenRedirected false, redirected output gets none: train logs
-    /// a line per epoch and per evaluation, which is the record a file needs.
+    /// Progress on stderr, where every verb draws it (stdout carries results only): redrawn on a terminal, plain
+    /// lines when redirected, nothing with --quiet. With linesWhenRedirected false (train), redirected output gets
+    /// none: train logs a line per epoch and per evaluation, which is the record a file needs.
     /// </summary>
-    public static ConsoleProgress ForStdout(bool quiet, bool linesWhenRedirected) =>
-        new(Console.Out, ModeFor(quiet, Console.IsOutputRedirected, linesWhenRedirected));
+    public static ConsoleProgress ForStderr(bool quiet, bool linesWhenRedirected = true) =>
+        new(Console.Error, ModeFor(quiet, Console.IsErrorRedirected, linesWhenRedirected));
 
     /// <summary>
     /// Off with --quiet; Terminal when the output is a terminal, TERM is not "dumb" and CI is not set;

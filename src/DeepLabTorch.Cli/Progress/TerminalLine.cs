@@ -23,15 +23,4 @@ public sealed class TerminalLine
             Open?.EndLine();
         }
     }
-
-    /// <summary>A line that is not a log message (ConsoleSink ends the line itself), written below any open progress line.</summary>
-    public void Message(TextWriter writer, string line)
-    {
-        lock (Gate)
-        {
-            Open?.EndLine();
-            writer.WriteLine(line);
-            writer.Flush();
-        }
-    }
 }

@@ -26,14 +26,12 @@ public sealed class BenchVerb : VerbBase
         .OrderBy(b => b.Name, StringComparer.Ordinal)
         .ToList();
 
-    public override bool StdoutIsData => true;
-
     public override int Run()
     {
         var all = All();
         if (Name == "list")
         {
-            foreach (var b in all) Console.WriteLine($"{b.Name,-10} {b.Description}");
+            foreach (var b in all) Results.WriteLine($"{b.Name,-10} {b.Description}");
             return 0;
         }
         var bench = all.FirstOrDefault(b => b.Name == Name)
@@ -46,9 +44,10 @@ public sealed class BenchVerb : VerbBase
             settings[s[..i]] = s[(i + 1)..];
         }
         if (Threads is int n) torch.set_num_threads(n);
-        KernelGuard.Ensure(torch.get_num_threads());
-        var result = bench.Run(settings);
-        Console.WriteLine(result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        var log = Loggers.CreateLogger(LogCategories.Runtime);
+        KernelGuard.Ensure(torch.get_num_threads(), log);
+        var result = bench.Run(settings, log);
+        Results.WriteLine(result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         return 0;
     }
 }

@@ -73,9 +73,12 @@ public sealed class DataVerb : VerbBase
         if (string.IsNullOrWhiteSpace(Out)) throw new UserException("data synth needs --out DIR");
         var sw = Stopwatch.StartNew();
         Synthetic.Generate(Out, Count, Seed, Kind, Width, Height);
-        Console.WriteLine($"wrote {Count} synthetic {Kind} images ({Width}x{Height}) to {Out} in {sw.Elapsed.TotalSeconds:F1} s");
+        Results.WriteLine($"wrote {Count} synthetic {Kind} images ({Width}x{Height}) to {Out} in {sw.Elapsed.TotalSeconds:F1} s");
         return 0;
     }
+
+    /// <summary>Where opening a data set reports (category DeepLabTorch.Data).</summary>
+    private Microsoft.Extensions.Logging.ILogger Log => Loggers.CreateLogger(DeepLabTorch.Runtime.LogCategories.Data);
 
     private DataOptions Options(int workers) => new()
     {
@@ -102,8 +105,8 @@ public sealed class DataVerb : VerbBase
     {
         int threads = ParseList(Workers, "--workers")[0];
         var splits = Split?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        var report = DataChecker.Run(Options(threads), splits, threads);
-        Console.Write(report.Format());
+        var report = DataChecker.Run(Options(threads), splits, threads, Log);
+        Results.Write(report.Format());
         return report.Clean ? 0 : 1;
     }
 
@@ -114,20 +117,20 @@ public sealed class DataVerb : VerbBase
         var json = new StringBuilder("{");
         for (int k = 0; k < counts.Length; k++)
         {
-            double ips = LoaderBenchmark.ImagesPerSecond(Options(counts[k]), BatchSize, Batches);
+            double ips = LoaderBenchmark.ImagesPerSecond(Options(counts[k]), BatchSize, Batches, log: Log);
             json.Append(CultureInfo.InvariantCulture, $"{(k > 0 ? ", " : "")}\"{counts[k]}\": {ips:F2}");
         }
-        Console.WriteLine(json.Append('}'));
+        Results.WriteLine(json.Append('}'));
         return 0;
     }
 
     private int BenchStages()
     {
-        var r = LoaderBenchmark.Stages(Options(0), Images);
+        var r = LoaderBenchmark.Stages(Options(0), Images, Log);
         string F(double v) => double.IsNaN(v) ? "null" : v.ToString("F1", CultureInfo.InvariantCulture);
         // Load + augment on N threads without tensors: the loader's ceiling at N workers.
-        var workers = string.Join(", ", ParseList(Workers, "--workers").Select(n => $"\"{n}\": {F(LoaderBenchmark.WorkerRate(Options(n), Images, n))}"));
-        Console.WriteLine($"{{\"unit\": \"images per second\", \"images\": {r.Images}, \"crop\": {CropSize}, \"blur\": {(Blur ? "true" : "false")}, " +
+        var workers = string.Join(", ", ParseList(Workers, "--workers").Select(n => $"\"{n}\": {F(LoaderBenchmark.WorkerRate(Options(n), Images, n, Log))}"));
+        Results.WriteLine($"{{\"unit\": \"images per second\", \"images\": {r.Images}, \"crop\": {CropSize}, \"blur\": {(Blur ? "true" : "false")}, " +
             $"\"one_thread\": {{\"decode_image\": {F(r.DecodeImage)}, \"decode_mask\": {F(r.DecodeMask)}, \"load\": {F(r.Load)}, \"augment\": {F(r.Augment)}}}, " +
             $"\"load_and_augment_by_threads\": {{{workers}}}}}");
         return 0;

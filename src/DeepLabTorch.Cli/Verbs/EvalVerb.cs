@@ -10,6 +10,7 @@ using DeepLabTorch.Reporting;
 using DeepLabTorch.Extensions;
 using TorchSharp;
 using DeepLabTorch.Cli.Progress;
+using Microsoft.Extensions.Logging;
 
 namespace DeepLabTorch.Cli.Verbs;
 
@@ -60,30 +61,35 @@ public sealed class EvalVerb : VerbBase
     [Option("precision", Default = "float32", HelpText = "float32 | bf16: evaluate the network in bfloat16 (scores are computed from float32 logits).")]
     public string Precision { get; set; } = "float32";
 
-    public override bool StdoutIsData => Json;
-
     public override int Run()
     {
         var scales = PredictVerb.ParseScales(Scales);
         if (MaxImages is < 1) throw new UserException($"--max-images must be >= 1, got {MaxImages}");
-        var device = Engine.SetUp(Device, Threads, NoCuda);
+        var device = Engine.SetUp(Device, Threads, NoCuda, Loggers.CreateLogger(LogCategories.Runtime));
+        var dataLog = Loggers.CreateLogger(LogCategories.Data);
 
         var options = new DataOptions
         {
             Dataset = Dataset, DataRoot = DataRoot, UseSbd = UseSbd, BaseSize = BaseSize, CropSize = CropSize, ValCrop = ValCrop, Workers = Workers,
         };
-        var ds = Datasets.Open(options, Split);
+        var ds = Datasets.Open(options, Split, dataLog);
         using var loaded = ModelLoader.LoadForInference(Weights, new ModelRequest { Backbone = Backbone, OutputStride = OutStride, NumClasses = NumClasses },
-            device, m => Console.Error.WriteLine(m), PrecisionNames.Parse(Precision));
+            device, Loggers.CreateLogger(LogCategories.Checkpoints), PrecisionNames.Parse(Precision));
         var model = loaded.Model;
         var numClasses = model.Config.NumClasses;
         {
             var names = loaded.FileClassNames
                 ?? (ds.ClassNames.Count == numClasses ? ds.ClassNames : Enumerable.Range(0, numClasses).Select(i => $"class {i}").ToArray());
             if (SavePredictions is not null) Directory.CreateDirectory(SavePredictions);
-            using var loader = new DataLoader(ds, options, train: false, 1);
-            // With --json stdout carries the result, so progress goes to stderr.
-            var progress = Json ? ConsoleProgress.ForStderr(Quiet) : ConsoleProgress.ForStdout(Quiet, linesWhenRedirected: true);
+            using var loader = new DataLoader(ds, options, train: false, 1, log: dataLog);
+            var scaleText = string.Join(",", scales.Select(s => s.ToString(CultureInfo.InvariantCulture)));
+            var images = MaxImages is { } max ? Math.Min(max, ds.Count) : ds.Count;
+            // What is about to run, as predict and matte say it: the results alone go to stdout.
+            Loggers.CreateLogger(LogCategories.Inference).LogInformation(Flip
+                    ? "eval: {Images} image(s) of {Dataset} {Split}, {Backbone} OS{OutputStride}, {Classes} classes, device {Device}, scales {Scales} + flip"
+                    : "eval: {Images} image(s) of {Dataset} {Split}, {Backbone} OS{OutputStride}, {Classes} classes, device {Device}, scales {Scales}",
+                images, ds.Name, Split, model.Config.Backbone, model.Config.OutputStride, numClasses, device.ToString(), scaleText);
+            var progress = ConsoleProgress.ForStderr(Quiet);
             var r = SegmentationEvaluator.Run(model, loader, ds.Count, numClasses, names, device, new EvalOptions
             {
                 Scales = scales,
@@ -97,7 +103,7 @@ public sealed class EvalVerb : VerbBase
             });
             if (Json)
             {
-                Console.WriteLine(MetricsJson.Serialize(r.Metrics, new Dictionary<string, object?>
+                Results.WriteLine(MetricsJson.Serialize(r.Metrics, new Dictionary<string, object?>
                 {
                     ["weights"] = Weights, ["dataset"] = Dataset, ["split"] = Split, ["images"] = r.Images,
                     ["scales"] = scales, ["flip"] = Flip, ["seconds"] = r.Seconds,
@@ -105,8 +111,8 @@ public sealed class EvalVerb : VerbBase
             }
             else
             {
-                Console.WriteLine($"{Weights} on {ds.Name} {Split} ({r.Images} images, scales {string.Join(",", scales.Select(s => s.ToString(CultureInfo.InvariantCulture)))}{(Flip ? " + flip" : "")}):");
-                Console.WriteLine(r.Metrics.FormatTable());
+                Results.WriteLine($"{Weights} on {ds.Name} {Split} ({r.Images} images, scales {scaleText}{(Flip ? " + flip" : "")}):");
+                Results.WriteLine(r.Metrics.FormatTable());
             }
             return 0;
         }

@@ -2,6 +2,7 @@ using CommandLine;
 using DeepLabTorch.Checkpoints;
 using DeepLabTorch.Export;
 using DeepLabTorch.Models;
+using DeepLabTorch.Runtime;
 
 namespace DeepLabTorch.Cli.Verbs;
 
@@ -46,12 +47,12 @@ public sealed class ExportVerb : VerbBase
         if (format == "onnx")
         {
             // Load into the real network: this validates every key and shape before the graph is built.
-            using var loaded = ModelLoader.Load(Weights, request, m => Console.Error.WriteLine(m));
+            using var loaded = ModelLoader.Load(Weights, request, Loggers.CreateLogger(LogCategories.Checkpoints));
             var model = loaded.Model;
             model.eval();
             DeepLabOnnxExporter.Export(model, Output, WithPreprocessing, Argmax);
             var c = model.Config;
-            Console.WriteLine($"wrote {Output}: ONNX opset {DeepLabTorch.Export.Onnx.OnnxGraphBuilder.Opset} ({c.Backbone}, output stride {c.OutputStride}, {c.NumClasses} classes, BatchNorm folded)");
+            Results.WriteLine($"wrote {Output}: ONNX opset {DeepLabTorch.Export.Onnx.OnnxGraphBuilder.Opset} ({c.Backbone}, output stride {c.OutputStride}, {c.NumClasses} classes, BatchNorm folded)");
             return 0;
         }
         var sd = WeightFiles.LoadStateDict(Weights, out var info);
@@ -71,7 +72,7 @@ public sealed class ExportVerb : VerbBase
                 .Where(a => sd.ContainsKey(a.Value) && !sd.ContainsKey(a.Key))
                 .ToDictionary(a => a.Key, a => a.Value);
             SafetensorsExport.Write(Output, sd, aliases, meta);
-            Console.WriteLine($"wrote {Output}: {sd.Count + aliases.Count} tensors ({resolved.Backbone}, output stride {resolved.OutputStride}, {resolved.NumClasses} classes)");
+            Results.WriteLine($"wrote {Output}: {sd.Count + aliases.Count} tensors ({resolved.Backbone}, output stride {resolved.OutputStride}, {resolved.NumClasses} classes)");
             return 0;
         }
         finally

@@ -14,14 +14,16 @@ public sealed class InfoVerb : VerbBase
     public override int Run()
     {
         TorchRuntime.EnsureLoaded();
-        Engine.SetThreads(Threads);
-        Console.WriteLine($"TorchSharp {TorchRuntime.TorchSharpVersion}");
-        Console.WriteLine($"libtorch {TorchRuntime.LibTorchVersion}");
-        Console.WriteLine($"intra-op threads: {torch.get_num_threads()}");
-        Console.WriteLine($"native heap: {NativeHeap.Status}");
-        Console.WriteLine($"backbones: {string.Join(", ", Models.ModelCatalog.Names)}");
-        foreach (var line in KernelGuard.Describe()) Console.WriteLine(line);
-        Console.WriteLine($"CUDA: {(torch.cuda.is_available() ? $"{torch.cuda.device_count()} device(s)" : "not available")}");
+        var log = Loggers.CreateLogger(LogCategories.Runtime);
+        Engine.SetThreads(Threads, log);
+        Results.WriteLine($"TorchSharp {TorchRuntime.TorchSharpVersion}");
+        Results.WriteLine($"libtorch {TorchRuntime.LibTorchVersion}");
+        Results.WriteLine($"intra-op threads: {torch.get_num_threads()}");
+        Results.WriteLine($"native heap: {NativeHeap.Status}");
+        Results.WriteLine($"backbones: {string.Join(", ", Models.ModelCatalog.Names)}");
+        Results.WriteLine($"networks: {string.Join(", ", Models.ModelCatalog.Networks.Select(n => n.Name))}");
+        foreach (var line in KernelGuard.Describe(log)) Results.WriteLine(line);
+        Results.WriteLine($"CUDA: {(torch.cuda.is_available() ? $"{torch.cuda.device_count()} device(s)" : "not available")}");
         var (path, weak) = TorchRuntime.ElfFixStatus();
         var fix = weak switch
         {
@@ -29,10 +31,10 @@ public sealed class InfoVerb : VerbBase
             false => $"NOT applied ({ElfVersionNeeds.GlibcxxVersion} is a hard requirement)",
             null => $"not needed (no {ElfVersionNeeds.GlibcxxVersion} requirement)",
         };
-        Console.WriteLine($"GLIBCXX load fix: {fix}{(path is null ? "" : $" in {path}")}");
+        Results.WriteLine($"GLIBCXX load fix: {fix}{(path is null ? "" : $" in {path}")}");
         // Loading the libraries initialises nothing: MPI_Get_library_version may be called before MPI_Init.
-        Console.WriteLine($"MPI: {(OpenMpi.IsAvailable() ? $"{OpenMpi.LibraryVersion()} ({OpenMpi.LoadedFrom})" : $"missing ({OpenMpi.InstallHint})")}");
-        Console.WriteLine($"NCCL: {(Nccl.Unavailable() is { } why ? why : $"{Nccl.Version()}")}");
+        Results.WriteLine($"MPI: {(OpenMpi.IsAvailable() ? $"{OpenMpi.LibraryVersion()} ({OpenMpi.LoadedFrom})" : $"missing ({OpenMpi.InstallHint})")}");
+        Results.WriteLine($"NCCL: {(Nccl.Unavailable() is { } why ? why : $"{Nccl.Version()}")}");
         return 0;
     }
 }

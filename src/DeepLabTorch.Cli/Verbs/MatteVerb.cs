@@ -6,6 +6,7 @@ using DeepLabTorch.Inference;
 using DeepLabTorch.Models;
 using DeepLabTorch.Extensions;
 using DeepLabTorch.Cli.Progress;
+using Microsoft.Extensions.Logging;
 using TorchSharp;
 
 namespace DeepLabTorch.Cli.Verbs;
@@ -46,15 +47,17 @@ public sealed class MatteVerb : ModelRunOptions
         var predictOptions = PredictVerb.BuildOptions(Scales, Flip, Resize, null, 1.0 / 3.0);
         var background = Inference.Background.Parse(Background);
         var files = InputFiles.Expand(Input, includeVideo: true);
-        var device = Engine.SetUp(Device, Threads);
+        var log = Loggers.CreateLogger(LogCategories.Inference);
+        var device = Engine.SetUp(Device, Threads, log: Loggers.CreateLogger(LogCategories.Runtime));
         // Fail on ffmpeg before loading a model when there is video to do.
         if (files.Any(Ffmpeg.IsVideo)) Ffmpeg.Find("ffmpeg");
         using var loaded = ModelLoader.LoadForInference(Weights, new ModelRequest { Backbone = Backbone, OutputStride = OutStride, NumClasses = NumClasses }, device,
-            m => Console.Error.WriteLine(m), PrecisionNames.Parse(Precision));
+            Loggers.CreateLogger(LogCategories.Checkpoints), PrecisionNames.Parse(Precision));
         int? person = PersonClass is { } pc ? ModelLoader.ResolveClass(pc, loaded.ClassNames, "--person-class") : null;
         var matteOptions = new MatteOptions { PersonClass = person, EdgeRadius = EdgeRadius, EdgeEps = EdgeEps, Smoothing = Smooth }.Validate();
         int cls = matteOptions.ResolvePersonClass(loaded.Config.NumClasses);
-        Console.Error.WriteLine($"matte: {files.Count} input(s), person = class {cls} ({loaded.ClassNames[cls]}), background {Describe(background)}");
+        log.LogInformation("matte: {Inputs} input(s), person = class {PersonClass} ({PersonName}), background {Background}",
+            files.Count, cls, loaded.ClassNames[cls], Describe(background));
 
         bool singleFileOutput = files.Count == 1 && Path.HasExtension(Output) && !Directory.Exists(Output);
         if (!singleFileOutput) Directory.CreateDirectory(Output);
@@ -80,10 +83,12 @@ public sealed class MatteVerb : ModelRunOptions
             {
                 if (video)
                 {
-                    TerminalLine.Console.Message(Console.Error, $"matte: {file} → {target}");
+                    log.LogInformation("matte: {File} → {Target}", file, target);
                     var r = VideoMatting.Run(file, target, matter, renderer, progress.OrNull);
-                    TerminalLine.Console.Message(Console.Error, string.Create(CultureInfo.InvariantCulture,
-                        $"matte: {r.Frames} frames of {r.Info.Width}x{r.Info.Height} in {r.Elapsed.TotalSeconds:F1} s ({r.Fps:F1} fps){(r.Info.HasAudio ? ", audio copied" : "")}"));
+                    log.LogInformation(r.Info.HasAudio
+                            ? "matte: {Frames} frames of {Width}x{Height} in {Seconds:F1} s ({FramesPerSecond:F1} fps), audio copied"
+                            : "matte: {Frames} frames of {Width}x{Height} in {Seconds:F1} s ({FramesPerSecond:F1} fps)",
+                        r.Frames, r.Info.Width, r.Info.Height, r.Elapsed.TotalSeconds, r.Fps);
                     videos++;
                 }
                 else
@@ -108,13 +113,14 @@ public sealed class MatteVerb : ModelRunOptions
             }
             catch (Exception e) when (e is DataException or IOException or UnauthorizedAccessException)
             {
-                TerminalLine.Console.Message(Console.Error, $"skipped {(e is DataException ? e.Message : file + ": " + e.Message)}");
+                if (e is DataException d) log.LogWarning("skipped {File}: {Reason}", d.Path, d.Reason);
+                else log.LogWarning("skipped {File}: {Reason}", file, e.Message);
                 failed++;
                 if (!video) ImageDone();
             }
         }
         TerminalLine.Console.End();
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        Results.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"matte: {images} image(s), {videos} video(s) in {clock.Elapsed.TotalSeconds:F1} s; {failed} failed; output in {Output}"));
         return failed > 0 ? 1 : 0;
     }

@@ -62,7 +62,7 @@ internal static class MpiLaunch
         if (!OpenMpi.IsAvailable())
             throw new UserException($"--nproc {n}: MPI missing: Open MPI's libmpi.so.40 was not found; install it with: {OpenMpi.InstallHint}");
         var cmd = Command(n, WithoutNproc(args), OperatingSystem.IsLinux() && GetEffectiveUserId() == 0);
-        log.Info($"--nproc {n}: mpirun {string.Join(" ", cmd.Select(Quote))}");
+        log.LogInformation("--nproc {Processes}: mpirun {Command}", n, string.Join(" ", cmd.Select(Quote)));
         var psi = new ProcessStartInfo(mpirun) { UseShellExecute = false };
         foreach (var a in cmd) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi) ?? throw new UserException("mpirun could not be started");

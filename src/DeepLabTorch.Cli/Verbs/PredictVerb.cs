@@ -75,12 +75,16 @@ public sealed class PredictVerb : ModelRunOptions
         if (!outputs.Masks && !outputs.Overlay && outputs.ProbabilityClass is null && !outputs.Logits)
             throw new UserException("--no-masks leaves nothing to write: add --overlay, --save-probs or --save-logits");
 
-        Console.Error.WriteLine($"predict: {files.Count} image(s), {model.Description}, {model.ClassNames.Count} classes, " +
-            $"device {model.Engine.Device}, scales {string.Join(",", options.Scales.Select(s => s.ToString(CultureInfo.InvariantCulture)))}{(options.Flip ? " + flip" : "")}");
+        var log = Loggers.CreateLogger(LogCategories.Inference);
+        var scales = string.Join(",", options.Scales.Select(s => s.ToString(CultureInfo.InvariantCulture)));
+        log.LogInformation(options.Flip
+                ? "predict: {Images} image(s), {Model}, {Classes} classes, device {Device}, scales {Scales} + flip"
+                : "predict: {Images} image(s), {Model}, {Classes} classes, device {Device}, scales {Scales}",
+            files.Count, model.Description, model.ClassNames.Count, model.Engine.Device.ToString(), scales);
         var palette = ModelLoader.PaletteFor(model.ClassNames);
-        var job = new PredictJob(new Predictor(model.Engine, options), Output, outputs, palette, BatchSize, Loggers.CreateLogger(LogCategories.Inference));
+        var job = new PredictJob(new Predictor(model.Engine, options), Output, outputs, palette, BatchSize, log);
         var summary = job.Run(files, ConsoleProgress.ForStderr(Quiet).OrNull);
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        Results.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"predict: {summary.Images} image(s) in {summary.Elapsed.TotalSeconds:F1} s ({summary.ImagesPerSecond:F2} images/s); {summary.Failed} failed; outputs in {Output}"));
         return summary.Failed > 0 ? 1 : 0;
     }
@@ -104,9 +108,9 @@ public sealed class PredictVerb : ModelRunOptions
 
     private OpenModel OpenTorch()
     {
-        var device = Engine.SetUp(Device, Threads);
+        var device = Engine.SetUp(Device, Threads, log: Loggers.CreateLogger(LogCategories.Runtime));
         var loaded = ModelLoader.LoadForInference(Weights, new ModelRequest { Backbone = Backbone, OutputStride = OutStride, NumClasses = NumClasses }, device,
-            m => Console.Error.WriteLine(m), PrecisionNames.Parse(Precision));
+            Loggers.CreateLogger(LogCategories.Checkpoints), PrecisionNames.Parse(Precision));
         return new OpenModel(new TorchLogitsEngine(loaded.Model, device), loaded.ClassNames,
             $"{loaded.Config.Backbone} OS{loaded.Config.OutputStride} (TorchSharp)", loaded);
     }
@@ -121,7 +125,7 @@ public sealed class PredictVerb : ModelRunOptions
             throw new UserException("--precision bf16 applies to the TorchSharp engine; the exported ONNX graph runs in float32");
         if (OutStride is not null) throw new UserException("--out-stride does not apply to an ONNX model: the exported graph fixes the output stride");
         // libtorch still resizes and averages around the engine: it gets the same thread count.
-        Engine.SetThreads(Threads);
+        Engine.SetThreads(Threads, Loggers.CreateLogger(LogCategories.Runtime));
         var engine = new OnnxLogitsEngine(Weights, Threads);
         if (NumClasses is int n && n != engine.NumClasses)
         {

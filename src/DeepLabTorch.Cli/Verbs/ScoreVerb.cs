@@ -56,12 +56,12 @@ public sealed class ScoreVerb : VerbBase
         var m = cm.Compute(names);
         if (Json)
         {
-            Console.WriteLine(MetricsJson.Serialize(m, new Dictionary<string, object?> { ["pred"] = Pred, ["gt"] = Gt, ["images"] = scored, ["missing"] = missing.Count }));
+            Results.WriteLine(MetricsJson.Serialize(m, new Dictionary<string, object?> { ["pred"] = Pred, ["gt"] = Gt, ["images"] = scored, ["missing"] = missing.Count }));
         }
         else
         {
-            Console.WriteLine($"{scored} predictions scored against {Gt}" + (missing.Count > 0 ? $" ({missing.Count} without prediction skipped)" : "") + ":");
-            Console.WriteLine(m.FormatTable());
+            Results.WriteLine($"{scored} predictions scored against {Gt}" + (missing.Count > 0 ? $" ({missing.Count} without prediction skipped)" : "") + ":");
+            Results.WriteLine(m.FormatTable());
         }
         return 0;
     }

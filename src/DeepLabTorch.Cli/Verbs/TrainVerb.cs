@@ -122,7 +122,7 @@ public abstract class TrainVerb : VerbBase
         }
         if (!c.Ft && info.Epoch >= c.Epochs && info.EpochIteration == 0)
         {
-            log.Info($"resume: {path} has finished all {c.Epochs} epochs; nothing to do (give --epochs N above {info.Epoch} to train further)");
+            log.LogInformation("resume: {Checkpoint} has finished all {Epochs} epochs; nothing to do (give --epochs N above {Epoch} to train further)", path, c.Epochs, info.Epoch);
             return false;
         }
         return true;
@@ -172,16 +172,15 @@ public abstract class TrainVerb : VerbBase
         {
             // Rank 0 speaks for the run; the others report warnings and errors only, tagged with their rank.
             loggers = quietLoggers;
-            DeepLabTorch.Data.Datasets.Logger = loggers.CreateLogger(LogCategories.Data);
         }
         var config = BuildConfig(out var overrides, group.Size);
         var log = loggers.CreateLogger(LogCategories.Training);
         if (Resume is { } resumed && overrides.Count > 0)
-            log.Info($"resume: flags override the config recorded in {Path.GetFileName(resumed)}: {string.Join(", ", overrides)}");
+            log.LogInformation("resume: flags override the config recorded in {Checkpoint}: {Overrides}", Path.GetFileName(resumed), string.Join(", ", overrides));
         if (!CheckResume(config, log)) return 0;
         using var stop = new StopSignals(log);
         // Bars on a terminal only: redirected, the trainer's line per epoch and per evaluation is the record.
-        var progress = group.IsRoot ? ConsoleProgress.ForStdout(Quiet, linesWhenRedirected: false).OrNull : null;
+        var progress = group.IsRoot ? ConsoleProgress.ForStderr(Quiet, linesWhenRedirected: false).OrNull : null;
         var summary = new Trainer(config, loggers, progress, group: group).Run(stop.Token);
         return summary.Interrupted ? stop.ExitCode : 0;
     }

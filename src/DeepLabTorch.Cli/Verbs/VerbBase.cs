@@ -13,8 +13,11 @@ public abstract class VerbBase : IVerb
     [Option('q', "quiet", HelpText = "Only warnings and errors, and no progress bars.")]
     public bool Quiet { get; set; }
 
-    /// <summary>Set by Program before Run.</summary>
+    /// <summary>Set by Program before Run: every message goes through it (to stderr), under its area's category.</summary>
     internal ILoggerFactory Loggers { get; set; } = NullLoggerFactory.Instance;
+
+    /// <summary>Where the verb writes its results (tables, JSON, summary lines) and nothing else; set by Program (stdout).</summary>
+    internal TextWriter Results { get; set; } = Console.Out;
 
     /// <summary>The arguments as typed after the program name (verb included), set by Program: what `train --nproc` passes on to mpirun.</summary>
     internal IReadOnlyList<string> Arguments { get; set; } = Array.Empty<string>();
@@ -36,9 +39,6 @@ public abstract class VerbBase : IVerb
         };
         return Quiet && level < Microsoft.Extensions.Logging.LogLevel.Warning ? Microsoft.Extensions.Logging.LogLevel.Warning : level;
     }
-
-    /// <summary>True when stdout carries data (JSON): information messages then go to stderr.</summary>
-    public virtual bool StdoutIsData => false;
 
     public abstract int Run();
 }

@@ -1,4 +1,5 @@
 using DeepLabTorch.Extensions;
+using Microsoft.Extensions.Logging;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -39,8 +40,11 @@ public sealed record StateDictLoadOptions
     public ClassifierRule Classifier { get; init; } = ClassifierRule.MustFit;
     /// <summary>Missing and unexpected keys are tolerated and reported instead of refused (shapes must still fit).</summary>
     public bool Partial { get; init; }
-    /// <summary>Receives the re-initialised classifier keys and the notes (the caller's logger).</summary>
-    public Action<string>? Log { get; init; }
+    /// <summary>
+    /// Where the notes go, at Information (the caller's logger, category DeepLabTorch.Checkpoints): each
+    /// re-initialised classifier key with both shapes, and what a lenient load tolerated. The report lists them too.
+    /// </summary>
+    public ILogger? Logger { get; init; }
 }
 
 /// <summary>
@@ -131,7 +135,7 @@ public static class StateDictLoader
             }
             foreach (var k in zeroed) own[k].zero_();
         }
-        return Report(loaded, reinit, missing, unexpected, zeroed, own, mapped, options.Log);
+        return Report(loaded, reinit, missing, unexpected, zeroed, own, mapped, options.Logger);
     }
 
     /// <summary>File keys → model keys. When an alias and its canonical key are both present (one tensor in the reference), the canonical one is used and their shapes must agree.</summary>
@@ -167,16 +171,33 @@ public static class StateDictLoader
     }
 
     private static StateDictLoadReport Report(List<string> loaded, List<string> reinit, List<string> missing, List<string> unexpected, List<string> zeroed,
-        Dictionary<string, Tensor> own, Dictionary<string, (string FileKey, Tensor Tensor)> mapped, Action<string>? log)
+        Dictionary<string, Tensor> own, Dictionary<string, (string FileKey, Tensor Tensor)> mapped, ILogger? log)
     {
+        // Each note twice: as text for the report, and as a template with its values for the log.
         var notes = new List<string>();
         foreach (var k in reinit)
-            notes.Add($"re-initialised {k}: file [{Shape(mapped[k].Tensor)}] vs model [{Shape(own[k])}]");
+        {
+            string file = Shape(mapped[k].Tensor), model = Shape(own[k]);
+            notes.Add($"re-initialised {k}: file [{file}] vs model [{model}]");
+            log?.LogInformation("re-initialised {Key}: file [{FileShape}] vs model [{ModelShape}]", k, file, model);
+        }
         if (zeroed.Count > 0)
+        {
             notes.Add($"{zeroed.Count} BatchNorm num_batches_tracked not in the file (PyTorch before 0.4.1): set to 0");
-        if (missing.Count > 0) notes.Add($"partial load: {missing.Count} model keys not in the file kept as they were: {Summarize(missing, ", ")}");
-        if (unexpected.Count > 0) notes.Add($"partial load: {unexpected.Count} file keys not in the model ignored: {Summarize(unexpected, ", ")}");
-        if (log is not null) foreach (var n in notes) log(n);
+            log?.LogInformation("{Count} BatchNorm num_batches_tracked not in the file (PyTorch before 0.4.1): set to 0", zeroed.Count);
+        }
+        if (missing.Count > 0)
+        {
+            var keys = Summarize(missing, ", ");
+            notes.Add($"partial load: {missing.Count} model keys not in the file kept as they were: {keys}");
+            log?.LogInformation("partial load: {Count} model keys not in the file kept as they were: {Keys}", missing.Count, keys);
+        }
+        if (unexpected.Count > 0)
+        {
+            var keys = Summarize(unexpected, ", ");
+            notes.Add($"partial load: {unexpected.Count} file keys not in the model ignored: {keys}");
+            log?.LogInformation("partial load: {Count} file keys not in the model ignored: {Keys}", unexpected.Count, keys);
+        }
         return new StateDictLoadReport(loaded, reinit, missing, unexpected, notes);
     }
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text;
+using Microsoft.Extensions.Logging;
 
 namespace DeepLabTorch.Data;
 
@@ -39,14 +40,15 @@ public sealed record CheckReport(
 public static class DataChecker
 {
     /// <param name="splits">Splits to scan; null = train and val (plus trainaug with UseSbd).</param>
-    public static CheckReport Run(DataOptions o, IReadOnlyList<string>? splits = null, int threads = 2, CancellationToken ct = default)
+    /// <param name="log">What opening the splits reports (Datasets.Open); the problems found are the report's, not log messages.</param>
+    public static CheckReport Run(DataOptions o, IReadOnlyList<string>? splits = null, int threads = 2, ILogger? log = null, CancellationToken ct = default)
     {
         splits ??= o.UseSbd ? new[] { "train", "val", "trainaug" } : new[] { "train", "val" };
         var problems = new ConcurrentBag<string>();
         var sets = new List<ISegmentationDataset>();
         foreach (var split in splits)
         {
-            try { sets.Add(Datasets.Open(o, split)); }
+            try { sets.Add(Datasets.Open(o, split, log)); }
             catch (DataException e) { problems.Add(e.Message); }
         }
         // The same file may be in several splits: check it once.

@@ -1,4 +1,6 @@
 using DeepLabTorch.Extensions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;
 
 namespace DeepLabTorch.Data;
@@ -20,6 +22,7 @@ public sealed class DataLoader : IDisposable
     private readonly int _batchSize;
     private int _skipped;
     private readonly List<string> _badSamples = new();
+    private readonly ILogger _log;
     private bool _disposed;
 
     /// <param name="shard">
@@ -28,7 +31,11 @@ public sealed class DataLoader : IDisposable
     /// batchSize samples of each, so the processes together see exactly the batches one process with
     /// the global batch size would, and a resumed epoch continues at the same global batch.
     /// </param>
-    public DataLoader(ISegmentationDataset ds, DataOptions o, bool train, int batchSize, DataShard? shard = null)
+    /// <param name="log">
+    /// Where each sample skipped under SkipBad is reported, as a warning (category DeepLabTorch.Data; from a
+    /// worker thread). <see cref="BadSamples"/> lists them as well, for a caller that wants them afterwards.
+    /// </param>
+    public DataLoader(ISegmentationDataset ds, DataOptions o, bool train, int batchSize, DataShard? shard = null, ILogger? log = null)
     {
         o.Validate();
         if (batchSize < 1) throw new UserException($"batch size must be at least 1, got {batchSize}");
@@ -40,6 +47,7 @@ public sealed class DataLoader : IDisposable
         _train = train;
         _batchSize = batchSize;
         _shard = sh;
+        _log = log ?? NullLogger.Instance;
         if (ds.Count == 0) throw new UserException($"{ds.Name} has no images");
         var global = batchSize * sh.Count;
         if (train && ds.Count < global)
@@ -68,8 +76,6 @@ public sealed class DataLoader : IDisposable
     public int SkippedSamples => Volatile.Read(ref _skipped);
     /// <summary>The messages of the skipped samples ("file: reason").</summary>
     public IReadOnlyList<string> BadSamples { get { lock (_badSamples) return _badSamples.ToArray(); } }
-    /// <summary>Called (on a worker thread) for each skipped sample; default: a warning through Datasets.Logger.</summary>
-    public Action<string>? OnBadSample { get; set; }
 
     /// <summary>
     /// The batches of one epoch, from batch firstBatch on (the earlier ones are neither loaded nor
@@ -258,7 +264,7 @@ public sealed class DataLoader : IDisposable
             {
                 Interlocked.Increment(ref _l._skipped);
                 lock (_l._badSamples) _l._badSamples.Add(e.Message);
-                try { (_l.OnBadSample ?? (m => Runtime.LogExtensions.Warn(Datasets.Logger, "skipping bad sample: " + m)))(e.Message); }
+                try { _l._log.LogWarning("skipping bad sample: {File}: {Reason}", e.Path, e.Reason); }
                 catch (Exception) { /* a failing logger must not kill the worker */ }
             }
             catch (Exception e)

@@ -1,38 +1,37 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
 namespace DeepLabTorch.Data;
 
 /// <summary>Opens a split of a data set by name: pascal (VOC 2012, optionally + SBD), sbd, folder, synthetic, celebamask-hq.</summary>
 public static class Datasets
 {
-    /// <summary>Where one-line notes go (trainaug counts, synthetic generation). Defaults to stdout.</summary>
-    /// <summary>Where data messages go (category DeepLabTorch.Data); the CLI sets it, the library never writes to the console.</summary>
-    public static Microsoft.Extensions.Logging.ILogger Logger { get; set; } = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
-
-    private static void Log(string text) => Runtime.LogExtensions.Info(Logger, text);
-
     public const int DefaultSyntheticCount = 300;
     public const int DefaultSyntheticSeed = 1;
     public const string DefaultSyntheticRoot = "data/synthetic";
 
     /// <param name="split">train | val | trainval | trainaug.</param>
-    public static ISegmentationDataset Open(DataOptions o, string split)
+    /// <param name="log">Where one-line notes go (category DeepLabTorch.Data): the trainaug counts, the synthetic set's generation.</param>
+    public static ISegmentationDataset Open(DataOptions o, string split, ILogger? log = null)
     {
+        log ??= NullLogger.Instance;
         o.Validate();
         if (split is not ("train" or "val" or "trainval" or "trainaug"))
             throw new UserException($"unknown split '{split}' (expected train, val, trainval or trainaug)");
         switch (o.Dataset)
         {
             case "pascal":
-                return OpenPascal(o, RequireRoot(o), split);
+                return OpenPascal(o, RequireRoot(o), split, log);
             case "synthetic":
             {
                 var root = o.DataRoot ?? DefaultSyntheticRoot;
                 if (o.DataRoot == null && !File.Exists(Path.Combine(root, "VOCdevkit", "VOC2012", "ImageSets", "Segmentation", "trainval.txt")))
                 {
                     // trainval.txt is written last: without it an earlier generation was cut short.
-                    Log($"generating the synthetic VOC-format set in {root} ({DefaultSyntheticCount} images, seed {DefaultSyntheticSeed})");
+                    log.LogInformation("generating the synthetic VOC-format set in {Root} ({Images} images, seed {Seed})", root, DefaultSyntheticCount, DefaultSyntheticSeed);
                     Synthetic.Generate(root, DefaultSyntheticCount, DefaultSyntheticSeed);
                 }
-                return OpenPascal(o, root, split);
+                return OpenPascal(o, root, split, log);
             }
             case "sbd":
                 return OpenSbdOnly(o, split);
@@ -61,12 +60,12 @@ public static class Datasets
             "ImageSets/Segmentation/ in it or in VOCdevkit/VOC2012/)");
     }
 
-    private static ISegmentationDataset OpenPascal(DataOptions o, string root, string split)
+    private static ISegmentationDataset OpenPascal(DataOptions o, string root, string split, ILogger log)
     {
         var voc = ResolveVocRoot(root);
         var names = o.ClassNames ?? VocClasses.Names.ToArray();
         if (split == "trainaug" || (o.UseSbd && split == "train"))
-            return TrainAug(o, root, voc, names);
+            return TrainAug(o, root, voc, names, log);
         var ids = ReadSplitList(Path.Combine(voc, "ImageSets", "Segmentation", split + ".txt"));
         return new FileDataset($"{o.Dataset}/{split}", ids.Select(id => VocEntry(voc, id)), names, o.IgnoreValue);
     }
@@ -79,7 +78,7 @@ public static class Datasets
     /// kept). VOC's own masks win where they exist; SBD's .mat masks fill the rest. A pre-converted
     /// SegmentationClassAug folder with train_aug.txt is used instead when present.
     /// </summary>
-    private static FileDataset TrainAug(DataOptions o, string root, string voc, IReadOnlyList<string> names)
+    private static FileDataset TrainAug(DataOptions o, string root, string voc, IReadOnlyList<string> names, ILogger log)
     {
         var valIds = new HashSet<string>(ReadSplitList(Path.Combine(voc, "ImageSets", "Segmentation", "val.txt")), StringComparer.Ordinal);
         var augDir = new[] { Path.Combine(voc, "SegmentationClassAug"), Path.Combine(root, "SegmentationClassAug") }.FirstOrDefault(Directory.Exists);
@@ -94,9 +93,10 @@ public static class Datasets
             {
                 var listed = ReadSplitList(listPath);
                 var kept = Dedupe(listed.Where(id => !valIds.Contains(id)), out int dupes);
-                var summary = $"trainaug: {kept.Count} images from {listPath} ({listed.Count} listed, " +
-                              $"{listed.Count(valIds.Contains)} VOC val removed, {dupes} duplicates removed)";
-                Log(summary);
+                var inVal = listed.Count(valIds.Contains);
+                var summary = $"trainaug: {kept.Count} images from {listPath} ({listed.Count} listed, {inVal} VOC val removed, {dupes} duplicates removed)";
+                log.LogInformation("trainaug: {Images} images from {List} ({Listed} listed, {ValRemoved} VOC val removed, {Duplicates} duplicates removed)",
+                    kept.Count, listPath, listed.Count, inVal, dupes);
                 return new FileDataset("pascal/trainaug", kept.Select(id =>
                     new SampleEntry(id, Path.Combine(voc, "JPEGImages", id + ".jpg"), Path.Combine(augDir, id + ".png"))), names, o.IgnoreValue, summary: summary);
             }
@@ -118,7 +118,8 @@ public static class Datasets
         }).ToList();
         var text = $"trainaug: {entries.Count} images (VOC train {vocTrain.Count} + SBD train {sbdTrain.Count} + SBD val {sbdVal.Count}; " +
                    $"{removedVal} in VOC val removed, {duplicates} duplicates removed)";
-        Log(text);
+        log.LogInformation("trainaug: {Images} images (VOC train {VocTrain} + SBD train {SbdTrain} + SBD val {SbdVal}; {ValRemoved} in VOC val removed, {Duplicates} duplicates removed)",
+            entries.Count, vocTrain.Count, sbdTrain.Count, sbdVal.Count, removedVal, duplicates);
         return new FileDataset("pascal/trainaug", entries, names, o.IgnoreValue, summary: text);
     }
 

@@ -1,14 +1,18 @@
 using System.Diagnostics;
+using Microsoft.Extensions.Logging;
 
 namespace DeepLabTorch.Data;
 
-/// <summary>Training-augmented images per second through the full loader (decode, augment, collate, tensors).</summary>
+/// <summary>
+/// Training-augmented images per second through the full loader (decode, augment, collate, tensors). Each
+/// method's log gets what opening the data set reports (Datasets.Open: the synthetic set's generation).
+/// </summary>
 public static class LoaderBenchmark
 {
-    public static double ImagesPerSecond(DataOptions o, int batchSize, int batches, int warmupBatches = 1)
+    public static double ImagesPerSecond(DataOptions o, int batchSize, int batches, int warmupBatches = 1, ILogger? log = null)
     {
-        var ds = Datasets.Open(o, "train");
-        using var loader = new DataLoader(ds, o, train: true, batchSize);
+        var ds = Datasets.Open(o, "train", log);
+        using var loader = new DataLoader(ds, o, train: true, batchSize, log: log);
         int done = 0, images = 0;
         var sw = new Stopwatch();
         for (int epoch = 0; done < batches + warmupBatches; epoch++)
@@ -39,9 +43,9 @@ public static class LoaderBenchmark
     /// Collation is not timed here: workers write into the batch arrays directly, and the batch is wrapped as
     /// tensors without a copy.
     /// </summary>
-    public static StageRates Stages(DataOptions o, int images)
+    public static StageRates Stages(DataOptions o, int images, ILogger? log = null)
     {
-        var ds = Datasets.Open(o, "train");
+        var ds = Datasets.Open(o, "train", log);
         int n = Math.Min(images, ds.Count);
         if (n == 0) throw new UserException("the train split is empty");
         var entries = (ds as FileDataset)?.Entries;
@@ -76,9 +80,9 @@ public static class LoaderBenchmark
     /// Load and augment together (what the loader's workers do, without the tensors) on <paramref name="threads"/>
     /// threads, each writing into its own slot: images per second over at least one second, after a warm-up pass.
     /// </summary>
-    public static double WorkerRate(DataOptions o, int images, int threads)
+    public static double WorkerRate(DataOptions o, int images, int threads, ILogger? log = null)
     {
-        var ds = Datasets.Open(o, "train");
+        var ds = Datasets.Open(o, "train", log);
         int n = Math.Min(images, ds.Count);
         if (n == 0) throw new UserException("the train split is empty");
         long next = 0;

@@ -3,6 +3,8 @@ using System.Threading.Channels;
 using DeepLabTorch.Data;
 using DeepLabTorch.Extensions;
 using DeepLabTorch.Runtime;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -38,9 +40,9 @@ public sealed class PredictJob
     private readonly PredictOutputs _outputs;
     private readonly byte[] _palette;
     private readonly int _batchSize;
-    private readonly Microsoft.Extensions.Logging.ILogger _log;
+    private readonly ILogger _log;
 
-    public PredictJob(Predictor predictor, string outputDir, PredictOutputs outputs, byte[] palette, int batchSize = 1, Microsoft.Extensions.Logging.ILogger? log = null)
+    public PredictJob(Predictor predictor, string outputDir, PredictOutputs outputs, byte[] palette, int batchSize = 1, ILogger? log = null)
     {
         if (batchSize < 1) throw new UserException($"--batch-size must be at least 1, got {batchSize}");
         _predictor = predictor;
@@ -48,7 +50,7 @@ public sealed class PredictJob
         _outputs = outputs;
         _palette = palette;
         _batchSize = batchSize;
-        _log = log ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+        _log = log ?? NullLogger.Instance;
     }
 
     public string OutputDir { get; }
@@ -56,7 +58,7 @@ public sealed class PredictJob
     private sealed record Pending(string Path, string OutputStem, byte[] Rgb, int Height, int Width);
 
     /// <summary>One file as the decoding thread hands it over: the pixels, or why it could not be read.</summary>
-    private sealed record Decoded(int Index, byte[]? Rgb, int Height, int Width, string? Failure);
+    private sealed record Decoded(int Index, byte[]? Rgb, int Height, int Width, (string File, string Reason)? Failure);
 
     /// <summary>The managed part of one image's outputs, encoded and written by the writing thread.</summary>
     private sealed record Outputs(string Stem, byte[] Rgb, int Height, int Width, byte[]? Classes, byte[]? Probability);
@@ -112,9 +114,9 @@ public sealed class PredictJob
             {
                 ct.ThrowIfCancellationRequested();
                 var path = files[d.Index];
-                if (d.Failure is not null)
+                if (d.Failure is { } failure)
                 {
-                    Runtime.LogExtensions.Warn(_log, $"skipped {d.Failure}");
+                    _log.LogWarning("skipped {File}: {Reason}", failure.File, failure.Reason);
                     failed.Add(path);
                     Report();
                     continue;
@@ -154,7 +156,7 @@ public sealed class PredictJob
                 }
                 catch (Exception e) when (e is DataException or IOException or UnauthorizedAccessException or InvalidDataException)
                 {
-                    d = new Decoded(i, null, 0, 0, e is DataException de ? de.Message : $"{files[i]}: {e.Message}");
+                    d = new Decoded(i, null, 0, 0, e is DataException de ? (de.Path, de.Reason) : (files[i], e.Message));
                 }
                 await queue.WriteAsync(d, ct).ConfigureAwait(false);
             }

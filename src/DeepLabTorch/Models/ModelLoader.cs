@@ -1,6 +1,7 @@
 using DeepLabTorch.Checkpoints;
 using DeepLabTorch.Data;
 using DeepLabTorch.Extensions;
+using Microsoft.Extensions.Logging;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -68,10 +69,10 @@ public sealed class LoadedModel : IDisposable
 /// </summary>
 public static class ModelLoader
 {
-    public static LoadedModel Load(string path, ModelRequest? request = null, Action<string>? log = null)
+    /// <param name="log">Where the loader's notes go (a re-initialised classifier, a tolerated key; see StateDictLoadOptions.Logger).</param>
+    public static LoadedModel Load(string path, ModelRequest? request = null, ILogger? log = null)
     {
         request ??= new ModelRequest();
-        log ??= _ => { };
         var sd = WeightFiles.LoadStateDict(path, out var info);
         try
         {
@@ -83,7 +84,7 @@ public static class ModelLoader
                 {
                     Keys = model.LoadKeys(),
                     Classifier = request.NewClassifier ? ClassifierRule.ReinitialiseIfDifferent : ClassifierRule.MustFit,
-                    Log = log,
+                    Logger = log,
                 });
                 var names = m.ClassNames is { } n && n.Count == m.NumClasses ? n : null;
                 return new LoadedModel(model, names, info, report);
@@ -101,7 +102,7 @@ public static class ModelLoader
     }
 
     /// <summary>Load, then PrepareForInference: eval mode, on the device, channels-last on the CPU, in the precision asked for.</summary>
-    public static LoadedModel LoadForInference(string path, ModelRequest? request, Device device, Action<string>? log = null,
+    public static LoadedModel LoadForInference(string path, ModelRequest? request, Device device, ILogger? log = null,
         Precision precision = Precision.Float32)
     {
         var loaded = Load(path, request, log);

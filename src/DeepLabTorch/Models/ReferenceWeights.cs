@@ -1,5 +1,6 @@
 using DeepLabTorch.Checkpoints;
 using DeepLabTorch.Extensions;
+using Microsoft.Extensions.Logging;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -44,12 +45,12 @@ public static class ReferenceWeights
     /// another number of classes). source names the state_dict in the error (a CheckpointException).
     /// </summary>
     public static StateDictLoadReport LoadReferenceStateDict(this DeepLabV3Plus model, IReadOnlyDictionary<string, Tensor> sd, bool strict = true,
-        bool keepClassifier = false, string source = "state_dict", Action<string>? log = null) =>
+        bool keepClassifier = false, string source = "state_dict", ILogger? log = null) =>
         StateDictLoader.Load(model, sd, source, new StateDictLoadOptions
         {
             Keys = model.LoadKeys(),
             Partial = !strict,
             Classifier = keepClassifier ? ClassifierRule.ReinitialiseIfDifferent : ClassifierRule.MustFit,
-            Log = log,
+            Logger = log,
         });
 }

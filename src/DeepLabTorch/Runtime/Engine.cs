@@ -1,4 +1,5 @@
 using System.Globalization;
+using Microsoft.Extensions.Logging;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -35,7 +36,8 @@ public static class Engine
     }
 
     /// <summary>Intra-op threads: --threads when given (at least 1), else one per core.</summary>
-    public static int SetThreads(int? threads)
+    /// <param name="log">Where the CPU-kernel guard reports a verdict it decides here (KernelGuard.Ensure; category DeepLabTorch.Runtime).</param>
+    public static int SetThreads(int? threads, ILogger? log = null)
     {
         TorchRuntime.EnsureLoaded();
         if (threads is { } th)
@@ -45,14 +47,15 @@ public static class Engine
         }
         else if (get_num_threads() < Environment.ProcessorCount) set_num_threads(Environment.ProcessorCount);
         // Right answers on this CPU at this thread count (a cached verdict, or a check on first use).
-        KernelGuard.Ensure(get_num_threads());
+        KernelGuard.Ensure(get_num_threads(), log);
         return get_num_threads();
     }
 
     /// <summary>Device and threads together, as the inference verbs need them.</summary>
-    public static Device SetUp(string? device, int? threads, bool noCuda = false)
+    /// <param name="log">As for <see cref="SetThreads"/>.</param>
+    public static Device SetUp(string? device, int? threads, bool noCuda = false, ILogger? log = null)
     {
-        SetThreads(threads);
+        SetThreads(threads, log);
         return ResolveDevice(device, noCuda);
     }
 }

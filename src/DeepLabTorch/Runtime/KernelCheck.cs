@@ -90,8 +90,13 @@ public static class KernelCheck
     /// Runs the cases and stops at the first mismatch, or runs them all (<paramref name="all"/>, for diagnosis).
     /// <paramref name="tamper"/> (tests) changes a result before it is compared, to plant a wrong kernel.
     /// </summary>
+    /// <param name="reportFailure">
+    /// Given each failure ("CASE: WHAT", as in the result's Failures) the moment it is found, before the next case
+    /// runs: part of the check child's protocol, which writes it out at once so that a later case that crashes the
+    /// process cannot lose it. A result channel, not a logger; the returned result lists the same failures.
+    /// </param>
     public static KernelCheckResult Run(IEnumerable<KernelCase>? cases = null, Func<KernelCase, Tensor, Tensor>? tamper = null, bool all = false,
-        Action<string>? onFailure = null)
+        Action<string>? reportFailure = null)
     {
         var failures = new List<string>();
         TorchRuntime.EnsureLoaded();
@@ -105,7 +110,7 @@ public static class KernelCheck
             var failure = RunCase(c, tamper);
             if (failure is null) continue;
             failures.Add($"{c}: {failure}");
-            onFailure?.Invoke(failures[^1]);
+            reportFailure?.Invoke(failures[^1]);
             if (!all) break;
         }
         return new KernelCheckResult(count, failures, clock.Elapsed);

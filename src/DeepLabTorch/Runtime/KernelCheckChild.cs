@@ -6,7 +6,8 @@ namespace DeepLabTorch.Runtime;
 
 /// <summary>
 /// The known-answer check in a child process: the parent starts a command (for `deeplab`, itself with
-/// <see cref="KernelGuard.ChildArgument"/>) that calls <see cref="Main"/>, and reads its exit status. A kernel
+/// <see cref="KernelGuard.ChildArgument"/>) that calls <see cref="KernelCheckChild.Run"/>, and reads its exit status
+/// and the protocol lines on its stdout. A kernel
 /// that kills the child (SIGFPE, SIGSEGV) or hangs it fails the configuration without harming the parent.
 /// </summary>
 public sealed class ChildProcessProbe(string fileName, IReadOnlyList<string> prefixArguments) : IKernelProbe
@@ -86,7 +87,12 @@ public sealed class ChildProcessProbe(string fileName, IReadOnlyList<string> pre
     };
 }
 
-/// <summary>The child's side: apply one configuration, run the check, report on stdout, exit 0 or 3.</summary>
+/// <summary>
+/// The child's side: apply one configuration, run the check, report on stdout, exit 0 or 3. The protocol
+/// ("fail: CASE: WHAT" per wrong case, "nnpack: available|unavailable", "pass: N cases in S s") is written
+/// here and read by <see cref="ChildProcessProbe"/> above, so its two halves stay side by side; the process's
+/// console belongs to the program, which passes its stdout and stderr in (the library writes to no console).
+/// </summary>
 public static class KernelCheckChild
 {
     /// <summary>
@@ -102,15 +108,19 @@ public static class KernelCheckChild
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "signal")]
     private static extern IntPtr Signal(int signal, IntPtr handler);
 
-    /// <summary>args: configuration name, thread count, and --all to run every case (diagnosis).</summary>
-    public static int Main(string[] args)
+    /// <summary>
+    /// The child process's whole work. args: configuration name, thread count, and --all to run every case
+    /// (diagnosis). The protocol goes to <paramref name="stdout"/>, a usage or set-up error to
+    /// <paramref name="stderr"/> (its last line is what the parent quotes); returns the exit status.
+    /// </summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         try
         {
             bool all = args.Length == 3 && args[2] == "--all";
             if (args.Length != (all ? 3 : 2) || !int.TryParse(args[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var threads) || threads < 1)
             {
-                Console.Error.WriteLine($"usage: deeplab {KernelGuard.ChildArgument} CONFIGURATION THREADS [--all]");
+                stderr.WriteLine($"usage: deeplab {KernelGuard.ChildArgument} CONFIGURATION THREADS [--all]");
                 return 2;
             }
             var configuration = KernelGuard.Parse(args[0]);
@@ -129,18 +139,26 @@ public static class KernelCheckChild
             Func<KernelCase, torch.Tensor, torch.Tensor>? tamper = faults.Contains("wrong")
                 ? (c, y) => c.Shape.Kernel == 1 && c.Batch == 2 ? y.mul(Extensions.HeldScalars.Byte255) : y
                 : null;
-            var result = KernelCheck.Run(tamper: tamper, all: all, onFailure: f => Console.WriteLine($"fail: {f}"));
-            Console.WriteLine(LibTorchNative.NnpackAvailable() ? "nnpack: available" : "nnpack: unavailable");
+            // Each failure is written (and flushed) as it is found: a later case that kills the process must not take it along.
+            var result = KernelCheck.Run(tamper: tamper, all: all, reportFailure: f =>
+            {
+                stdout.WriteLine($"fail: {f}");
+                stdout.Flush();
+            });
+            stdout.WriteLine(LibTorchNative.NnpackAvailable() ? "nnpack: available" : "nnpack: unavailable");
             if (result.Passed)
             {
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"pass: {result.Cases} cases in {result.Elapsed.TotalSeconds:0.0} s"));
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"pass: {result.Cases} cases in {result.Elapsed.TotalSeconds:0.0} s"));
+                stdout.Flush();
                 return 0;
             }
+            stdout.Flush();
             return ChildProcessProbe.WrongValues;
         }
         catch (Exception e)
         {
-            Console.Error.WriteLine($"kernel check: {e.Message}");
+            stderr.WriteLine($"kernel check: {e.Message}");
+            stderr.Flush();
             return 1;
         }
     }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;
 
 namespace DeepLabTorch.Runtime;
@@ -73,8 +74,11 @@ public static class KernelGuard
     /// <summary>Where the check children come from; the `deeplab` command sets itself. Null: decide from CPUID alone.</summary>
     public static IKernelProbe? Probe { get; set; }
 
-    /// <summary>Where guard messages go (the CLI sets it).</summary>
-    public static ILogger? Logger { get; set; }
+    /// <summary>
+    /// What went wrong in <see cref="PrepareAtLoad"/>, which runs when the assembly loads and has nobody to
+    /// tell: <see cref="Ensure"/> throws it, so the verb that needs the kernels fails with it as its one error line.
+    /// </summary>
+    private static string? _loadFailure;
 
     /// <summary>The verdict in force in this process (null before the first <see cref="Ensure"/>).</summary>
     public static KernelVerdict? Current { get; private set; }
@@ -125,6 +129,24 @@ public static class KernelGuard
     }
 
     /// <summary>
+    /// At load (TorchRuntime's module initialiser): plants the test cache table, then fixes a degenerate one.
+    /// A failure (a malformed <see cref="PlantedCacheVariable"/>) is kept for <see cref="Ensure"/> to throw,
+    /// since nothing at load has a logger or a console to report it to.
+    /// </summary>
+    internal static void PrepareAtLoad()
+    {
+        try
+        {
+            PlantCacheTableForTests();
+            FixDegenerateCacheTable();
+        }
+        catch (UserException e)
+        {
+            _loadFailure = e.Message;
+        }
+    }
+
+    /// <summary>
     /// Early, before any model runs: when CPUID shows the hidden AMD cache topology and oneDNN's table is
     /// degenerate, replace it with oneDNN's guesses. Cheap (no check), and enough for the one fault known;
     /// <see cref="Ensure"/> then verifies with the check. Runs once.
@@ -149,20 +171,27 @@ public static class KernelGuard
 
     /// <summary>
     /// Makes libtorch's CPU kernels safe at this thread count: the cached verdict, the override, or a new check.
-    /// Throws a UserException when no configuration passes.
+    /// Throws a UserException when no configuration passes (or when the set-up at load failed).
     /// </summary>
-    public static KernelVerdict Ensure(int threads)
+    /// <param name="log">
+    /// Where the guard reports (category DeepLabTorch.Runtime): a verdict other than the default, once per
+    /// process and thread count, the check it starts (Debug), and a verdict cache it cannot use (Warning).
+    /// The guard is process-wide, as libtorch's kernel settings are, but its messages are not: they go to the
+    /// logger of the caller whose call decides, and a later call that finds the verdict applied says nothing.
+    /// </param>
+    public static KernelVerdict Ensure(int threads, ILogger? log = null)
     {
+        if (_loadFailure is { } failure) throw new UserException(failure);
         lock (Gate)
         {
-            if (Applied.TryGetValue(threads, out var known)) return Current = Apply(known, log: false);
-            var verdict = Decide(threads);
+            if (Applied.TryGetValue(threads, out var known)) return Current = Apply(known, log: null);
+            var verdict = Decide(threads, log);
             Applied[threads] = verdict;
-            return Current = Apply(verdict, log: true);
+            return Current = Apply(verdict, log);
         }
     }
 
-    private static KernelVerdict Decide(int threads)
+    private static KernelVerdict Decide(int threads, ILogger? log)
     {
         var libtorch = TorchRuntime.LibTorchVersion;
         var cpu = CpuIdentity.Current;
@@ -173,7 +202,7 @@ public static class KernelGuard
         var planted = Environment.GetEnvironmentVariable(PlantedCacheVariable);
         bool degenerate = !string.IsNullOrWhiteSpace(planted) || cpu is { IsAmd: true, AmdCacheLeafEmpty: true };
         var table = string.IsNullOrWhiteSpace(planted) ? cpu.CacheTopology : $"planted: {planted.Trim()} bytes ({PlantedCacheVariable})";
-        return Resolve(cpu, table, degenerate, libtorch, threads, Environment.GetEnvironmentVariable(OverrideVariable), Probe, CachePath());
+        return Resolve(cpu, table, degenerate, libtorch, threads, Environment.GetEnvironmentVariable(OverrideVariable), Probe, CachePath(), log);
     }
 
     /// <summary>
@@ -181,8 +210,9 @@ public static class KernelGuard
     /// then the verdict cached in <paramref name="cachePath"/>, then the probe under each candidate.
     /// </summary>
     internal static KernelVerdict Resolve(CpuIdentity cpu, string table, bool degenerate, string libtorch, int threads,
-        string? choice, IKernelProbe? probe, string cachePath)
+        string? choice, IKernelProbe? probe, string cachePath, ILogger? log = null)
     {
+        log ??= NullLogger.Instance;
         choice = choice?.Trim().ToLowerInvariant();
         if (!string.IsNullOrEmpty(choice) && choice is not ("auto" or "check"))
             return new KernelVerdict(cpu.Key, table, libtorch, threads, CheckVersion, Parse(choice), $"{OverrideVariable}={choice}, not checked",
@@ -193,9 +223,9 @@ public static class KernelGuard
                     "oneDNN read 1-byte caches; not checked (no check child in this process)", [], null, 0, DateTimeOffset.UtcNow)
                 : new KernelVerdict(cpu.Key, table, libtorch, threads, CheckVersion, KernelConfiguration.Default,
                     "not checked (no check child in this process)", [], null, 0, DateTimeOffset.UtcNow);
-        return new VerdictCache(cachePath).GetOrAdd(cpu.Key, table, libtorch, threads, recheck: choice == "check", () =>
+        return new VerdictCache(cachePath, log).GetOrAdd(cpu.Key, table, libtorch, threads, recheck: choice == "check", () =>
         {
-            Logger?.Detail($"checking the CPU kernels at {threads} thread(s) on {cpu.Describe()} (once per CPU, libtorch version and thread count)");
+            log.LogDebug("checking the CPU kernels at {Threads} thread(s) on {Cpu} (once per CPU, libtorch version and thread count)", threads, cpu.Describe());
             return Choose(cpu, table, libtorch, threads, probe, degenerate);
         });
     }
@@ -230,12 +260,14 @@ public static class KernelGuard
             + string.Join("; ", tried) + $". Try another --threads, or set {OverrideVariable}=<configuration> to run unchecked (docs/cpu-kernels.md)");
     }
 
-    internal static KernelVerdict Apply(KernelVerdict verdict, bool log)
+    /// <summary>Puts the verdict in force; a verdict other than the default is reported to <paramref name="log"/> (null: silently).</summary>
+    internal static KernelVerdict Apply(KernelVerdict verdict, ILogger? log)
     {
         ApplyConfiguration(verdict.Configuration);
         if (verdict.NnpackAvailable == false && LibTorchNative.NnpackEnabled) LibTorchNative.NnpackEnabled = false;
-        if (log && verdict.Configuration != KernelConfiguration.Default)
-            Logger?.Info($"CPU kernels: {Name(verdict.Configuration)} at {verdict.Threads} thread(s) — {verdict.Reason} ({OverrideVariable} overrides; see deeplab info)");
+        if (log is not null && verdict.Configuration != KernelConfiguration.Default)
+            log.LogInformation("CPU kernels: {Configuration} at {Threads} thread(s) — {Reason} ({OverrideVariable} overrides; see deeplab info)",
+                Name(verdict.Configuration), verdict.Threads, verdict.Reason, OverrideVariable);
         return verdict;
     }
 
@@ -271,10 +303,11 @@ public static class KernelGuard
     }
 
     /// <summary>For `deeplab info`: the verdict at the current thread count, with the CPU and oneDNN's cache table.</summary>
-    public static IReadOnlyList<string> Describe()
+    /// <param name="log">As for <see cref="Ensure"/>, when this call is the one that decides.</param>
+    public static IReadOnlyList<string> Describe(ILogger? log = null)
     {
         var lines = new List<string>();
-        var verdict = Ensure(torch.get_num_threads());
+        var verdict = Ensure(torch.get_num_threads(), log);
         var cpu = CpuIdentity.Current;
         lines.Add($"CPU: {(cpu is null ? "not x86" : cpu.Describe())}"
                   + (cpu is { IsAmd: true, AmdCacheLeafEmpty: true } ? "; CPUID leaf 0x8000001D (cache topology) is empty" : ""));
@@ -290,7 +323,7 @@ public static class KernelGuard
     internal static string Format(double seconds) => seconds.ToString("0.0", CultureInfo.InvariantCulture);
 
     /// <summary>The verdict file: a JSON list, read and rewritten under an exclusive lock so concurrent processes check once.</summary>
-    private sealed class VerdictCache(string path)
+    private sealed class VerdictCache(string path, ILogger log)
     {
         private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
@@ -307,7 +340,7 @@ public static class KernelGuard
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
-                    Logger?.Warn($"CPU-kernel verdicts cannot be cached in {path} ({e.Message}); checking in this process only");
+                    log.LogWarning("CPU-kernel verdicts cannot be cached in {Path} ({Problem}); checking in this process only", path, e.Message);
                     return decide();
                 }
                 var all = Read();
@@ -350,7 +383,7 @@ public static class KernelGuard
             }
             catch (Exception e) when (e is JsonException or IOException or NotSupportedException)
             {
-                Logger?.Warn($"{path}: unreadable CPU-kernel verdicts ({e.Message}); checking again");
+                log.LogWarning("{Path}: unreadable CPU-kernel verdicts ({Problem}); checking again", path, e.Message);
                 return [];
             }
         }
@@ -365,7 +398,7 @@ public static class KernelGuard
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                Logger?.Warn($"{path}: cannot save the CPU-kernel verdict ({e.Message})");
+                log.LogWarning("{Path}: cannot save the CPU-kernel verdict ({Problem})", path, e.Message);
             }
         }
     }

@@ -1,10 +1,18 @@
+using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Serilog;
 using Serilog.Extensions.Logging;
 
 namespace DeepLabTorch.Runtime;
 
-/// <summary>The logger categories, one per area, as a user filters them.</summary>
+/// <summary>
+/// The logger categories, one per area, as a user filters them. The library logs through
+/// Microsoft.Extensions.Logging only: every API that reports takes an ILogger or ILoggerFactory from its
+/// caller (there is no static logger and no Action&lt;string&gt; callback), and every message is a template
+/// with named properties ("epoch {Epoch}/{Epochs}: mean loss {Loss:0.0000}"), so a structured sink gets the
+/// values. Text that may hold braces (a JSON config, a file name) goes in as a property value, never as
+/// template text. The library never writes to the console; tests/.../Runtime/LoggingRulesTests enforces both.
+/// </summary>
 public static class LogCategories
 {
     public const string Training = "DeepLabTorch.Training";
@@ -13,20 +21,6 @@ public static class LogCategories
     public const string Inference = "DeepLabTorch.Inference";
     public const string Export = "DeepLabTorch.Export";
     public const string Runtime = "DeepLabTorch.Runtime";
-}
-
-/// <summary>
-/// Logging helpers. Messages are logged as the value of one "{Text}" hole, so text that contains braces
-/// (a JSON config, a set of shapes) is never read as a message template by a structured sink.
-/// </summary>
-public static class LogExtensions
-{
-    public static void Info(this Microsoft.Extensions.Logging.ILogger log, string text) => log.LogInformation("{Text}", text);
-    public static void Warn(this Microsoft.Extensions.Logging.ILogger log, string text) => log.LogWarning("{Text}", text);
-    public static void Detail(this Microsoft.Extensions.Logging.ILogger log, string text) => log.LogDebug("{Text}", text);
-
-    /// <summary>An Action&lt;string&gt; that logs at Information, for the APIs that report through a callback.</summary>
-    public static Action<string> AsAction(this Microsoft.Extensions.Logging.ILogger log) => log.Info;
 }
 
 /// <summary>
@@ -44,8 +38,10 @@ public sealed class RunLoggerFactory : ILoggerFactory
         _outer = outer;
         var fileLogger = new LoggerConfiguration()
             .MinimumLevel.Debug()
+            // Serilog renders the message from its template and properties itself, with this format provider:
+            // invariant, so "{Loss:0.0000}" reads 0.5000 in the file under any culture, as on the console.
             .WriteTo.File(logPath, outputTemplate: "{Timestamp:yyyy-MM-dd HH:mm:ss.fff} {Level:u3} {SourceContext}: {Message:l}{NewLine}{Exception}",
-                shared: false, flushToDiskInterval: TimeSpan.FromSeconds(1))
+                formatProvider: CultureInfo.InvariantCulture, shared: false, flushToDiskInterval: TimeSpan.FromSeconds(1))
             .CreateLogger();
         _file = new SerilogLoggerProvider(fileLogger, dispose: true);
         LogPath = logPath;

@@ -17,19 +17,18 @@ public static class TorchRuntime
     private static string? _failure;
     private static bool _loaded;
 
-    /// <summary>Runs once per process when this assembly is first used.</summary>
+    /// <summary>
+    /// Runs once per process when this assembly is first used. It reports nothing itself (a module initialiser
+    /// has no logger, and the library writes nothing to the console): a load failure is thrown again by
+    /// EnsureLoaded, a failure of the kernel guard's early step by KernelGuard.Ensure, each to a caller that can tell the user.
+    /// </summary>
     internal static void Preload()
     {
         try
         {
             EnsureLoaded();
             // Before any model runs: the one CPU fault known to date (KernelGuard).
-            KernelGuard.PlantCacheTableForTests();
-            KernelGuard.FixDegenerateCacheTable();
-        }
-        catch (UserException e)
-        {
-            Console.Error.WriteLine($"deeplab: {e.Message}");
+            KernelGuard.PrepareAtLoad();
         }
         catch (TorchLoadException)
         {

@@ -1,5 +1,7 @@
 using System.Text.Json;
 using DeepLabTorch.Data;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace DeepLabTorch.Training;
 
@@ -40,8 +42,10 @@ public static class ClassWeights
     /// Loads the weights from cachePath when it was made for the same data set, size and class count;
     /// otherwise counts the masks and writes the cache. A cache that cannot be written is only reported.
     /// </summary>
-    public static double[] LoadOrCompute(ISegmentationDataset dataset, int numClasses, string cachePath, Action<string>? log = null, CancellationToken ct = default)
+    /// <param name="log">Where the steps are reported (cache loaded, counting, cached); a cache it cannot use or write is a warning.</param>
+    public static double[] LoadOrCompute(ISegmentationDataset dataset, int numClasses, string cachePath, ILogger? log = null, CancellationToken ct = default)
     {
+        log ??= NullLogger.Instance;
         if (File.Exists(cachePath))
         {
             try
@@ -49,17 +53,17 @@ public static class ClassWeights
                 var c = JsonSerializer.Deserialize<Cache>(File.ReadAllText(cachePath), Json);
                 if (c is not null && c.Dataset == dataset.Name && c.Samples == dataset.Count && c.NumClasses == numClasses && c.Weights?.Length == numClasses)
                 {
-                    log?.Invoke($"class weights: loaded {cachePath}");
+                    log.LogInformation("class weights: loaded {CachePath}", cachePath);
                     return c.Weights;
                 }
-                log?.Invoke($"class weights: {cachePath} was made for another data set; recomputing");
+                log.LogInformation("class weights: {CachePath} was made for another data set; recomputing", cachePath);
             }
             catch (JsonException e)
             {
-                log?.Invoke($"class weights: ignoring unreadable cache {cachePath} ({e.Message})");
+                log.LogWarning("class weights: ignoring unreadable cache {CachePath} ({Problem})", cachePath, e.Message);
             }
         }
-        log?.Invoke($"class weights: counting labels over {dataset.Count} training masks");
+        log.LogInformation("class weights: counting labels over {Masks} training masks", dataset.Count);
         var counts = CountLabels(dataset, numClasses, ct);
         var weights = FromCounts(counts);
         try
@@ -69,11 +73,11 @@ public static class ClassWeights
             var tmp = cachePath + ".tmp";
             File.WriteAllText(tmp, JsonSerializer.Serialize(new Cache(dataset.Name, dataset.Count, numClasses, counts, weights), Json));
             File.Move(tmp, cachePath, overwrite: true);
-            log?.Invoke($"class weights: cached in {cachePath}");
+            log.LogInformation("class weights: cached in {CachePath}", cachePath);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            log?.Invoke($"class weights: could not write the cache {cachePath} ({e.Message})");
+            log.LogWarning("class weights: could not write the cache {CachePath} ({Problem})", cachePath, e.Message);
         }
         return weights;
     }

@@ -1,6 +1,6 @@
-using System.Globalization;
 using DeepLabTorch.Distributed;
 using DeepLabTorch.Models;
+using Microsoft.Extensions.Logging;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -30,7 +30,7 @@ internal sealed class DataParallel : IDisposable
     public GradientAverager? Gradients => _gradients;
 
     /// <summary>Copies rank 0's parameters and buffers to every rank, turns on --sync-bn, and prepares the gradient buckets.</summary>
-    public void Attach(DeepLabV3Plus model, bool syncBn, long seed, Action<string> log)
+    public void Attach(DeepLabV3Plus model, bool syncBn, long seed, ILogger log)
     {
         _seed = seed;
         if (!IsDistributed) return;
@@ -42,12 +42,12 @@ internal sealed class DataParallel : IDisposable
         if (syncBn)
         {
             var n = SyncBatchNorm.Enable(model, Group);
-            log($"--sync-bn: {n} BatchNorm layers normalise over the global batch of {Size} processes");
+            log.LogInformation("--sync-bn: {Layers} BatchNorm layers normalise over the global batch of {Processes} processes", n, Size);
         }
         _gradients = new GradientAverager(model.parameters(), Group);
         var mb = _gradients.TotalBytes / 1e6;
-        log(string.Create(CultureInfo.InvariantCulture,
-            $"data parallel: {Group.Description}; gradients of {_gradients.Parameters} tensors ({mb:0.0} MB) averaged in {_gradients.BucketBytes.Count} bucket(s) of up to {GradientAverager.DefaultBucketBytes >> 20} MiB"));
+        log.LogInformation("data parallel: {Group}; gradients of {Tensors} tensors ({Megabytes:0.0} MB) averaged in {Buckets} bucket(s) of up to {BucketMiB} MiB",
+            Group.Description, _gradients.Parameters, mb, _gradients.BucketBytes.Count, GradientAverager.DefaultBucketBytes >> 20);
     }
 
     /// <summary>

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using DeepLabTorch.Extensions;
 using DeepLabTorch.Models;
+using Microsoft.Extensions.Logging;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -38,12 +39,13 @@ public sealed record ModelBenchmarkOptions
 /// </summary>
 public static class ModelBenchmark
 {
-    public static JsonObject Run(ModelBenchmarkOptions o)
+    /// <param name="log">Where the CPU-kernel guard reports a verdict it decides here.</param>
+    public static JsonObject Run(ModelBenchmarkOptions o, ILogger? log = null)
     {
         // Before set_num_threads: libtorch's pool threads, started from this thread, inherit its flush mode.
         var flushed = o.FlushDenormal && DeepLabTorch.Runtime.FlushDenormal.Set(true);
         set_num_threads(o.Threads);
-        Runtime.KernelGuard.Ensure(o.Threads);
+        Runtime.KernelGuard.Ensure(o.Threads, log);
         manual_seed(1);
         using var model = ModelFactory.Create(new ModelConfig(o.Backbone, o.OutputStride, o.NumClasses));
         var mp = MixedPrecision.For(o.Precision, o.ChannelsLast);

@@ -60,7 +60,7 @@ public sealed class Trainer
     private readonly ILoggerFactory _loggers;
     private readonly IProgress<ProgressReport>? _progress;
     private readonly ProcessGroup _group;
-    private Microsoft.Extensions.Logging.ILogger _log;
+    private ILogger _log;
 
     /// <param name="config">A config already passed through TrainConfigRules.Resolve.</param>
     /// <param name="loggers">Where messages go (category DeepLabTorch.Training); the run adds train.log in its folder.</param>
@@ -83,8 +83,6 @@ public sealed class Trainer
 
     public TrainConfig Config => _c;
 
-    private void Log(string s) => _log.Info(s);
-
     /// <summary>What one pass over the training batches did.</summary>
     private readonly record struct EpochOutcome(int Done, bool StoppedEarly, bool HitLimit, double MeanLoss, long Images, double Seconds,
         double DataWaitSeconds = 0, int Steps = 0);
@@ -92,12 +90,12 @@ public sealed class Trainer
     public TrainSummary Run(CancellationToken ct = default)
     {
         var wall = Stopwatch.StartNew();
-        using var s = TrainingSession.Open(_c, Log, ct, _group);
+        using var s = TrainingSession.Open(_c, _loggers, ct, _group);
         // The run folder exists now: from here every message also goes to its train.log (rank 0's).
         using var runLoggers = _group.IsRoot ? new RunLoggerFactory(_loggers, Path.Combine(s.OutputDir, "train.log")) : null;
         _log = (runLoggers ?? _loggers).CreateLogger(LogCategories.Training);
         // Debug: train.log keeps it, the console (Information by default) does not repeat config.json.
-        _log.Detail("resolved config: " + ConfigLoader.ToJson(_c));
+        _log.LogDebug("resolved config: {Config}", ConfigLoader.ToJson(_c));
         var p = new RunProgress
         {
             Completed = s.Start.Epoch, PartialBatches = s.Start.Batch, Step = s.Start.Step, Best = s.Start.Best, BestEpoch = s.Start.BestEpoch,
@@ -115,10 +113,10 @@ public sealed class Trainer
         catch (Exception e)
         {
             // The caller reports the error on the console; train.log keeps why the run stopped.
-            runLoggers?.CreateFileLogger(LogCategories.Training).LogError(e, "training stopped: {Text}", e.Message);
+            runLoggers?.CreateFileLogger(LogCategories.Training).LogError(e, "training stopped: {Error}", e.Message);
             throw;
         }
-        if (o.LastMetrics is not null) Log(o.LastMetrics.FormatTable());
+        if (o.LastMetrics is not null) _log.LogInformation("{Table}", o.LastMetrics.FormatTable());
         o.WriteReport();
         return Finish(s, o, p, wall.Elapsed.TotalSeconds);
     }
@@ -246,12 +244,20 @@ public sealed class Trainer
         else p.PartialBatches = e.Done;
         if (p.Interrupted)
         {
-            Log($"interrupted in epoch {epoch + 1} after {e.Done} of {s.ItersPerEpoch} batches; saving {o.LastPath}");
+            _log.LogInformation("interrupted in epoch {Epoch} after {Done} of {Batches} batches; saving {Checkpoint}", epoch + 1, e.Done, s.ItersPerEpoch, o.LastPath);
             o.SaveLast();
             return true;
         }
-        Log(Inv($"epoch {epoch + 1}/{s.Epochs}{(finished ? "" : $" (stopped after {e.Done} of {s.ItersPerEpoch} batches)")}: mean loss {e.MeanLoss:0.0000}, {e.Images / Math.Max(1e-9, e.Seconds):0.0} img/s, {e.Seconds:0.0} s") +
-            Inv($"; waited {e.DataWaitSeconds:0.00} s for data ({1000 * e.DataWaitSeconds / Math.Max(1, e.Steps):0.0} ms/step)"));
+        var imagesPerSecond = e.Images / Math.Max(1e-9, e.Seconds);
+        var waitPerStep = 1000 * e.DataWaitSeconds / Math.Max(1, e.Steps);
+        if (finished)
+            _log.LogInformation("epoch {Epoch}/{Epochs}: mean loss {Loss:0.0000}, {ImagesPerSecond:0.0} img/s, {Seconds:0.0} s; " +
+                "waited {DataWaitSeconds:0.00} s for data ({DataWaitMsPerStep:0.0} ms/step)",
+                epoch + 1, s.Epochs, e.MeanLoss, imagesPerSecond, e.Seconds, e.DataWaitSeconds, waitPerStep);
+        else
+            _log.LogInformation("epoch {Epoch}/{Epochs} (stopped after {Done} of {Batches} batches): mean loss {Loss:0.0000}, {ImagesPerSecond:0.0} img/s, {Seconds:0.0} s; " +
+                "waited {DataWaitSeconds:0.00} s for data ({DataWaitMsPerStep:0.0} ms/step)",
+                epoch + 1, s.Epochs, e.Done, s.ItersPerEpoch, e.MeanLoss, imagesPerSecond, e.Seconds, e.DataWaitSeconds, waitPerStep);
 
         var last = p.Completed == s.Epochs || e.HitLimit;
         if (s.ValSet is not null && (epoch % c.EvalInterval == c.EvalInterval - 1 || last) && !Evaluate(s, o, p, epoch, ct))
@@ -259,18 +265,19 @@ public sealed class Trainer
         // On several processes a signal during evaluation is acted on here, by every rank together.
         if (s.Parallel.IsDistributed && s.Parallel.AnyStops(ct.IsCancellationRequested))
         {
-            Log($"interrupted after epoch {epoch + 1}; saving {o.LastPath}");
+            _log.LogInformation("interrupted after epoch {Epoch}; saving {Checkpoint}", epoch + 1, o.LastPath);
             o.SaveLast();
             p.Interrupted = true;
             return true;
         }
         o.SaveLast();
         if (c.Keep > 0 && finished)
-            foreach (var gone in o.SavePeriodic(c.Keep)) Log($"--keep {c.Keep}: removed {gone}");
+            foreach (var gone in o.SavePeriodic(c.Keep)) _log.LogInformation("--keep {Keep}: removed {Checkpoint}", c.Keep, gone);
         o.WriteReport();
         if (e.HitLimit)
         {
-            Log(p.Step >= (c.MaxIters ?? long.MaxValue) ? $"reached --max-iters {c.MaxIters}; stopping" : $"time budget of {c.TimeBudget} s spent; stopping");
+            if (p.Step >= (c.MaxIters ?? long.MaxValue)) _log.LogInformation("reached --max-iters {MaxIters}; stopping", c.MaxIters);
+            else _log.LogInformation("time budget of {TimeBudget} s spent; stopping", c.TimeBudget);
             return true;
         }
         return false;
@@ -301,20 +308,21 @@ public sealed class Trainer
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
-            Log($"interrupted during evaluation; saving {o.LastPath}");
+            _log.LogInformation("interrupted during evaluation; saving {Checkpoint}", o.LastPath);
             o.SaveLast();
             p.Interrupted = true;
             return false;
         }
         o.Evaluation(epoch, r);
         var m = r.Metrics;
-        Log(Inv($"validation ({r.Images} images, {r.Seconds:0.0} s): mIoU {100 * m.MeanIoU:0.00}%, pixel acc {100 * m.PixelAccuracy:0.00}%, mean class acc {100 * m.MeanClassAccuracy:0.00}%, FWIoU {100 * m.FrequencyWeightedIoU:0.00}%"));
+        _log.LogInformation("validation ({Images} images, {Seconds:0.0} s): mIoU {MIoU:0.00}%, pixel acc {PixelAccuracy:0.00}%, mean class acc {MeanClassAccuracy:0.00}%, FWIoU {FWIoU:0.00}%",
+            r.Images, r.Seconds, 100 * m.MeanIoU, 100 * m.PixelAccuracy, 100 * m.MeanClassAccuracy, 100 * m.FrequencyWeightedIoU);
         if (double.IsNaN(p.Best) || m.MeanIoU > p.Best)
         {
             p.Best = m.MeanIoU;
             p.BestEpoch = epoch;
             o.SaveBest();
-            Log(Inv($"new best mIoU {100 * p.Best:0.00}%: saved {o.BestPath}"));
+            _log.LogInformation("new best mIoU {MIoU:0.00}%: saved {Checkpoint}", 100 * p.Best, o.BestPath);
         }
         return true;
     }
@@ -327,15 +335,17 @@ public sealed class Trainer
             p.EpochLosses.Count > 0 ? p.EpochLosses[0] : double.NaN, p.EpochLosses.Count > 0 ? p.EpochLosses[^1] : double.NaN,
             s.OutputDir, o.LastPath, p.BestEpoch >= 0 && File.Exists(o.BestPath) ? o.BestPath : null, p.Interrupted, p.DataWaitSeconds);
         o.Summary(result);
-        Log("");
-        Log(p.Interrupted ? "run interrupted — summary so far:" : "run finished — summary:");
-        Log(Inv($"  best mIoU      {(double.IsNaN(p.Best) ? "n/a (no validation)" : $"{100 * p.Best:0.00}% at epoch {p.BestEpoch + 1}")}"));
-        Log(Inv($"  epochs         {p.Completed}/{s.Epochs} ({p.Step} iterations)"));
-        Log(Inv($"  wall time      {ProgressReport.Duration(result.WallSeconds)} ({ipsAll:0.0} training images/s; {p.DataWaitSeconds:0.0} s of {p.TrainSeconds:0.0} s waiting for data)"));
-        Log($"  checkpoint     {result.BestCheckpoint ?? o.LastPath}" + (result.BestCheckpoint is not null ? $" (last: {o.LastPath})" : ""));
-        Log($"  report         {o.ReportPath}");
+        // One line per message, as before: a sink that prints lines shows the block; a structured one gets each value once.
+        _log.LogInformation("");
+        _log.LogInformation(p.Interrupted ? "run interrupted — summary so far:" : "run finished — summary:");
+        if (double.IsNaN(p.Best)) _log.LogInformation("  best mIoU      n/a (no validation)");
+        else _log.LogInformation("  best mIoU      {BestMIoU:0.00}% at epoch {BestEpoch}", 100 * p.Best, p.BestEpoch + 1);
+        _log.LogInformation("  epochs         {Completed}/{Epochs} ({Iterations} iterations)", p.Completed, s.Epochs, p.Step);
+        _log.LogInformation("  wall time      {WallTime} ({ImagesPerSecond:0.0} training images/s; {DataWaitSeconds:0.0} s of {TrainSeconds:0.0} s waiting for data)",
+            ProgressReport.Duration(result.WallSeconds), ipsAll, p.DataWaitSeconds, p.TrainSeconds);
+        if (result.BestCheckpoint is { } best) _log.LogInformation("  checkpoint     {Checkpoint} (last: {LastCheckpoint})", best, o.LastPath);
+        else _log.LogInformation("  checkpoint     {Checkpoint}", o.LastPath);
+        _log.LogInformation("  report         {Report}", o.ReportPath);
         return result;
     }
-
-    private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 }

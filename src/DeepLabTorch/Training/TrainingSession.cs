@@ -5,6 +5,7 @@ using DeepLabTorch.Data;
 using DeepLabTorch.Distributed;
 using DeepLabTorch.Models;
 using DeepLabTorch.Runtime;
+using Microsoft.Extensions.Logging;
 using TorchSharp;
 using SGD = TorchSharp.Modules.SGD;
 using static TorchSharp.torch;
@@ -58,22 +59,30 @@ internal sealed class TrainingSession : IDisposable
     /// <summary>Where the run starts: the epoch, the batch within it, the best score so far and its epoch, and the iteration count.</summary>
     public (int Epoch, int Batch, double Best, int BestEpoch, long Step) Start { get; private set; }
     private Tensor? _classWeights;
+    /// <summary>Where set-up reports (category DeepLabTorch.Training) and where weight loading notes go (DeepLabTorch.Checkpoints).</summary>
+    private ILogger _log = null!, _weightsLog = null!;
 
+    /// <param name="loggers">Where set-up messages go, each area under its category (training, data, checkpoints, the CPU-kernel guard).</param>
     /// <param name="group">The processes of the run; rank 0 alone checks and writes the run folder.</param>
-    public static TrainingSession Open(TrainConfig c, Action<string> log, CancellationToken ct, ProcessGroup? group = null)
+    public static TrainingSession Open(TrainConfig c, ILoggerFactory loggers, CancellationToken ct, ProcessGroup? group = null)
     {
         group ??= ProcessGroup.Single;
+        var log = loggers.CreateLogger(LogCategories.Training);
+        var dataLog = loggers.CreateLogger(LogCategories.Data);
         if (group.IsRoot) RunFolder.Check(c);
         var device = ResolveDevice(c, group);
         // Processes that share a machine share its cores: by default each takes its part.
-        Engine.SetThreads(c.Threads ?? (group.LocalSize > 1 ? Math.Max(1, Environment.ProcessorCount / group.LocalSize) : null));
+        Engine.SetThreads(c.Threads ?? (group.LocalSize > 1 ? Math.Max(1, Environment.ProcessorCount / group.LocalSize) : null),
+            loggers.CreateLogger(LogCategories.Runtime));
         manual_seed(c.Seed);
-        log($"train: {c.Backbone} OS{c.OutStride} on {c.Dataset} ({device}, {get_num_threads()} threads); output {c.Output}");
-        if (c.SyncBn && !group.IsDistributed) log("note: --sync-bn has no effect on one process (it synchronises BatchNorm across the processes of mpirun or srun)");
+        log.LogInformation("train: {Backbone} OS{OutputStride} on {Dataset} ({Device}, {Threads} threads); output {Output}",
+            c.Backbone, c.OutStride, c.Dataset, device.ToString(), get_num_threads(), c.Output);
+        if (c.SyncBn && !group.IsDistributed) log.LogInformation("note: --sync-bn has no effect on one process (it synchronises BatchNorm across the processes of mpirun or srun)");
 
         var dataOptions = TrainConfigRules.ToDataOptions(c);
         // Rank 0 first: opening the synthetic set generates it on first use.
-        var (trainSet, valSet) = group.RootFirst(() => (Datasets.Open(dataOptions, c.TrainSplit), c.NoVal ? null : Datasets.Open(dataOptions, c.ValSplit)));
+        var (trainSet, valSet) = group.RootFirst(() =>
+            (Datasets.Open(dataOptions, c.TrainSplit, dataLog), c.NoVal ? null : Datasets.Open(dataOptions, c.ValSplit, dataLog)));
         var numClasses = c.NumClasses ?? trainSet.NumClasses;
         if (numClasses < trainSet.NumClasses)
             throw new UserException($"--num-classes {numClasses} is fewer than the {trainSet.NumClasses} classes of {trainSet.Name} (its labels go up to {trainSet.NumClasses - 1}); " +
@@ -84,27 +93,32 @@ internal sealed class TrainingSession : IDisposable
         if (c.BatchSize * (c.SyncBn ? group.Size : 1) < 2 && !c.FreezeBn)
             throw new UserException("--batch-size 1 cannot train BatchNorm (it needs at least 2 images per batch); use a larger batch or --freeze-bn" +
                 (group.IsDistributed ? ", or --sync-bn, which normalises over the batches of all processes" : ""));
-        var trainLoader = new DataLoader(trainSet, dataOptions, train: true, c.BatchSize, new DataShard(group.Rank, group.Size));
+        var trainLoader = new DataLoader(trainSet, dataOptions, train: true, c.BatchSize, new DataShard(group.Rank, group.Size), dataLog);
         // Evaluation is sharded by blocks of the split; the confusion matrices are summed afterwards.
         var valBlock = valSet is null ? null : ShardedDataset.Block(valSet, group.Rank, group.Size, c.MaxValImages);
         // A process whose block is empty (fewer images than processes) evaluates nothing but still sums its zero counts.
-        var valLoader = valBlock is null || valBlock.Count == 0 && group.IsDistributed ? null : new DataLoader(valBlock, dataOptions, train: false, c.TestBatchSize ?? 1);
-        var session = new TrainingSession(c, device, trainSet, valSet, trainLoader, valLoader, numClasses, classNames, new DataParallel(group)) { ValBlock = valBlock };
+        var valLoader = valBlock is null || valBlock.Count == 0 && group.IsDistributed ? null
+            : new DataLoader(valBlock, dataOptions, train: false, c.TestBatchSize ?? 1, log: dataLog);
+        var session = new TrainingSession(c, device, trainSet, valSet, trainLoader, valLoader, numClasses, classNames, new DataParallel(group))
+        {
+            ValBlock = valBlock, _log = log, _weightsLog = loggers.CreateLogger(LogCategories.Checkpoints),
+        };
         try
         {
             var batches = group.IsDistributed ? $"{session.ItersPerEpoch} global batches of {group.Size} × {c.BatchSize}" : $"{session.ItersPerEpoch} batches of {c.BatchSize}";
-            log($"data: {trainSet.Name} {trainSet.Count} training images ({batches}), " +
-                (valSet is null ? "no validation" : $"{valSet.Count} validation images") + $", {numClasses} classes");
-            session.SetUpModel(log);
+            var validation = valSet is null ? "no validation" : $"{valSet.Count} validation images";
+            log.LogInformation("data: {Dataset} {TrainImages} training images ({Batches}), {Validation}, {Classes} classes",
+                trainSet.Name, trainSet.Count, batches, validation, numClasses);
+            session.SetUpModel();
             if (group.IsRoot)
             {
                 // Cleared only now: a start that fails on its data or weights leaves the old run as it was.
                 if (c.Overwrite && !RunFolder.Continues(c) && RunFolder.Clear(c.Output!) is { Count: > 0 } removed)
-                    log($"--overwrite: removed {string.Join(", ", removed)} from {c.Output}");
+                    log.LogInformation("--overwrite: removed {Files} from {Output}", string.Join(", ", removed), c.Output);
                 Directory.CreateDirectory(c.Output!);
                 ConfigLoader.Save(c, Path.Combine(c.Output!, "config.json"));
             }
-            session.SetUpLoss(log, ct);
+            session.SetUpLoss(ct);
             return session;
         }
         catch
@@ -114,12 +128,12 @@ internal sealed class TrainingSession : IDisposable
         }
     }
 
-    private void SetUpModel(Action<string> log)
+    private void SetUpModel()
     {
         var c = Config;
         if (c.InitWeights is { } iw && !File.Exists(iw)) throw new UserException($"--init-weights: no file at '{iw}'");
         if (c.Resume is { } rs && !File.Exists(rs)) throw new UserException($"--resume: no checkpoint found at '{rs}'");
-        Model = c.InitWeights is { } init ? InitFrom(init, log) : ModelFactory.Create(new ModelConfig(c.Backbone, c.OutStride, NumClasses));
+        Model = c.InitWeights is { } init ? InitFrom(init) : ModelFactory.Create(new ModelConfig(c.Backbone, c.OutStride, NumClasses));
         Model.FreezeBatchNorm = c.FreezeBn;
         if (!c.Dropout)
             foreach (var m in Model.modules().OfType<TorchSharp.Modules.Dropout>()) m.p = 0;
@@ -129,17 +143,18 @@ internal sealed class TrainingSession : IDisposable
         // where the backward pass was slower (docs/performance.md).
         Precision = MixedPrecision.For(precision, c.ChannelsLast ?? (precision == Models.Precision.BFloat16 && Device.type == DeviceType.CPU));
         Precision.Prepare(Model);
-        if (Precision != MixedPrecision.Float32) log($"precision: {Precision.Name}");
+        if (Precision != MixedPrecision.Float32) _log.LogInformation("precision: {Precision}", Precision.Name);
         Optimizer = SgdFactory.Create(Model, c.Lr!.Value, c.Momentum, c.WeightDecay, c.Nesterov, c.HeadLrMultiplier);
         Start = (c.StartEpoch, 0, double.NaN, -1, 0);
         if (c.Resume is { } resume)
         {
-            Start = Resume(resume, log);
+            Start = Resume(resume);
             if (Start.Batch >= ItersPerEpoch) Start = Start with { Epoch = Start.Epoch + 1, Batch = 0 };
-            if (Start.Batch > 0) log($"resume: continuing epoch {Start.Epoch + 1} at batch {Start.Batch + 1} of {ItersPerEpoch}");
+            if (Start.Batch > 0)
+                _log.LogInformation("resume: continuing epoch {Epoch} at batch {Batch} of {Batches}", Start.Epoch + 1, Start.Batch + 1, ItersPerEpoch);
         }
         if (Device.type == DeviceType.CUDA && Parallel.IsDistributed) Parallel.Group.UseCuda(Device.index);
-        Parallel.Attach(Model, c.SyncBn, c.Seed, log);
+        Parallel.Attach(Model, c.SyncBn, c.Seed, _log);
     }
 
     /// <summary>
@@ -157,64 +172,66 @@ internal sealed class TrainingSession : IDisposable
         return new Device(DeviceType.CUDA, ids[group.LocalRank]);
     }
 
-    private void SetUpLoss(Action<string> log, CancellationToken ct)
+    private void SetUpLoss(CancellationToken ct)
     {
         var c = Config;
         if (c.UseBalancedWeights)
         {
             var cacheDir = c.DataRoot ?? (c.Dataset == "synthetic" ? Datasets.DefaultSyntheticRoot : OutputDir);
             var cache = Path.Combine(cacheDir, $"{c.Dataset}_{c.TrainSplit}{(c.UseSbd ? "+sbd" : "")}_classes_weights.json");
-            var w = Parallel.Group.RootFirst(() => ClassWeights.LoadOrCompute(TrainSet, NumClasses, cache, log, ct));
+            var w = Parallel.Group.RootFirst(() => ClassWeights.LoadOrCompute(TrainSet, NumClasses, cache, _log, ct));
             _classWeights = tensor(w.Select(x => (float)x).ToArray()).to(Device).DetachFromDisposeScope();
-            log("class weights: " + string.Join(" ", w.Select(x => x.ToString("0.00", CultureInfo.InvariantCulture))));
+            _log.LogInformation("class weights: {Weights}", string.Join(" ", w.Select(x => x.ToString("0.00", CultureInfo.InvariantCulture))));
         }
         Criterion = Losses.Build(c.LossType, _classWeights, 255, c.BatchAverage, Parallel.Size, c.OhemThreshold, c.OhemMinKept);
         Scheduler = new LrScheduler(c.LrScheduler, c.Lr!.Value, Epochs, ItersPerEpoch, c.LrStep, c.WarmupIters, 0.9, c.HeadLrMultiplier);
     }
 
     /// <summary>--init-weights: the model built from any weight file; only the classifier may differ (it is re-initialised).</summary>
-    private DeepLabV3Plus InitFrom(string path, Action<string> log)
+    private DeepLabV3Plus InitFrom(string path)
     {
         var c = Config;
         // Our checkpoints say what they hold: a different backbone or output stride is named, not guessed at.
-        var loaded = ModelLoader.Load(path, new ModelRequest { Backbone = c.Backbone, OutputStride = c.OutStride, NumClasses = NumClasses, NewClassifier = true }, log);
+        var loaded = ModelLoader.Load(path, new ModelRequest { Backbone = c.Backbone, OutputStride = c.OutStride, NumClasses = NumClasses, NewClassifier = true }, _weightsLog);
         var report = loaded.Report;
-        log($"init: {report.Loaded.Count} tensors from {path}" +
-            (report.Reinitialised.Count > 0 ? $"; classifier re-initialised for {NumClasses} classes" : ""));
+        if (report.Reinitialised.Count > 0)
+            _log.LogInformation("init: {Tensors} tensors from {Path}; classifier re-initialised for {Classes} classes", report.Loaded.Count, path, NumClasses);
+        else
+            _log.LogInformation("init: {Tensors} tensors from {Path}", report.Loaded.Count, path);
         return loaded.Model;
     }
 
     /// <summary>A --resume file (checked to exist): our checkpoint (weights, and optimizer unless --ft) or any weight file (weights only).</summary>
-    private (int, int, double, int, long) Resume(string path, Action<string> log)
+    private (int, int, double, int, long) Resume(string path)
     {
         var c = Config;
         var info = CheckpointStore.ReadInfo(path);
         if (info is null)
         {
             // A reference .pth or plain safetensors: weights only (the classifier is re-initialised for another class count).
-            StateDictLoader.LoadFile(Model, path, FineTuning(log), out _);
-            log($"resume: loaded weights from {path}; starting at epoch {c.StartEpoch + 1}");
+            StateDictLoader.LoadFile(Model, path, FineTuning(), out _);
+            _log.LogInformation("resume: loaded weights from {Path}; starting at epoch {Epoch}", path, c.StartEpoch + 1);
             return (c.StartEpoch, 0, double.NaN, -1, 0);
         }
         if (c.Ft)
         {
-            StateDictLoader.LoadFile(Model, path, FineTuning(log), out _);
-            log($"fine-tuning from {path} (trained {info.Epoch} epochs); optimizer state not restored, starting at epoch 1");
+            StateDictLoader.LoadFile(Model, path, FineTuning(), out _);
+            _log.LogInformation("fine-tuning from {Path} (trained {Epochs} epochs); optimizer state not restored, starting at epoch 1", path, info.Epoch);
             return (0, 0, double.NaN, -1, 0);
         }
         var loaded = CheckpointStore.Load(path, Model, Optimizer, keys: Model.LoadKeys());
         var wrote = loaded.Scheduler is { } sched && sched.TryGetValue("processes", out var np) ? (int)np : 1;
         if (loaded.EpochIteration > 0 && wrote != Parallel.Size)
-            log($"resume: {path} was written by {wrote} process(es) and this run has {Parallel.Size}: the rest of epoch {loaded.Epoch + 1} " +
-                "is cut into other global batches than an uninterrupted run's (later epochs are unaffected)");
+            _log.LogInformation("resume: {Path} was written by {WrittenBy} process(es) and this run has {Processes}: the rest of epoch {Epoch} " +
+                "is cut into other global batches than an uninterrupted run's (later epochs are unaffected)", path, wrote, Parallel.Size, loaded.Epoch + 1);
         var bestText = double.IsNaN(loaded.BestMIoU) ? "n/a" : (100 * loaded.BestMIoU).ToString("0.00", CultureInfo.InvariantCulture) + "%";
-        log($"resume: {path} after epoch {loaded.Epoch} (iteration {loaded.Iteration}, best mIoU {bestText})");
+        _log.LogInformation("resume: {Path} after epoch {Epoch} (iteration {Iteration}, best mIoU {BestMIoU})", path, loaded.Epoch, loaded.Iteration, bestText);
         return (loaded.Epoch, loaded.EpochIteration, loaded.BestMIoU, double.IsNaN(loaded.BestMIoU) ? -1 : loaded.Epoch - 1, loaded.Iteration);
     }
 
     /// <summary>Weights only, into the model built for this run: a classifier for another class count is re-initialised.</summary>
-    private StateDictLoadOptions FineTuning(Action<string> log) =>
-        new() { Keys = Model.LoadKeys(), Classifier = ClassifierRule.ReinitialiseIfDifferent, Log = log };
+    private StateDictLoadOptions FineTuning() =>
+        new() { Keys = Model.LoadKeys(), Classifier = ClassifierRule.ReinitialiseIfDifferent, Logger = _weightsLog };
 
     public void Dispose()
     {

@@ -32,8 +32,8 @@ public class StateDictLoaderTests
         foreach (var (k, t) in m.StateDictInOrder()) Assert.True(before[k].Equals(t), $"{k} was copied although the load failed");
     }
 
-    private static StateDictLoadOptions Options(List<string>? log = null, ClassifierRule rule = ClassifierRule.MustFit, bool partial = false) =>
-        new() { Keys = Keys, Classifier = rule, Partial = partial, Log = log is null ? null : log.Add };
+    private static StateDictLoadOptions Options(CapturingLoggers? log = null, ClassifierRule rule = ClassifierRule.MustFit, bool partial = false) =>
+        new() { Keys = Keys, Classifier = rule, Partial = partial, Logger = log };
 
     [Fact]
     public void LoadsEveryTensorRunningStatisticsAndCounterIncluded()
@@ -80,12 +80,12 @@ public class StateDictLoaderTests
         using (no_grad()) net.StateDictInOrder()["backbone.1.num_batches_tracked"].fill_(7L.ToScalar());
         var sd = HandMade();
         sd.Remove("backbone.1.num_batches_tracked");
-        var log = new List<string>();
+        var log = new CapturingLoggers();
         var report = StateDictLoader.Load(net, sd, File, Options(log));
         Assert.Equal(0L, net.StateDictInOrder()["backbone.1.num_batches_tracked"].item<long>());
         Assert.Equal(new float[] { 2, 3, 4, 5 }, net.StateDictInOrder()["backbone.1.running_var"].data<float>().ToArray());
         Assert.Empty(report.Missing);
-        Assert.Contains(log, l => l.Contains("num_batches_tracked not in the file"));
+        Assert.Contains(log.Lines, l => l.Contains("num_batches_tracked not in the file"));
     }
 
     [Fact]
@@ -154,15 +154,19 @@ public class StateDictLoaderTests
         Assert.Contains("fine-tune", e.Message);
         AssertUnchanged(before, net);
 
-        var log = new List<string>();
+        var log = new CapturingLoggers();
         var report = StateDictLoader.Load(net, sd, File, Options(log, ClassifierRule.ReinitialiseIfDifferent));
         Assert.Equal(new[] { "classifier.weight", "classifier.bias" }, report.Reinitialised);
         Assert.Equal(6, report.Loaded.Count);
         Assert.True(before["classifier.weight"].Equals(net.classifier.weight), "the classifier must keep its fresh initialisation");
         Assert.True(before["classifier.bias"].Equals(net.classifier.bias!), "the classifier must keep its fresh initialisation");
         Assert.Equal(new float[] { 2, 3, 4, 5 }, net.StateDictInOrder()["backbone.1.running_var"].data<float>().ToArray());
-        Assert.Contains("re-initialised classifier.weight: file [5, 4, 1, 1] vs model [3, 4, 1, 1]", log);
-        Assert.Contains("re-initialised classifier.bias: file [5] vs model [3]", log);
+        Assert.Contains("re-initialised classifier.weight: file [5, 4, 1, 1] vs model [3, 4, 1, 1]", log.Lines);
+        Assert.Contains("re-initialised classifier.bias: file [5] vs model [3]", log.Lines);
+        // A structured sink gets the key and both shapes as properties, not only the text.
+        var note = log.Records.First(r => r.Text.StartsWith("re-initialised classifier.weight", StringComparison.Ordinal));
+        Assert.Equal("classifier.weight", note.Properties["Key"]);
+        Assert.Equal("5, 4, 1, 1", note.Properties["FileShape"]);
     }
 
     [Fact]
@@ -189,14 +193,14 @@ public class StateDictLoaderTests
         var sd = HandMade();
         foreach (var k in sd.Keys.Where(k => k.StartsWith("backbone.1.", StringComparison.Ordinal)).ToList()) sd.Remove(k);
         sd["head.weight"] = ones(1);
-        var log = new List<string>();
+        var log = new CapturingLoggers();
         var report = StateDictLoader.Load(net, sd, File, Options(log, partial: true));
         Assert.Equal(new[] { "backbone.1.weight", "backbone.1.bias", "backbone.1.running_mean", "backbone.1.running_var" }, report.Missing);
         Assert.Equal(new[] { "head.weight" }, report.Unexpected);
         Assert.Equal(7L, net.StateDictInOrder()["backbone.1.num_batches_tracked"].item<long>());
         Assert.True(before["backbone.1.running_var"].Equals(net.StateDictInOrder()["backbone.1.running_var"]));
         Assert.Equal(new float[] { 0, 1, 2, 3, 4 }, net.classifier.bias!.data<float>().ToArray());
-        Assert.Contains(log, l => l.Contains("head.weight"));
+        Assert.Contains(log.Lines, l => l.Contains("head.weight"));
 
         // Shapes are checked in a partial load too.
         sd["classifier.bias"] = zeros(2);

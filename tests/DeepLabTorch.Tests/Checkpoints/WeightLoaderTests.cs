@@ -14,19 +14,20 @@ public class WeightLoaderTests : IClassFixture<PthFixture>
 
     private static readonly StateDictKeys TinyKeys = new(new Dictionary<string, string>(), "classifier.");
     private static readonly StateDictLoadOptions Strict = new() { Keys = TinyKeys };
-    private static StateDictLoadOptions FineTune(Action<string> log) => new() { Keys = TinyKeys, Classifier = ClassifierRule.ReinitialiseIfDifferent, Log = log };
+    private static StateDictLoadOptions FineTune(Microsoft.Extensions.Logging.ILogger? log) =>
+        new() { Keys = TinyKeys, Classifier = ClassifierRule.ReinitialiseIfDifferent, Logger = log };
 
     [Fact]
     public void ADifferentClassCountReinitialisesOnlyTheClassifier()
     {
         using var net = new TinyNet(3);
         using var before = net.classifier.weight.clone();
-        var log = new List<string>();
-        var report = StateDictLoader.LoadFile(net, _files["reference.pth.tar"], FineTune(log.Add), out var info);
+        var log = new CapturingLoggers();
+        var report = StateDictLoader.LoadFile(net, _files["reference.pth.tar"], FineTune(log), out var info);
 
         Assert.Equal(new[] { "classifier.weight", "classifier.bias" }, report.Reinitialised);
         Assert.Equal(6, report.Loaded.Count);
-        Assert.Contains(log, l => l.Contains("re-initialised classifier.weight: file [5, 4, 1, 1] vs model [3, 4, 1, 1]"));
+        Assert.Contains(log.Lines, l => l.Contains("re-initialised classifier.weight: file [5, 4, 1, 1] vs model [3, 4, 1, 1]"));
         Assert.True(before.Equals(net.classifier.weight), "the classifier must keep its fresh initialisation");
 
         var sd = WeightFiles.LoadStateDict(_files["bare.pth"], out _);
@@ -60,7 +61,7 @@ public class WeightLoaderTests : IClassFixture<PthFixture>
         sd.Remove("backbone.1.bias");
         var path = dir["bad.safetensors"];
         Safetensors.Write(path, sd, null);
-        var e = Assert.Throws<CheckpointException>(() => StateDictLoader.LoadFile(net, path, FineTune(_ => { }), out _));
+        var e = Assert.Throws<CheckpointException>(() => StateDictLoader.LoadFile(net, path, FineTune(null), out _));
         Assert.Contains("backbone.0.weight: file [4, 3, 5, 5] vs model [4, 3, 3, 3]", e.Message);
         Assert.Contains("missing from the file: backbone.1.bias", e.Message);
         Assert.Contains("not in the model: extra.weight", e.Message);

@@ -134,14 +134,14 @@ public class ConsoleProgressTests
         var b = new ProgressReport("b", 1, 3, "images", TimeSpan.FromSeconds(1));
         p.Report(a);
         p.Report(b);
-        using var sink = new ConsoleSink(tty, tty, line: line);
+        using var sink = new ConsoleSink(tty, line: line);
         sink.CreateLogger("test").Log(LogLevel.Warning, "skipped x.png: not an image");
         clock.Now += TimeSpan.FromSeconds(1);
         p.Report(b with { Done = 2 });
         Assert.Equal("\r" + ConsoleProgress.Format(a) + "\n" + "\r" + ConsoleProgress.Format(b) + "\n" + "warning: skipped x.png: not an image\n" +
             "\r" + ConsoleProgress.Format(b with { Done = 2 }), tty.ToString());
-        // Nothing open: a message is just a line.
-        line.Message(tty, "end");
+        // Information has no prefix, and the bar's line is ended first as well.
+        sink.CreateLogger("test").Log(LogLevel.Information, "end");
         Assert.EndsWith(ConsoleProgress.Format(b with { Done = 2 }) + "\nend\n", tty.ToString());
     }
 

@@ -34,7 +34,7 @@ public sealed class ResumeEqualityTests : IDisposable
         args.AddRange(extra);
         var (code, stdout, stderr) = CliRunner.Run(_dir, args.ToArray());
         Assert.True(code == 0, $"deeplab {string.Join(" ", args)} exited {code}:\n{stdout}\n{stderr}");
-        return stdout;
+        return stderr; // the messages
     }
 
     private static List<(long Step, double Loss, double Lr)> Losses(string run) =>

@@ -25,6 +25,18 @@ public sealed class RunFolderTests : IDisposable
 
     private static void Ok((int Code, string Stdout, string Stderr) r) => Assert.True(r.Code == 0, $"exit {r.Code}:\n{r.Stdout}\n{r.Stderr}");
 
+    /// <summary>
+    /// The one error line: the last on stderr, and the only one from Program ("deeplab: "); the lines above it are
+    /// the messages the verb logged before it failed, which go to stderr as well.
+    /// </summary>
+    private static string ErrorLine(string stderr)
+    {
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines, l => l.StartsWith("deeplab", StringComparison.Ordinal));
+        Assert.StartsWith("deeplab: ", lines[^1]);
+        return lines[^1];
+    }
+
     private static JsonElement LastRecord(string run) => JsonDocument.Parse(File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Last()).RootElement;
 
     [Fact]
@@ -39,7 +51,7 @@ public sealed class RunFolderTests : IDisposable
         // The same command again: refused, naming both ways on, and nothing touched.
         var again = Train(run, "--epochs", "1", "--no-val");
         Assert.Equal(2, again.Code);
-        var line = Assert.Single(again.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        var line = ErrorLine(again.Stderr);
         Assert.Contains("already holds a run", line);
         Assert.Contains("--resume " + Path.Combine(run, "last.safetensors"), line);
         Assert.Contains("--overwrite", line);
@@ -49,13 +61,13 @@ public sealed class RunFolderTests : IDisposable
         // summary of a run that never validated names only what it wrote.
         var fresh = Train(run, "--epochs", "1", "--no-val", "--overwrite");
         Ok(fresh);
-        Assert.Contains("--overwrite: removed", fresh.Stdout);
+        Assert.Contains("--overwrite: removed", fresh.Stderr);
         Assert.False(File.Exists(Path.Combine(run, "best.safetensors")));
         Assert.Equal("mine", File.ReadAllText(Path.Combine(run, "notes.txt")));
         Assert.Single(Directory.GetFiles(Path.Combine(run, "tb")));
         var summary = LastRecord(run);
         Assert.Equal(JsonValueKind.Null, summary.GetProperty("best_checkpoint").ValueKind);
-        Assert.DoesNotContain("best.safetensors", fresh.Stdout[fresh.Stdout.IndexOf("run finished", StringComparison.Ordinal)..]);
+        Assert.DoesNotContain("best.safetensors", fresh.Stderr[fresh.Stderr.IndexOf("run finished", StringComparison.Ordinal)..]);
         Assert.Single(File.ReadAllLines(Path.Combine(run, "metrics.jsonl")), l => l.Contains("\"type\":\"summary\""));
     }
 
@@ -71,10 +83,10 @@ public sealed class RunFolderTests : IDisposable
         var elsewhere = Directory.CreateDirectory(Path.Combine(_dir, "elsewhere")).FullName;
         var r = CliRunner.Run(elsewhere, "train", "--resume", last, "--workers", "2");
         Ok(r);
-        Assert.Contains("after epoch 1", r.Stdout);
-        Assert.Contains("epoch 2/2", r.Stdout);
-        Assert.Contains("mobilenet OS16 on synthetic", r.Stdout);
-        Assert.Contains("workers 1 → 2", r.Stdout); // the flag given is logged as an override
+        Assert.Contains("after epoch 1", r.Stderr);
+        Assert.Contains("epoch 2/2", r.Stderr);
+        Assert.Contains("mobilenet OS16 on synthetic", r.Stderr);
+        Assert.Contains("workers 1 → 2", r.Stderr); // the flag given is logged as an override
         var info = CheckpointStore.ReadInfo(last)!;
         Assert.Equal(2, info.Epoch);
         Assert.Equal(4, info.Iteration);
@@ -83,13 +95,13 @@ public sealed class RunFolderTests : IDisposable
         // A finished run has nothing to do.
         r = CliRunner.Run(elsewhere, "train", "--resume", last);
         Ok(r);
-        Assert.Contains("nothing to do", r.Stdout);
+        Assert.Contains("nothing to do", r.Stderr);
         Assert.Equal(4, CheckpointStore.ReadInfo(last)!.Iteration);
 
         // A flag overrides the record, and the log says so.
         r = CliRunner.Run(elsewhere, "train", "--resume", last, "--epochs", "3", "--max-iters", "5");
         Ok(r);
-        Assert.Contains("epochs 2 → 3", r.Stdout);
+        Assert.Contains("epochs 2 → 3", r.Stderr);
         Assert.Equal(5, CheckpointStore.ReadInfo(last)!.Iteration);
     }
 
@@ -103,7 +115,7 @@ public sealed class RunFolderTests : IDisposable
         Ok(Train(run, "--epochs", "2", "--max-iters", "1", "--no-val"));
         var r = CliRunner.Run(_dir, "train", "--resume", Path.Combine(run, "last.safetensors"), flag, value);
         Assert.Equal(2, r.Code);
-        var line = Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        var line = ErrorLine(r.Stderr);
         Assert.Contains($"{flag} {value} contradicts last.safetensors", line);
         Assert.Contains(expected, line);
         Assert.True(line.Length < 200, line);

@@ -73,7 +73,7 @@ public sealed class SignalTests : IDisposable
         var (code, stdout, stderr, run) = await TrainAndSignal(signal);
         Assert.True(code == exitCode, $"exit {code}:\n{stdout}\n{stderr}");
         Assert.Contains($"SIG{signal}: stopping after this iteration", stderr);
-        Assert.Contains("run interrupted", stdout);
+        Assert.Contains("run interrupted", stderr);
         var last = Path.Combine(run, "last.safetensors");
         var info = CheckpointStore.ReadInfo(last)!;
         Assert.True(info.Iteration >= 1);
@@ -92,6 +92,6 @@ public sealed class SignalTests : IDisposable
         // Large crops make an iteration long next to the few milliseconds between the two signals.
         var (code, stdout, stderr, _) = await TrainAndSignalWithCrop("385", "TERM", "TERM");
         Assert.True(code == 143, $"exit {code}:\n{stdout}\n{stderr}");
-        Assert.DoesNotContain("run interrupted", stdout);
+        Assert.DoesNotContain("run interrupted", stderr);
     }
 }

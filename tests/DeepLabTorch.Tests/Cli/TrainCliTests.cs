@@ -53,10 +53,12 @@ public class TrainCliTests : IClassFixture<TrainedRunFixture>
     public void RedirectedOutputIsOneLinePerEventAndTrainLogKeepsTheRun()
     {
         AssertTrained();
-        var lines = _run.Result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        // Train's results are its files: stdout stays empty, and the messages are on stderr.
+        Assert.Equal("", _run.Result.Stdout);
+        var lines = _run.Result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.DoesNotContain(lines, l => l.Contains('\r') || l.Contains("[#"));
         Assert.Equal(2, lines.Count(l => l.StartsWith("epoch ", StringComparison.Ordinal)));
-        Assert.True(lines.Length < 60, $"{lines.Length} lines on stdout:\n{_run.Result.Stdout}");
+        Assert.True(lines.Length < 60, $"{lines.Length} lines on stderr:\n{_run.Result.Stderr}");
         var log = File.ReadAllText(Path.Combine(_run.Out, "train.log"));
         Assert.Contains("resolved config: {", log);
         Assert.Contains("epoch 1/2: mean loss", log);
@@ -106,8 +108,8 @@ public class TrainCliTests : IClassFixture<TrainedRunFixture>
         Assert.Equal(0.02, config.GetProperty("lr").GetDouble());
 
         Assert.Single(Directory.GetFiles(Path.Combine(_run.Out, "tb"), "events.out.tfevents.*"));
-        Assert.Contains("run finished", _run.Result.Stdout);
-        Assert.Contains("best mIoU", _run.Result.Stdout);
+        Assert.Contains("run finished", _run.Result.Stderr);
+        Assert.Contains("best mIoU", _run.Result.Stderr);
     }
 
     [Fact]
@@ -172,7 +174,7 @@ public class TrainCliTests : IClassFixture<TrainedRunFixture>
         var (output, errors) = (await stdout, await stderr);
         Assert.True(p.ExitCode == 130, $"exit {p.ExitCode}: {output} {errors}");
         Assert.Contains("stopping after this iteration", errors);
-        Assert.Contains("run interrupted", output);
+        Assert.Contains("run interrupted", errors);
         var info = CheckpointStore.ReadInfo(Path.Combine(run, "last.safetensors"))!;
         Assert.True(info.Iteration >= 1);
         var summary = JsonDocument.Parse(File.ReadAllLines(metrics).Last()).RootElement;
@@ -189,12 +191,12 @@ public class TrainCliTests : IClassFixture<TrainedRunFixture>
             "--lr", "0.02", "--epochs", "3", "--batch-size", "4", "--crop-size", "65", "--base-size", "72", "--workers", "1", "--no-val",
             "--resume", Path.Combine(_run.Out, "last.safetensors"), "--output", resumed);
         Assert.True(code == 0, stdout + stderr);
-        Assert.Contains("after epoch 2", stdout);
+        Assert.Contains("after epoch 2", stderr);
         var info = CheckpointStore.ReadInfo(Path.Combine(resumed, "last.safetensors"))!;
         Assert.Equal(3, info.Epoch);
         Assert.Equal(12, info.Iteration);
-        Assert.Contains("epoch 3/3", stdout);
-        Assert.DoesNotContain("epoch 1/3", stdout);
+        Assert.Contains("epoch 3/3", stderr);
+        Assert.DoesNotContain("epoch 1/3", stderr);
     }
 
     [Fact]
@@ -211,16 +213,16 @@ public class TrainCliTests : IClassFixture<TrainedRunFixture>
 
         var (code, stdout, stderr) = CliRunner.Run(_run.Dir, Args("init-same"));
         Assert.True(code == 0, stdout + stderr);
-        Assert.Matches(@"init: \d+ tensors from .*last\.safetensors", stdout);
-        Assert.DoesNotContain("re-initialised", stdout);
+        Assert.Matches(@"init: \d+ tensors from .*last\.safetensors", stderr);
+        Assert.DoesNotContain("re-initialised", stderr);
         // A new run: its schedule and step count start at zero.
         var info = CheckpointStore.ReadInfo(Path.Combine(_run.Dir, "init-same", "last.safetensors"))!;
         Assert.Equal(1, info.Iteration);
 
         (code, stdout, stderr) = CliRunner.Run(_run.Dir, Args("init-25", "--num-classes", "25"));
         Assert.True(code == 0, stdout + stderr);
-        Assert.Contains("re-initialised decoder.last_conv.8.weight: file [21, 256, 1, 1] vs model [25, 256, 1, 1]", stdout);
-        Assert.Contains("classifier re-initialised for 25 classes", stdout);
+        Assert.Contains("re-initialised decoder.last_conv.8.weight: file [21, 256, 1, 1] vs model [25, 256, 1, 1]", stderr);
+        Assert.Contains("classifier re-initialised for 25 classes", stderr);
 
         // Fewer classes than the data's labels is named up front, not left to a libtorch error mid-step.
         (code, stdout, stderr) = CliRunner.Run(_run.Dir, Args("init-3", "--num-classes", "3"));
@@ -237,8 +239,9 @@ public class TrainCliTests : IClassFixture<TrainedRunFixture>
 
         (code, stdout, stderr) = CliRunner.Run(_run.Dir, Args("init-resnet").Select(a => a == "mobilenet" ? "resnet" : a).ToArray());
         Assert.Equal(2, code);
-        Assert.Contains("--backbone resnet", stderr);
-        Assert.Contains("mobilenet", stderr);
+        var error = stderr.Trim().Split('\n')[^1]; // the error line, after what the run logged before it failed
+        Assert.Contains("--backbone resnet", error);
+        Assert.Contains("mobilenet", error);
         Assert.DoesNotContain("   at ", stderr);
     }
 }

@@ -85,13 +85,17 @@ public class BadInputTests
             Assert.NotNull(e.Path);
         }
         var skip = o with { SkipBad = true };
-        using var skipping = new DataLoader(ds, skip, false, 1) { OnBadSample = _ => { } };
+        var log = new CapturingLoggers();
+        using var skipping = new DataLoader(ds, skip, false, 1, log: log);
         var batches = skipping.Epoch(0).ToList();
         Assert.Single(batches);
         Assert.Equal("good", batches[0].Ids[0]);
         batches.ForEach(b => b.Dispose());
         Assert.Equal(6, skipping.SkippedSamples);
         Assert.Equal(6, skipping.BadSamples.Count);
+        // Each one a warning with the file and the reason as properties.
+        Assert.Equal(6, log.Records.Count(r => r.Level == Microsoft.Extensions.Logging.LogLevel.Warning && r.Text.StartsWith("skipping bad sample: ", StringComparison.Ordinal)));
+        Assert.All(log.Records, r => Assert.True(r.Properties.ContainsKey("File") && r.Properties.ContainsKey("Reason")));
     }
 
     [Fact]

@@ -28,27 +28,21 @@ public class DatasetTests
         // SBD: "b" duplicates VOC train, "c" is VOC val (must go), "e" twice, "f" new.
         WriteSbd(Path.Combine(root, "benchmark_RELEASE", "dataset"), new[] { "b", "c", "e", "f" }, train: new[] { "b", "c", "e" }, val: new[] { "e", "f", "d" });
         var logs = new CapturingLoggers();
-        var saved = Datasets.Logger;
-        Datasets.Logger = logs;
-        try
         {
             var o = new DataOptions { Dataset = "pascal", DataRoot = root };
-            var ds = (FileDataset)Datasets.Open(o, "trainaug");
+            var ds = (FileDataset)Datasets.Open(o, "trainaug", logs);
             Assert.Equal(new[] { "a", "b", "e", "f" }, ds.Entries.Select(e => e.Id));
             // VOC's own mask wins for VOC train ids; SBD's .mat fills the rest.
             Assert.EndsWith(".png", ds.Entries[1].MaskPath);
             Assert.EndsWith(Path.Combine("cls", "e.mat"), ds.Entries[2].MaskPath);
             Assert.Contains(logs.Lines, l => l.Contains("trainaug: 4 images"));
+            Assert.Equal(4, Assert.Single(logs.Records).Properties["Images"]);
             // UseSbd turns train into trainaug.
             Assert.Equal(4, Datasets.Open(o with { UseSbd = true }, "train").Count);
             Assert.Equal(2, Datasets.Open(o, "val").Count);
             // A .mat sample loads through the same path.
             var s = ds.Load(3);
             Assert.Equal((7, 11), (s.Height, s.Width));
-        }
-        finally
-        {
-            Datasets.Logger = saved;
         }
     }
 
@@ -60,15 +54,9 @@ public class DatasetTests
         Directory.CreateDirectory(Path.Combine(voc, "SegmentationClassAug"));
         File.WriteAllLines(Path.Combine(voc, "ImageSets", "Segmentation", "train_aug.txt"),
             new[] { "/JPEGImages/a.jpg /SegmentationClassAug/a.png", "/JPEGImages/b.jpg /SegmentationClassAug/b.png", "/JPEGImages/c.jpg /SegmentationClassAug/c.png", "b" });
-        var saved = Datasets.Logger;
-        Datasets.Logger = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
-        try
-        {
-            var ds = (FileDataset)Datasets.Open(new DataOptions { DataRoot = Path.Combine(root, "VOCdevkit", "VOC2012") }, "trainaug");
-            Assert.Equal(new[] { "a", "b" }, ds.Entries.Select(e => e.Id));
-            Assert.Contains("SegmentationClassAug", ds.Entries[0].MaskPath);
-        }
-        finally { Datasets.Logger = saved; }
+        var ds = (FileDataset)Datasets.Open(new DataOptions { DataRoot = Path.Combine(root, "VOCdevkit", "VOC2012") }, "trainaug");
+        Assert.Equal(new[] { "a", "b" }, ds.Entries.Select(e => e.Id));
+        Assert.Contains("SegmentationClassAug", ds.Entries[0].MaskPath);
     }
 
     [Fact]

@@ -47,7 +47,7 @@ public sealed class DataParallelRunTests : IDisposable
         Assert.Equal((1, 2), (info.Epoch, info.EpochIteration)); // 4 global batches of 2 × 2 per epoch
         var resumed = MpiRunner.Run(2, _dir, MpiRunner.Cli("train", "--resume", Path.Combine(split, "last.safetensors")));
         AssertExit0(resumed, "the resumed run");
-        Assert.Contains("continuing epoch 2 at batch 3 of 4", resumed.Stdout);
+        Assert.Contains("continuing epoch 2 at batch 3 of 4", resumed.Stderr);
 
         var expected = DataParallelTrainingTests.Losses(straight);
         var actual = DataParallelTrainingTests.Losses(split);
@@ -118,7 +118,7 @@ public sealed class DataParallelRunTests : IDisposable
 
         var resumed = MpiRunner.Run(2, _dir, MpiRunner.Cli("train", "--resume", last, "--epochs", (info.Epoch + 1).ToString(CultureInfo.InvariantCulture)));
         AssertExit0(resumed, "the resumed run");
-        Assert.Contains($"resume: {last} after epoch {info.Epoch}", resumed.Stdout);
+        Assert.Contains($"resume: {last} after epoch {info.Epoch}", resumed.Stderr);
         Assert.Equal(info.Epoch + 1, CheckpointStore.ReadInfo(last)!.Epoch);
     }
 
@@ -155,9 +155,10 @@ public sealed class DataParallelRunTests : IDisposable
         var run = Path.Combine(_dir, "nproc");
         var r = Cli.CliRunner.Run(_dir, Args(run, "--epochs", "1", "--max-iters", "2", "--nproc", "2", "--max-val-images", "3"));
         AssertExit0(r, "train --nproc 2");
-        Assert.Contains("--nproc 2: mpirun -np 2", r.Stdout);
-        Assert.Contains("rank 0 of 2", r.Stdout);
-        Assert.Contains("validation (3 images", r.Stdout); // 3 images: blocks of 1 and 2, counts summed
+        // Log messages, on stderr: the launcher's, then rank 0's.
+        Assert.Contains("--nproc 2: mpirun -np 2", r.Stderr);
+        Assert.Contains("rank 0 of 2", r.Stderr);
+        Assert.Contains("validation (3 images", r.Stderr); // 3 images: blocks of 1 and 2, counts summed
         Assert.Equal(2, CheckpointStore.ReadInfo(Path.Combine(run, "last.safetensors"))!.Iteration);
     }
 }

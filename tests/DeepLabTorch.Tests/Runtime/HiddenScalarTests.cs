@@ -17,7 +17,7 @@ public class HiddenScalarTests
 {
     private static readonly string[] Projects = ["src/DeepLabTorch", "src/DeepLabTorch.Cli"];
 
-    private static IEnumerable<MetadataReference> References(string excludeAssembly)
+    internal static IEnumerable<MetadataReference> References(string excludeAssembly)
     {
         var platform = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator);
         var local = Directory.GetFiles(AppContext.BaseDirectory, "*.dll");

@@ -295,7 +295,7 @@ public class KernelGuardTests
         {
             // The configuration in force stays (on a machine with 1-byte caches, default would put them back).
             KernelGuard.Apply(new KernelVerdict("cpu", "t", "2.10.0", 2, KernelGuard.CheckVersion, Healthy,
-                "test", [], NnpackAvailable: false, 0, DateTimeOffset.UtcNow), log: false);
+                "test", [], NnpackAvailable: false, 0, DateTimeOffset.UtcNow), log: null);
             Assert.False(LibTorchNative.NnpackEnabled);
         }
         finally
