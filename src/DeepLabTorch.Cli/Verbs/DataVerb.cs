@@ -19,7 +19,7 @@ public sealed class DataVerb : VerbBase
     public int Count { get; set; }
     [Option("seed", Default = 1, HelpText = "synth: random seed; loader seed for bench.")]
     public int Seed { get; set; }
-    [Option("kind", Default = "voc", HelpText = "synth: voc (VOC 2012 tree) or portrait (images/ + masks/, 0/255).")]
+    [Option("kind", Default = "voc", HelpText = "synth: voc (VOC 2012 tree), portrait (images/ + masks/, 0/255) or celebamask-hq (CelebAMask-HQ's layout: face images and one mask per part; square, the smaller of --width and --height).")]
     public string Kind { get; set; } = "voc";
     [Option("width", Default = 500, HelpText = "synth: image width.")]
     public int Width { get; set; }
@@ -27,7 +27,7 @@ public sealed class DataVerb : VerbBase
     public int Height { get; set; }
 
     // check / bench
-    [Option("dataset", Default = "pascal", HelpText = "pascal | sbd | folder | synthetic.")]
+    [Option("dataset", Default = "pascal", HelpText = "pascal | sbd | folder | synthetic | celebamask-hq.")]
     public string Dataset { get; set; } = "pascal";
     [Option("data-root", HelpText = "The data set's root folder.")]
     public string? DataRoot { get; set; }
@@ -72,6 +72,14 @@ public sealed class DataVerb : VerbBase
     {
         if (string.IsNullOrWhiteSpace(Out)) throw new UserException("data synth needs --out DIR");
         var sw = Stopwatch.StartNew();
+        if (Kind == CelebAMaskHq.Name)
+        {
+            // Square faces: masks of the smaller side, images twice that, as CelebAMask-HQ's 512² masks and 1024² images.
+            var side = Math.Min(Width, Height);
+            SyntheticFaces.Generate(Out, Count, Seed, side);
+            Results.WriteLine($"wrote {Count} synthetic {Kind} faces ({2 * side}² images, {side}² part masks) to {Out} in {sw.Elapsed.TotalSeconds:F1} s");
+            return 0;
+        }
         Synthetic.Generate(Out, Count, Seed, Kind, Width, Height);
         Results.WriteLine($"wrote {Count} synthetic {Kind} images ({Width}x{Height}) to {Out} in {sw.Elapsed.TotalSeconds:F1} s");
         return 0;

@@ -48,7 +48,8 @@ public sealed class ExportVerb : VerbBase
         {
             // Load into the real network: this validates every key and shape before the graph is built.
             using var loaded = ModelLoader.Load(Weights, request, Loggers.CreateLogger(LogCategories.Checkpoints));
-            var model = loaded.Model;
+            if (loaded.Model is not DeepLabV3Plus model)
+                throw new UserException($"--format onnx: {loaded.Model.Description} has no ONNX graph yet (DeepLabV3+ only); --format safetensors exports it");
             model.eval();
             DeepLabOnnxExporter.Export(model, Output, WithPreprocessing, Argmax);
             var c = model.Config;
@@ -68,7 +69,7 @@ public sealed class ExportVerb : VerbBase
             };
             // The reference model's state_dict also lists alias keys (MobileNetV2): add the ones the file lacks,
             // so the reference's strict load_state_dict accepts the export.
-            var aliases = ModelCatalog.Get(resolved.Backbone).AliasMap
+            var aliases = (ModelCatalog.IsNetwork(resolved.Backbone) ? new Dictionary<string, string>() : ModelCatalog.Get(resolved.Backbone).AliasMap)
                 .Where(a => sd.ContainsKey(a.Value) && !sd.ContainsKey(a.Key))
                 .ToDictionary(a => a.Key, a => a.Value);
             SafetensorsExport.Write(Output, sd, aliases, meta);

@@ -12,15 +12,22 @@ namespace DeepLabTorch.Checkpoints;
 /// </summary>
 public sealed record StateDictKeys(IReadOnlyDictionary<string, string> Aliases, string? ClassifierPrefix = null, string? Description = null)
 {
+    /// <summary>Further classifier prefixes, for models with several heads whose shapes follow the class count (BiSeNet, STDC-Seg).</summary>
+    public IReadOnlyList<string> MoreClassifierPrefixes { get; init; } = Array.Empty<string>();
+
     /// <summary>No aliases, no classifier: every key must match exactly.</summary>
     public static StateDictKeys Plain { get; } = new(new Dictionary<string, string>(StringComparer.Ordinal));
 
     /// <summary>True for the classifier's own keys ("decoder.last_conv.8.weight" under "decoder.last_conv.8").</summary>
     public bool IsClassifier(string key)
     {
-        if (ClassifierPrefix is not { Length: > 0 } p) return false;
-        var prefix = p.EndsWith('.') ? p : p + ".";
-        return key.StartsWith(prefix, StringComparison.Ordinal);
+        foreach (var p in MoreClassifierPrefixes.Prepend(ClassifierPrefix))
+        {
+            if (p is not { Length: > 0 }) continue;
+            var prefix = p.EndsWith('.') ? p : p + ".";
+            if (key.StartsWith(prefix, StringComparison.Ordinal)) return true;
+        }
+        return false;
     }
 }
 

@@ -9,7 +9,8 @@ namespace DeepLabTorch.Data;
 /// Each face is an oval of skin with brows, eyes, nose, lips and ears, hair around it, a neck and
 /// cloth, sometimes glasses or a hat. Part masks overlap as the real ones do (skin runs under the eyes),
 /// and the image is painted from the merged map, so the labels are learnable. Left parts sit on the
-/// image's left, so a flip that swaps the left and right labels keeps images and labels consistent.
+/// image's left, so a flip that swaps the left and right labels keeps images and labels consistent. train.txt and
+/// val.txt split the faces (every fifth validates).
 /// </summary>
 public static class SyntheticFaces
 {
@@ -46,6 +47,13 @@ public static class SyntheticFaces
             var big = ImageCodec.ResizeBilinear(image, maskSize, maskSize, 3, 2 * maskSize, 2 * maskSize);
             ImageCodec.WriteJpeg(Path.Combine(images, id.ToString(CultureInfo.InvariantCulture) + ".jpg"), big, 2 * maskSize, 2 * maskSize, 92);
         });
+        // Split files (CelebAMaskHq reads root/<split>.txt when the official ones are absent): every fifth face validates.
+        if (count >= 2)
+        {
+            var ids = Enumerable.Range(0, count).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToArray();
+            File.WriteAllLines(Path.Combine(outDir, "train.txt"), ids.Where((_, i) => i % 5 != 4 || count < 5));
+            File.WriteAllLines(Path.Combine(outDir, "val.txt"), ids.Where((_, i) => i % 5 == 4 || count < 5));
+        }
     }
 
     /// <summary>The part masks of one face (null: the face does not show that part), in CelebAMaskHq.Parts order.</summary>

@@ -38,7 +38,7 @@ public sealed record ModelRequest
 /// <summary>A model built from a weight file, and what the file said about it.</summary>
 public sealed class LoadedModel : IDisposable
 {
-    public LoadedModel(DeepLabV3Plus model, IReadOnlyList<string>? fileClassNames, CheckpointInfo? info, StateDictLoadReport report)
+    public LoadedModel(SegmentationModel model, IReadOnlyList<string>? fileClassNames, CheckpointInfo? info, StateDictLoadReport report)
     {
         Model = model;
         FileClassNames = fileClassNames;
@@ -46,7 +46,7 @@ public sealed class LoadedModel : IDisposable
         Report = report;
     }
 
-    public DeepLabV3Plus Model { get; }
+    public SegmentationModel Model { get; }
     public ModelConfig Config => Model.Config;
     /// <summary>The class names the file recorded (our checkpoints), or null.</summary>
     public IReadOnlyList<string>? FileClassNames { get; }
@@ -77,7 +77,7 @@ public static class ModelLoader
         try
         {
             var m = Resolve(path, info, sd, request);
-            var model = new DeepLabV3Plus(new ModelConfig(m.Backbone, m.OutputStride, m.NumClasses));
+            var model = ModelFactory.Build(new ModelConfig(m.Backbone, m.OutputStride, m.NumClasses));
             try
             {
                 var report = StateDictLoader.Load(model, sd, path, new StateDictLoadOptions
@@ -121,13 +121,13 @@ public static class ModelLoader
     /// <summary>The model a file should be loaded into, given what the caller asks.</summary>
     public static CheckpointModel Resolve(string path, CheckpointInfo? info, IReadOnlyDictionary<string, Tensor> sd, ModelRequest request)
     {
-        if (request.Backbone is { } asked && !ModelCatalog.Names.Contains(asked, StringComparer.OrdinalIgnoreCase))
-            throw new UserException($"--backbone {asked}: unknown backbone, expected one of {string.Join(", ", ModelCatalog.Names)}");
+        if (request.Backbone is { } asked && !ModelCatalog.AllNames.Contains(asked, StringComparer.OrdinalIgnoreCase))
+            throw new UserException($"--backbone {asked}: unknown backbone, expected one of {string.Join(", ", ModelCatalog.AllNames)}");
         if (info?.Model is not null)
             return WeightFiles.ResolveModel(path, info, request.Backbone, request.OutputStride, request.NumClasses);
-        var recognised = ModelCatalog.Recognise(sd.Keys);
-        if (recognised is not null) FlagContradiction.Backbone(request.Backbone, recognised.Name, path);
-        return new CheckpointModel(request.Backbone ?? recognised?.Name ?? "mobilenet", request.OutputStride ?? 16,
+        var recognised = ModelCatalog.RecogniseName(sd.Keys);
+        if (recognised is not null) FlagContradiction.Backbone(request.Backbone, recognised, path);
+        return new CheckpointModel(request.Backbone?.ToLowerInvariant() ?? recognised ?? "mobilenet", request.OutputStride ?? 16,
             request.NumClasses ?? ClassifierClasses(sd) ?? 21);
     }
 
@@ -136,7 +136,7 @@ public static class ModelLoader
     /// which makes oneDNN run every convolution in NHWC: 10–25% faster at batch 1 and ~25% at batch 4
     /// (scripts/bench.sh infer). Training keeps the default layout: there the backward pass was slower.
     /// </summary>
-    public static void PrepareForInference(DeepLabV3Plus model, Device device, bool channelsLast = true, Precision precision = Precision.Float32,
+    public static void PrepareForInference(SegmentationModel model, Device device, bool channelsLast = true, Precision precision = Precision.Float32,
         bool foldBatchNorm = true)
     {
         model.eval();
@@ -155,8 +155,10 @@ public static class ModelLoader
     /// <summary>The classifier's output channels (decoder.last_conv.8.weight in the reference layout), if present.</summary>
     public static int? ClassifierClasses(IReadOnlyDictionary<string, Tensor> sd)
     {
-        var key = $"decoder.last_conv.{Decoder.ClassifierIndex}.weight";
-        return sd.TryGetValue(key, out var w) && w.dim() == 4 ? (int)w.size(0) : null;
+        // DeepLabV3+'s classifier, else the main head of BiSeNet and STDC-Seg.
+        foreach (var key in new[] { $"decoder.last_conv.{Decoder.ClassifierIndex}.weight", "conv_out.conv_out.weight" })
+            if (sd.TryGetValue(key, out var w) && w.dim() == 4) return (int)w.size(0);
+        return null;
     }
 
     /// <summary>VOC names for 21 classes, background/person for 2, else background, class1..classN-1.</summary>

@@ -17,9 +17,11 @@ public static class ReferenceWeights
     /// state_dict in PyTorch order plus the reference's alias keys, in the reference's order (what the
     /// reference's own state_dict() returns). The tensors are the model's own: do not dispose them.
     /// </summary>
-    public static Dictionary<string, Tensor> ReferenceStateDict(this DeepLabV3Plus model)
+    public static Dictionary<string, Tensor> ReferenceStateDict(this SegmentationModel model)
     {
         var own = model.StateDictInOrder();
+        // The whole networks' state_dicts are the references' as they are: no alias keys.
+        if (ModelCatalog.IsNetwork(model.Config.Backbone)) return own;
         var entry = ModelCatalog.Get(model.Config.Backbone);
         if (entry.ReferenceAliases is null) return own;
         var result = new Dictionary<string, Tensor>();
@@ -30,11 +32,11 @@ public static class ReferenceWeights
     }
 
     /// <summary>What the one loader needs to know of this model: the backbone's alias keys, the classifier and a name for messages.</summary>
-    public static StateDictKeys LoadKeys(this DeepLabV3Plus model)
+    public static StateDictKeys LoadKeys(this SegmentationModel model)
     {
         var c = model.Config;
-        return new StateDictKeys(ModelCatalog.Get(c.Backbone).AliasMap, model.ClassifierPrefix,
-            $"DeepLabV3+ ({c.Backbone}, output stride {c.OutputStride}, {c.NumClasses} classes)");
+        var aliases = ModelCatalog.IsNetwork(c.Backbone) ? new Dictionary<string, string>(StringComparer.Ordinal) : ModelCatalog.Get(c.Backbone).AliasMap;
+        return new StateDictKeys(aliases, model.ClassifierPrefixes[0], model.Description) { MoreClassifierPrefixes = model.ClassifierPrefixes.Skip(1).ToArray() };
     }
 
     /// <summary>
@@ -44,7 +46,7 @@ public static class ReferenceWeights
     /// keepClassifier a classifier of another shape keeps the model's initialisation (fine-tuning for
     /// another number of classes). source names the state_dict in the error (a CheckpointException).
     /// </summary>
-    public static StateDictLoadReport LoadReferenceStateDict(this DeepLabV3Plus model, IReadOnlyDictionary<string, Tensor> sd, bool strict = true,
+    public static StateDictLoadReport LoadReferenceStateDict(this SegmentationModel model, IReadOnlyDictionary<string, Tensor> sd, bool strict = true,
         bool keepClassifier = false, string source = "state_dict", ILogger? log = null) =>
         StateDictLoader.Load(model, sd, source, new StateDictLoadOptions
         {

@@ -60,6 +60,9 @@ public abstract class SegmentationModel : nn.Module<Tensor, Tensor>
     /// </summary>
     public virtual ParsingOutputs ForwardAll(Tensor input) => new(forward(input), Array.Empty<Tensor>(), Array.Empty<Tensor>());
 
+    /// <summary>True when training puts losses on more than the main logits (see <see cref="ForwardAll"/>).</summary>
+    public virtual bool HasTrainingOutputs => false;
+
     /// <summary>Throws the one clear error for a training batch of one, which BatchNorm over a 1×1 map cannot normalise.</summary>
     protected void CheckTrainingBatch(Tensor input, string what)
     {

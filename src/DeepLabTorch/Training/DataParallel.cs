@@ -30,7 +30,7 @@ internal sealed class DataParallel : IDisposable
     public GradientAverager? Gradients => _gradients;
 
     /// <summary>Copies rank 0's parameters and buffers to every rank, turns on --sync-bn, and prepares the gradient buckets.</summary>
-    public void Attach(DeepLabV3Plus model, bool syncBn, long seed, ILogger log)
+    public void Attach(SegmentationModel model, bool syncBn, long seed, ILogger log)
     {
         _seed = seed;
         if (!IsDistributed) return;

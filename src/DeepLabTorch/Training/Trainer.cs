@@ -221,8 +221,25 @@ public sealed class Trainer
         // (bench model: 3–11% off the 4×321² train step at 1 thread, in 5 of 6 interleaved pairs; docs/performance.md).
         s.Model.zero_grad(set_to_none: true);
         // --precision bf16: a bfloat16 (channels-last) batch through float32 master weights, the loss on float32 logits.
-        var output = s.Model.call(s.Precision.Input(images));
-        var loss = s.Criterion(MixedPrecision.Logits(output), masks);
+        Tensor loss;
+        if (s.Model.HasTrainingOutputs)
+        {
+            // BiSeNet and STDC-Seg: the criterion on the main and every auxiliary head, summed as the references
+            // do, and STDC's detail heads on the Laplacian boundary of the labels (binary cross-entropy + dice).
+            var all = s.Model.ForwardAll(s.Precision.Input(images));
+            loss = s.Criterion(MixedPrecision.Logits(all.Main), masks);
+            foreach (var aux in all.Auxiliary) loss = loss.Plus(s.Criterion(MixedPrecision.Logits(aux), masks));
+            foreach (var detail in all.Detail)
+            {
+                var (bce, dice) = Models.FaceParsing.StdcDetailTargets.DetailLoss(MixedPrecision.Logits(detail), masks);
+                loss = loss.Plus(bce).Plus(dice);
+            }
+        }
+        else
+        {
+            var output = s.Model.call(s.Precision.Input(images));
+            loss = s.Criterion(MixedPrecision.Logits(output), masks);
+        }
         var value = loss.item<float>();
         if (!float.IsFinite(value)) throw new NonFiniteLossException(value, p.Step + 1, epoch + 1, i + 1);
         loss.backward();

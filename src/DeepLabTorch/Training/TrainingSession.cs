@@ -47,7 +47,7 @@ internal sealed class TrainingSession : IDisposable
     public DataParallel Parallel { get; }
     public int NumClasses { get; }
     public string[] ClassNames { get; }
-    public DeepLabV3Plus Model { get; private set; } = null!;
+    public SegmentationModel Model { get; private set; } = null!;
     public SGD Optimizer { get; private set; } = null!;
     public Func<Tensor, Tensor, Tensor> Criterion { get; private set; } = null!;
     public LrScheduler Scheduler { get; private set; } = null!;
@@ -133,7 +133,7 @@ internal sealed class TrainingSession : IDisposable
         var c = Config;
         if (c.InitWeights is { } iw && !File.Exists(iw)) throw new UserException($"--init-weights: no file at '{iw}'");
         if (c.Resume is { } rs && !File.Exists(rs)) throw new UserException($"--resume: no checkpoint found at '{rs}'");
-        Model = c.InitWeights is { } init ? InitFrom(init) : ModelFactory.Create(new ModelConfig(c.Backbone, c.OutStride, NumClasses));
+        Model = c.InitWeights is { } init ? InitFrom(init) : ModelFactory.Build(new ModelConfig(c.Backbone, c.OutStride, NumClasses));
         Model.FreezeBatchNorm = c.FreezeBn;
         if (!c.Dropout)
             foreach (var m in Model.modules().OfType<TorchSharp.Modules.Dropout>()) m.p = 0;
@@ -188,7 +188,7 @@ internal sealed class TrainingSession : IDisposable
     }
 
     /// <summary>--init-weights: the model built from any weight file; only the classifier may differ (it is re-initialised).</summary>
-    private DeepLabV3Plus InitFrom(string path)
+    private SegmentationModel InitFrom(string path)
     {
         var c = Config;
         // Our checkpoints say what they hold: a different backbone or output stride is named, not guessed at.

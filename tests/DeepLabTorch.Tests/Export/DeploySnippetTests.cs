@@ -65,7 +65,7 @@ public class DeploySnippetTests
         var checkpoint = OnnxPredictTests.SaveTrainedLooking(dir.Path, 13);
         using var loaded = DeepLabTorch.Models.ModelLoader.LoadForInference(checkpoint, null, CPU);
         var onnx = dir["model.onnx"];
-        DeepLabTorch.Export.DeepLabOnnxExporter.Export(loaded.Model, onnx);
+        DeepLabTorch.Export.DeepLabOnnxExporter.Export((DeepLabTorch.Models.DeepLabV3Plus)loaded.Model, onnx);
         const int h = 48, w = 64;
         var rgb = InferenceTestUtil.TestImage(h, w, 1);
 

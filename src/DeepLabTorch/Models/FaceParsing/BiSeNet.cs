@@ -62,6 +62,8 @@ public sealed class BiSeNet : SegmentationModel
     }
 
     /// <summary>The main logits and the auxiliary heads' (conv_out16, then conv_out32), all at the input size; no detail outputs.</summary>
+    public override bool HasTrainingOutputs => true;
+
     public override ParsingOutputs ForwardAll(Tensor input)
     {
         Check(input);

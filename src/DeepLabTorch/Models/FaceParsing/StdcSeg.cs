@@ -302,6 +302,8 @@ public sealed class StdcSeg : SegmentationModel
     }
 
     /// <summary>Main logits, [out16, out32] and the configured detail logits (sp2, sp4, sp8 order, as the reference returns them).</summary>
+    public override bool HasTrainingOutputs => true;
+
     public override ParsingOutputs ForwardAll(Tensor input)
     {
         CheckInput(input);
