@@ -18,7 +18,7 @@ public sealed class ModelBench : IBenchmark
 
     public JsonObject Run(IReadOnlyDictionary<string, string> args, ILogger log)
     {
-        var known = new HashSet<string> { "backbone", "os", "threads", "forward_runs", "train_steps", "forward_size", "train_batch", "train_size", "warmup", "channels_last", "precision", "grad_to_none", "flush_denormal" };
+        var known = new HashSet<string> { "backbone", "os", "threads", "forward_runs", "train_steps", "forward_size", "forward_batch", "train_batch", "train_size", "warmup", "channels_last", "precision", "grad_to_none", "flush_denormal" };
         foreach (var k in args.Keys)
             if (!known.Contains(k)) throw new UserException($"bench model: unknown setting '{k}' (known: {string.Join(", ", known)})");
         int Int(string key, int fallback)
@@ -28,8 +28,8 @@ public sealed class ModelBench : IBenchmark
                 : throw new UserException($"bench model: {key} must be a whole number, got '{v}'");
         }
         var backbone = args.GetValueOrDefault("backbone", "mobilenet");
-        if (!ModelCatalog.Names.Contains(backbone))
-            throw new UserException($"bench model: unknown backbone '{backbone}' (known: {string.Join(", ", ModelCatalog.Names)})");
+        if (!ModelCatalog.AllNames.Contains(backbone))
+            throw new UserException($"bench model: unknown backbone '{backbone}' (known: {string.Join(", ", ModelCatalog.AllNames)})");
         return ModelBenchmark.Run(new ModelBenchmarkOptions
         {
             Backbone = backbone,
@@ -38,6 +38,7 @@ public sealed class ModelBench : IBenchmark
             ForwardRuns = Math.Max(1, Int("forward_runs", 5)),
             TrainSteps = Math.Max(1, Int("train_steps", 3)),
             ForwardSize = Int("forward_size", 513),
+            ForwardBatch = Math.Max(1, Int("forward_batch", 1)),
             TrainBatch = Math.Max(2, Int("train_batch", 4)),
             TrainSize = Int("train_size", 321),
             Warmup = Int("warmup", 1),

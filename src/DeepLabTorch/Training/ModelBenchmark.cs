@@ -17,6 +17,7 @@ public sealed record ModelBenchmarkOptions
     public int NumClasses { get; init; } = 21;
     public int Threads { get; init; } = 2;
     public int ForwardSize { get; init; } = 513;
+    public int ForwardBatch { get; init; } = 1;
     public int ForwardRuns { get; init; } = 5;
     public int TrainBatch { get; init; } = 4;
     public int TrainSize { get; init; } = 321;
@@ -47,14 +48,14 @@ public static class ModelBenchmark
         set_num_threads(o.Threads);
         Runtime.KernelGuard.Ensure(o.Threads, log);
         manual_seed(1);
-        using var model = ModelFactory.Create(new ModelConfig(o.Backbone, o.OutputStride, o.NumClasses));
+        using var model = ModelFactory.Build(new ModelConfig(o.Backbone, o.OutputStride, o.NumClasses));
         var mp = MixedPrecision.For(o.Precision, o.ChannelsLast);
         mp.Prepare(model);
 
         // Forward latency.
         model.eval();
         var forward = new List<double>();
-        using (var x0 = randn(1, 3, o.ForwardSize, o.ForwardSize))
+        using (var x0 = randn(o.ForwardBatch, 3, o.ForwardSize, o.ForwardSize))
         using (var x = mp.Input(x0))
         using (inference_mode())
         {
@@ -82,8 +83,19 @@ public static class ModelBenchmark
                 using (var scope = NewDisposeScope())
                 {
                     // As Trainer.Step: the batch converted inside the step, the loss on float32 logits.
-                    var y = model.forward(mp.Input(x0));
-                    var loss = F.cross_entropy(MixedPrecision.Logits(y), target, ignore_index: 255);
+                    Tensor loss;
+                    if (model.HasTrainingOutputs)
+                    {
+                        // The face-parsing recipes' loss on the main and both auxiliary heads (STDC's detail head runs, unused, as on the Python side).
+                        var all = model.ForwardAll(mp.Input(x0));
+                        loss = F.cross_entropy(MixedPrecision.Logits(all.Main), target, ignore_index: 255);
+                        foreach (var aux in all.Auxiliary) loss = loss.Plus(F.cross_entropy(MixedPrecision.Logits(aux), target, ignore_index: 255));
+                    }
+                    else
+                    {
+                        var y = model.forward(mp.Input(x0));
+                        loss = F.cross_entropy(MixedPrecision.Logits(y), target, ignore_index: 255);
+                    }
                     var r0 = sw.Elapsed.TotalMilliseconds;
                     if (!float.IsFinite(loss.item<float>())) throw new InvalidOperationException("non-finite loss");
                     t1 = sw.Elapsed.TotalMilliseconds;
@@ -115,7 +127,7 @@ public static class ModelBenchmark
             ["precision"] = o.Precision == Precision.BFloat16 ? "bf16" : "float32",
             ["grad_to_none"] = o.GradToNone,
             ["flush_denormal"] = flushed,
-            ["forward_input"] = $"1x3x{o.ForwardSize}x{o.ForwardSize}",
+            ["forward_input"] = $"{o.ForwardBatch}x3x{o.ForwardSize}x{o.ForwardSize}",
             ["forward_ms_median"] = Math.Round(Median(forward), 1),
             ["forward_ms_min"] = Math.Round(forward.Min(), 1),
             ["train_input"] = $"{o.TrainBatch}x3x{o.TrainSize}x{o.TrainSize}",

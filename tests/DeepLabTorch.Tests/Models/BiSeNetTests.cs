@@ -1,6 +1,7 @@
 using System.Globalization;
 using DeepLabTorch.Checkpoints;
 using DeepLabTorch.Extensions;
+using DeepLabTorch.Models;
 using DeepLabTorch.Models.FaceParsing;
 using DeepLabTorch.Tests.TestSupport;
 using TorchSharp;
@@ -52,6 +53,25 @@ public class BiSeNetTests
         _out.WriteLine($"{ours.Count} state_dict entries, {parameters} parameters");
         Assert.Equal(pytorchParameters, parameters);
         Assert.Equal(13_300_416, parameters);
+    }
+
+    /// <summary>
+    /// A reference .pth with no metadata goes through ModelLoader as predict and eval take it: the keys say
+    /// bisenet, the main classifier's shape the class count, and the loaded network gives PyTorch's logits.
+    /// </summary>
+    [Fact]
+    public void TheModelLoaderRecognisesAReferencePth()
+    {
+        using var threads = new PinnedThreads(ParityTests.GoldenThreads);
+        using var golden = ReferenceGolden.GenerateFrom(Script, "--classes", S(FaceClasses), "--height", "64", "--width", "64",
+            "--threads", S(ParityTests.GoldenThreads));
+        using var loaded = ModelLoader.Load(golden.FileInFolder("model.pth"));
+        Assert.IsType<BiSeNet>(loaded.Model);
+        Assert.Equal(("bisenet", FaceClasses), (loaded.Model.Config.Backbone, loaded.Model.Config.NumClasses));
+        loaded.Model.eval();
+        using (inference_mode())
+        using (var y = loaded.Model.forward(golden["input"]))
+            AssertClose(y, golden["logits"], "ModelLoader 64x64", 1e-4);
     }
 
     /// <summary>
