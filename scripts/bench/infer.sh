@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Inference latency and throughput: DeepLabV3+ MobileNetV2 OS16, 21 classes, eval + inference mode,
+# Inference latency and throughput: DeepLabV3+ MobileNetV2 OS16 (or BACKBONE, or a face-parsing network), 21 classes, eval + inference mode,
 # batch 1 at SIZE² and batch BATCH at SIZE², C# vs PyTorch (same threads, same run).
 # Usage: scripts/bench.sh infer [SIZE] [BATCH] [ITERS_B1] [ITERS_BATCH] [THREADS] [PRECISION] [FOLD_BN] [BACKBONE] [ENGINE]
 # PRECISION float32 (default) or bf16 (ours with --precision bf16; PyTorch is then also timed with its
 # own levers, channels_last + bf16 autocast, as "python_levers"; with float32, python_levers is PyTorch's eager
 # float32 with only the heap setting). FOLD_BN true or false: our BatchNorms folded into
-# the convs or not (default: folded, as predict does). BACKBONE mobilenet (default), xception or resnet.
+# the convs or not (default: folded, as predict does). BACKBONE mobilenet (default), xception, resnet, resnet50, bisenet, stdc1 or stdc2.
 # ENGINE torch (default) or onnx: ours is then the exported model in ONNX Runtime (float32).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -30,7 +30,7 @@ ratio = lambda other, k: round(ours[k] / other[k], 3)
 keys = ("b1_latency_ms_median", "batch_ms_median", "batch_images_per_s")
 out = {
     "benchmark": "infer",
-    "model": "deeplabv3plus-%s-os16-21" % ours["backbone"],
+    "model": (ours["backbone"] if ours["backbone"] in ("bisenet", "stdc1", "stdc2") else "deeplabv3plus-%s-os16" % ours["backbone"]) + "-21",
     "csharp": ours,
     "python": py,
     "ratio_csharp_over_python": {k: ratio(py, k) for k in keys},

@@ -40,7 +40,15 @@ def main():
     # model's); the C# side flushes them too.
     flushed = torch.set_flush_denormal(True)
     torch.manual_seed(0)
-    model = DeepLab(backbone, output_stride, 21).eval()
+    if backbone == "bisenet":
+        # The face-parsing references as their users run them: forward computes every head, the first is the answer.
+        from model_bisenet import BiSeNet
+        model = BiSeNet(21).eval()
+    elif backbone in ("stdc1", "stdc2"):
+        from model_stdc import StdcSeg
+        model = StdcSeg([2, 2, 2] if backbone == "stdc1" else [4, 5, 3], 21).eval()
+    else:
+        model = DeepLab(backbone, output_stride, 21).eval()
     params = sum(p.numel() for p in model.parameters())
     x1 = torch.randn(1, 3, size, size)
     xb = torch.randn(batch, 3, size, size)

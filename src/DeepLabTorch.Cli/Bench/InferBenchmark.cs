@@ -35,7 +35,7 @@ public sealed class InferBenchmark : IBenchmark
         bool flushed = flush && FlushDenormal.Set(true);
 
         manual_seed(0);
-        using var model = ModelFactory.Create(new ModelConfig(backbone, os, 21));
+        using var model = ModelFactory.Build(new ModelConfig(backbone, os, 21));
         // Prepared as predict, matte and eval prepare theirs: channels-last weights on the CPU
         // (the convolutions then run in oneDNN's NHWC layout; inputs stay as they come).
         bool channelsLast = device.type == DeviceType.CPU && (!args.TryGetValue("channels_last", out var cl) || cl != "false");
@@ -51,8 +51,9 @@ public sealed class InferBenchmark : IBenchmark
             // predict --engine onnx runs a file that deeplab export wrote: the same export (BatchNorm folded by the exporter), float32.
             if (precision != Precision.Float32) throw new UserException("bench infer: engine=onnx runs float32 only");
             onnxPath = Path.Combine(Path.GetTempPath(), $"deeplab-bench-{Environment.ProcessId}.onnx");
-            model.eval();
-            DeepLabTorch.Export.DeepLabOnnxExporter.Export(model, onnxPath);
+            if (model is not DeepLabV3Plus deeplab) throw new UserException($"bench infer: engine=onnx needs a DeepLabV3+ backbone, not {backbone}");
+            deeplab.eval();
+            DeepLabTorch.Export.DeepLabOnnxExporter.Export(deeplab, onnxPath);
             ortSettings = new JsonObject();
             onnx = new OnnxLogitsEngine(onnxPath, get_num_threads(), o => ortSettings = TuneOrt(o, args));
         }

@@ -24,7 +24,8 @@ public sealed class MatteVerb : ModelRunOptions
     [Option("output", Required = true, HelpText = "Output folder; or, for a single input, a file name (.png/.jpg for images, .mp4 etc. for video).")]
     public string Output { get; set; } = "";
 
-    [Option("person-class", HelpText = "The person class, by index or name (default: 1 for a 2-class model, 15 for VOC).")]
+    [Option("person-class", HelpText = "The person class, by index or name, or several separated by commas whose probabilities add up, e.g. skin,hair,neck " +
+        "(default: 1 for a 2-class model, 15 for VOC, every part but the background for a CelebAMask-HQ face-parsing model).")]
     public string? PersonClass { get; set; }
     [Option("edge-radius", HelpText = "Guided-filter radius in pixels; 0 turns edge refinement off (default: 1.5% of the short side).")]
     public int? EdgeRadius { get; set; }
@@ -53,11 +54,19 @@ public sealed class MatteVerb : ModelRunOptions
         if (files.Any(Ffmpeg.IsVideo)) Ffmpeg.Find("ffmpeg");
         using var loaded = ModelLoader.LoadForInference(Weights, new ModelRequest { Backbone = Backbone, OutputStride = OutStride, NumClasses = NumClasses }, device,
             Loggers.CreateLogger(LogCategories.Checkpoints), PrecisionNames.Parse(Precision));
-        int? person = PersonClass is { } pc ? ModelLoader.ResolveClass(pc, loaded.ClassNames, "--person-class") : null;
-        var matteOptions = new MatteOptions { PersonClass = person, EdgeRadius = EdgeRadius, EdgeEps = EdgeEps, Smoothing = Smooth }.Validate();
-        int cls = matteOptions.ResolvePersonClass(loaded.Config.NumClasses);
+        // --person-class a,b,c: several classes are the person together; a face-parsing model (CelebAMask-HQ's
+        // classes) takes every part but the background, the whole visible person, by default.
+        int[]? persons = PersonClass is { } pc
+            ? pc.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(p => ModelLoader.ResolveClass(p, loaded.ClassNames, "--person-class")).ToArray()
+            : loaded.ClassNames.SequenceEqual(CelebAMaskHq.ClassNames) ? Enumerable.Range(1, loaded.ClassNames.Count - 1).ToArray() : null;
+        var matteOptions = new MatteOptions
+        {
+            PersonClasses = persons is { Length: > 1 } ? persons : null, PersonClass = persons is [var one] ? one : null,
+            EdgeRadius = EdgeRadius, EdgeEps = EdgeEps, Smoothing = Smooth,
+        }.Validate();
+        var classes = matteOptions.ResolvePersonClasses(loaded.Config.NumClasses);
         log.LogInformation("matte: {Inputs} input(s), person = class {PersonClass} ({PersonName}), background {Background}",
-            files.Count, cls, loaded.ClassNames[cls], Describe(background));
+            files.Count, string.Join(",", classes), string.Join(",", classes.Select(k => loaded.ClassNames[k])), Describe(background));
 
         bool singleFileOutput = files.Count == 1 && Path.HasExtension(Output) && !Directory.Exists(Output);
         if (!singleFileOutput) Directory.CreateDirectory(Output);

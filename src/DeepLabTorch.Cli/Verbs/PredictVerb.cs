@@ -34,6 +34,9 @@ public sealed class PredictVerb : ModelRunOptions
     public string? ProbClass { get; set; }
     [Option("save-logits", HelpText = "Also write <stem>.npy: float32 [C,H,W] pre-softmax logits at the input's size (numpy.load reads it).")]
     public bool SaveLogits { get; set; }
+    [Option("part-masks", HelpText = "Also write <stem>_<class>.png for every class but the background: 255 where the pixel is that class (one mask per face part with bisenet/stdc).")]
+    public bool PartMasks { get; set; }
+
     [Option("no-masks", HelpText = "Do not write the mask PNGs (only the other outputs asked for).")]
     public bool NoMasks { get; set; }
 
@@ -71,9 +74,10 @@ public sealed class PredictVerb : ModelRunOptions
         var outputs = new PredictOutputs
         {
             Masks = !NoMasks, Overlay = Overlay, OverlayOpacity = OverlayOpacity, ProbabilityClass = probClass, Logits = SaveLogits,
+            PartMasks = PartMasks ? model.ClassNames : null,
         };
-        if (!outputs.Masks && !outputs.Overlay && outputs.ProbabilityClass is null && !outputs.Logits)
-            throw new UserException("--no-masks leaves nothing to write: add --overlay, --save-probs or --save-logits");
+        if (!outputs.Masks && !outputs.Overlay && outputs.ProbabilityClass is null && !outputs.Logits && outputs.PartMasks is null)
+            throw new UserException("--no-masks leaves nothing to write: add --overlay, --save-probs, --save-logits or --part-masks");
 
         var log = Loggers.CreateLogger(LogCategories.Inference);
         var scales = string.Join(",", options.Scales.Select(s => s.ToString(CultureInfo.InvariantCulture)));

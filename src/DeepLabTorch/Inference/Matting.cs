@@ -11,6 +11,12 @@ public sealed record MatteOptions
     /// <summary>The class that is the person: null picks 1 for a 2-class (portrait) model and 15 (VOC person) otherwise.</summary>
     public int? PersonClass { get; init; }
 
+    /// <summary>
+    /// Several classes that together are the person, their probabilities summed (a face parsing's skin, hair, neck,
+    /// ...); when set, it wins over <see cref="PersonClass"/>.
+    /// </summary>
+    public IReadOnlyList<int>? PersonClasses { get; init; }
+
     /// <summary>Guided-filter radius in pixels; 0 turns edge refinement off; null picks about 1.5% of the short side.</summary>
     public int? EdgeRadius { get; init; }
 
@@ -23,6 +29,7 @@ public sealed record MatteOptions
     public MatteOptions Validate()
     {
         if (PersonClass is int c && c < 0) throw new UserException($"--person-class {c} must be a class index (0 or more)");
+        if (PersonClasses is { } cs && (cs.Count == 0 || cs.Any(k => k < 0))) throw new UserException("--person-class: give one or more class indices (0 or more)");
         if (EdgeRadius is int r && (r < 0 || r > 1000)) throw new UserException($"edge radius {r} must lie in [0, 1000]");
         if (!(EdgeEps > 0)) throw new UserException($"edge eps {EdgeEps} must be positive");
         if (!(Smoothing >= 0 && Smoothing < 1)) throw new UserException($"smoothing {Smoothing} must lie in [0, 1)");
@@ -36,6 +43,15 @@ public sealed record MatteOptions
         if (cls >= numClasses)
             throw new UserException($"the person class {cls} does not exist in a {numClasses}-class model; pass --person-class");
         return cls;
+    }
+
+    /// <summary>The person's classes for a model with this many classes: PersonClasses, or the one person class.</summary>
+    public IReadOnlyList<int> ResolvePersonClasses(long numClasses)
+    {
+        if (PersonClasses is not { } cs) return new[] { ResolvePersonClass(numClasses) };
+        foreach (var k in cs)
+            if (k >= numClasses) throw new UserException($"the person class {k} does not exist in a {numClasses}-class model");
+        return cs;
     }
 }
 
@@ -58,10 +74,20 @@ public sealed class Matter : IDisposable
     public MatteOptions Options { get; }
 
     /// <summary>softmax(logits)[person] as [N,1,H,W]; for a one-channel model, sigmoid of the logit.</summary>
-    public static Tensor PersonProbability(Tensor logits, int personClass)
+    public static Tensor PersonProbability(Tensor logits, int personClass) => PersonProbability(logits, new[] { personClass });
+
+    /// <summary>The summed softmax of several classes as [N,1,H,W] (one class: that class's probability).</summary>
+    public static Tensor PersonProbability(Tensor logits, IReadOnlyList<int> personClasses)
     {
         using var scope = NewDisposeScope();
-        var prob = logits.size(1) == 1 ? logits.sigmoid() : F.softmax(logits, 1).narrow(1, personClass, 1);
+        Tensor prob;
+        if (logits.size(1) == 1) prob = logits.sigmoid();
+        else if (personClasses.Count == 1) prob = F.softmax(logits, 1).narrow(1, personClasses[0], 1);
+        else
+        {
+            using var index = tensor(personClasses.Select(k => (long)k).ToArray(), device: logits.device);
+            prob = F.softmax(logits, 1).index_select(1, index).sum(1, keepdim: true).clamp(HeldScalars.Zero, HeldScalars.One);
+        }
         return prob.contiguous().MoveToOuterDisposeScope();
     }
 
@@ -90,8 +116,7 @@ public sealed class Matter : IDisposable
     {
         using var scope = NewDisposeScope();
         var logits = _predictor.Logits(RgbTensors.Normalize(rgb01));
-        int cls = Options.ResolvePersonClass(logits.size(1));
-        var prob = PersonProbability(logits, cls);
+        var prob = PersonProbability(logits, Options.ResolvePersonClasses(logits.size(1)));
         long h = rgb01.size(2), w = rgb01.size(3);
         var alpha = Refine(prob, rgb01, Options.EdgeRadius ?? AutoRadius(h, w), Options.EdgeEps);
         if (Options.Smoothing > 0)

@@ -22,6 +22,11 @@ public sealed record PredictOutputs
     public int? ProbabilityClass { get; init; }
     /// <summary>&lt;stem&gt;.npy: float32 [C,H,W] logits at the input size.</summary>
     public bool Logits { get; init; }
+    /// <summary>
+    /// &lt;stem&gt;_&lt;class&gt;.png per class but the first (background): 255 where the pixel is that class, 0 elsewhere (a
+    /// face parsing's one mask per part). The names are the classes' names, made safe for file names.
+    /// </summary>
+    public IReadOnlyList<string>? PartMasks { get; init; }
 }
 
 /// <summary>The outcome of a predict run.</summary>
@@ -177,8 +182,21 @@ public sealed class PredictJob
             if (_outputs.Overlay)
                 ImageCodec.WritePng(o.Stem + "_overlay.png", SegmentationOutputs.Overlay(o.Rgb, o.Classes!, o.Height, o.Width, _palette, _outputs.OverlayOpacity), o.Height, o.Width);
             if (o.Probability is not null) ImageCodec.WriteGrayPng(o.Stem + "_prob.png", o.Probability, o.Height, o.Width);
+            if (_outputs.PartMasks is { } parts)
+            {
+                var mask = new byte[o.Classes!.Length];
+                for (int k = 1; k < parts.Count; k++)
+                {
+                    for (int i = 0; i < mask.Length; i++) mask[i] = o.Classes[i] == k ? (byte)255 : (byte)0;
+                    ImageCodec.WriteGrayPng(o.Stem + "_" + FileNamePart(parts[k]) + ".png", mask, o.Height, o.Width);
+                }
+            }
         }
     }
+
+    /// <summary>A class name as a file-name part: letters, digits, '-' and '_' kept, anything else '_'.</summary>
+    internal static string FileNamePart(string name) =>
+        new(name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' ? c : '_').ToArray());
 
     /// <summary>Hands outputs to the writing thread; when that thread has failed, its error is the one thrown here.</summary>
     private static void Enqueue(ChannelWriter<Outputs> queue, Outputs o, Task writing)
@@ -214,7 +232,7 @@ public sealed class PredictJob
             // CHW copy and the max across planes).
             var one = logits.select(0, b);
             var stem = Path.Combine(OutputDir, p.OutputStem);
-            byte[]? classes = _outputs.Masks || _outputs.Overlay ? SegmentationOutputs.ClassIndices(one) : null;
+            byte[]? classes = _outputs.Masks || _outputs.Overlay || _outputs.PartMasks is not null ? SegmentationOutputs.ClassIndices(one) : null;
             byte[]? probability = _outputs.ProbabilityClass is int cls ? SegmentationOutputs.Probability(one, cls) : null;
             // The image's output folder (inputs' sub-folders are kept), made here once for every output of it.
             var dir = Path.GetDirectoryName(stem);

@@ -62,11 +62,34 @@ public sealed class FaceParsingCliTests : IDisposable
 
         var predictions = Path.Combine(_dir, "pred");
         Ok(CliRunner.Run(_dir, "predict", "--weights", Path.Combine(run, "best.safetensors"), "--input",
-            CelebAMaskHq.ImagePath(root, 4), "--output", predictions, "--overlay"));
+            CelebAMaskHq.ImagePath(root, 4), "--output", predictions, "--overlay", "--part-masks"));
         var (labels, h, w) = ImageCodec.DecodeMask(Path.Combine(predictions, "4.png"));
         Assert.Equal((96, 96), (h, w));   // the image's own size (twice the masks')
         Assert.True(labels.Distinct().Count() >= 3, "a face parsed into several parts");
         Assert.True(File.Exists(Path.Combine(predictions, "4_overlay.png")));
+        // One mask per part, named after it: 255 exactly where the part map holds that part.
+        Assert.Equal(18, Directory.GetFiles(predictions, "4_*.png").Length - 1);
+        foreach (var (name, label) in new[] { ("skin", 1), ("hair", 17), ("l_eye", 4) })
+        {
+            var (part, _, _) = ImageCodec.DecodeMask(Path.Combine(predictions, $"4_{name}.png"));
+            Assert.Equal(labels.Select(v => v == label ? (byte)255 : (byte)0), part);
+        }
+
+        // matte: the face parse's parts together are the person (every part by default, or the ones named).
+        var matted = Path.Combine(_dir, "matte");
+        var m = CliRunner.Run(_dir, "matte", "--weights", Path.Combine(run, "best.safetensors"), "--input", CelebAMaskHq.ImagePath(root, 4),
+            "--background", "green", "--output", matted, "--save-alpha", "--edge-radius", "0");
+        Ok(m);
+        Assert.Contains("person = class 1,2,3", m.Stderr);
+        var (alpha, _, _) = ImageCodec.DecodeMask(Path.Combine(matted, "4_alpha.png"));
+        // Where the parse says skin the alpha is high, where it says background low (edge refinement off).
+        var skin = Enumerable.Range(0, labels.Length).Where(i => labels[i] == 1).Average(i => alpha[i]);
+        var bg = Enumerable.Range(0, labels.Length).Where(i => labels[i] == 0).Average(i => alpha[i]);
+        Assert.True(skin > 127 && bg < 128, $"alpha over skin {skin:F0}, over background {bg:F0}");
+        m = CliRunner.Run(_dir, "matte", "--weights", Path.Combine(run, "best.safetensors"), "--input", CelebAMaskHq.ImagePath(root, 4),
+            "--background", "green", "--output", Path.Combine(_dir, "matte2"), "--person-class", "skin,hair,neck");
+        Ok(m);
+        Assert.Contains("(skin,hair,neck)", m.Stderr);
     }
 
     [Fact]

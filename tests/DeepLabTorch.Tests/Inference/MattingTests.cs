@@ -48,6 +48,23 @@ public class MattingTests
         Assert.Throws<UserException>(() => new MatteOptions { Smoothing = 1 }.Validate());
     }
 
+    [Fact]
+    public void SeveralPersonClassesAddTheirProbabilities()
+    {
+        // One pixel, logits ln 1, ln 2, ln 3, ln 4: softmax 0.1, 0.2, 0.3, 0.4 by hand.
+        using var logits = tensor(new[] { 0f, MathF.Log(2), MathF.Log(3), MathF.Log(4) }, new long[] { 1, 4, 1, 1 });
+        using var p13 = Matter.PersonProbability(logits, new[] { 1, 3 });
+        Assert.Equal(new long[] { 1, 1, 1, 1 }, p13.shape);
+        Assert.Equal(0.6f, p13.item<float>(), 5);
+        using var p2 = Matter.PersonProbability(logits, new[] { 2 });
+        Assert.Equal(0.3f, p2.item<float>(), 5);
+        var o = new MatteOptions { PersonClasses = new[] { 1, 3 } };
+        Assert.Equal(new[] { 1, 3 }, o.ResolvePersonClasses(4));
+        Assert.Throws<UserException>(() => o.ResolvePersonClasses(3));   // class 3 does not exist in a 3-class model
+        Assert.Equal(new[] { 15 }, new MatteOptions().ResolvePersonClasses(21));
+        Assert.Throws<UserException>(() => new MatteOptions { PersonClasses = Array.Empty<int>() }.Validate());
+    }
+
     /// <summary>Logits that make class `person` win by 20 inside the mask and lose by 20 outside.</summary>
     private static Tensor MaskLogits(byte[] mask, int h, int w, int classes, int person)
     {
