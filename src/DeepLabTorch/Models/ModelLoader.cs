@@ -51,7 +51,9 @@ public sealed class LoadedModel : IDisposable
     /// <summary>The class names the file recorded (our checkpoints), or null.</summary>
     public IReadOnlyList<string>? FileClassNames { get; }
     /// <summary>The file's class names, else VOC names for 21 classes, background/person for 2, class0..N otherwise.</summary>
-    public IReadOnlyList<string> ClassNames => FileClassNames ?? ModelLoader.DefaultClassNames(Config.NumClasses);
+    /// <summary>The file's class names; else, for a 19-class face-parsing network (a reference .pth), CelebAMask-HQ's; else the defaults for the count.</summary>
+    public IReadOnlyList<string> ClassNames => FileClassNames
+        ?? (ModelCatalog.IsNetwork(Config.Backbone) && Config.NumClasses == Data.CelebAMaskHq.ClassNames.Count ? Data.CelebAMaskHq.ClassNames : ModelLoader.DefaultClassNames(Config.NumClasses));
     public CheckpointInfo? Info { get; }
     public StateDictLoadReport Report { get; }
 

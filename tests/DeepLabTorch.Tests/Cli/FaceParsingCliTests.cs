@@ -90,6 +90,23 @@ public sealed class FaceParsingCliTests : IDisposable
             "--background", "green", "--output", Path.Combine(_dir, "matte2"), "--person-class", "skin,hair,neck");
         Ok(m);
         Assert.Contains("(skin,hair,neck)", m.Stderr);
+
+        // recolor: the hair the model finds changes colour, nothing else does.
+        var recolored = Path.Combine(_dir, "recolor");
+        Ok(CliRunner.Run(_dir, "recolor", "--weights", Path.Combine(run, "best.safetensors"), "--input", CelebAMaskHq.ImagePath(root, 4),
+            "--part", "hair", "--color", "#2040e0", "--output", recolored));
+        var (before, bh, bw) = ImageCodec.DecodeImage(CelebAMaskHq.ImagePath(root, 4));
+        var (after, _, _) = ImageCodec.DecodeImage(Path.Combine(recolored, "4_recolor.png"));
+        Assert.Equal((96, 96), (bh, bw));
+        int changedHair = 0, changedElsewhere = 0;
+        for (int i = 0; i < labels.Length; i++)
+        {
+            bool changed = before[3 * i] != after[3 * i] || before[3 * i + 1] != after[3 * i + 1] || before[3 * i + 2] != after[3 * i + 2];
+            if (labels[i] == 17) changedHair += changed ? 1 : 0;
+            else changedElsewhere += changed ? 1 : 0;
+        }
+        Assert.Equal(0, changedElsewhere);
+        Assert.True(changedHair > labels.Count(v => v == 17) / 2, $"{changedHair} hair pixels changed");
     }
 
     [Fact]
