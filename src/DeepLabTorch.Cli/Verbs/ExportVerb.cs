@@ -48,10 +48,8 @@ public sealed class ExportVerb : VerbBase
         {
             // Load into the real network: this validates every key and shape before the graph is built.
             using var loaded = ModelLoader.Load(Weights, request, Loggers.CreateLogger(LogCategories.Checkpoints));
-            if (loaded.Model is not DeepLabV3Plus model)
-                throw new UserException($"--format onnx: {loaded.Model.Description} has no ONNX graph yet (DeepLabV3+ only); --format safetensors exports it");
-            model.eval();
-            DeepLabOnnxExporter.Export(model, Output, WithPreprocessing, Argmax);
+            var model = loaded.Model;
+            OnnxExport.Write(model, Output, WithPreprocessing, Argmax);
             var c = model.Config;
             Results.WriteLine($"wrote {Output}: ONNX opset {DeepLabTorch.Export.Onnx.OnnxGraphBuilder.Opset} ({c.Backbone}, output stride {c.OutputStride}, {c.NumClasses} classes, BatchNorm folded)");
             return 0;

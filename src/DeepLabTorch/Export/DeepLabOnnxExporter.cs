@@ -17,22 +17,17 @@ namespace DeepLabTorch.Export;
 /// </summary>
 public static class DeepLabOnnxExporter
 {
-    public static void Export(DeepLabV3Plus model, string path, bool withPreprocessing = false, bool argmax = false)
+    public static void Export(DeepLabV3Plus model, string path, bool withPreprocessing = false, bool argmax = false) =>
+        OnnxExport.Write(model, path, withPreprocessing, argmax);
+
+    /// <summary>The logits at the input's size.</summary>
+    public static string Logits(OnnxGraphBuilder g, DeepLabV3Plus model, string input)
     {
-        model.eval();
-        var g = new OnnxGraphBuilder();
-        string input = withPreprocessing
-            ? g.Preprocess(g.Input("input", OnnxType.UInt8, "N", "H", "W", 3L), ImageTensor.Mean, ImageTensor.Std)
-            : g.Input("input", OnnxType.Float, "N", 3L, "H", "W");
         // Each backbone writes its own graph (Backbone.WriteGraph); this class writes the head around it.
         var (high, low) = model.Backbone.WriteGraph(new BackboneGraph(g), input);
         var asppOut = Aspp(g, model, high);
         var logits = Decoder(g, model, asppOut, low);
-        var full = g.ResizeLike(logits, input, model.Config.AlignCorners);
-        long classes = model.Config.NumClasses;
-        if (argmax) g.Output(g.ArgMax(full, 1), "labels", OnnxType.Int64, "N", "H", "W");
-        else g.Output(full, "logits", OnnxType.Float, "N", classes, "H", "W");
-        g.Save(path);
+        return g.ResizeLike(logits, input, model.Config.AlignCorners);
     }
 
     private static T Sub<T>(nn.Module root, string path) where T : nn.Module =>

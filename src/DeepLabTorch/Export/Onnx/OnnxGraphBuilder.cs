@@ -225,6 +225,34 @@ public sealed class OnnxGraphBuilder
         }, output);
     }
 
+    /// <summary>
+    /// Nearest-neighbour resize of x (NCHW) to the spatial size of `like` at run time, as PyTorch's
+    /// F.interpolate(mode="nearest") picks its source pixel: floor(destination × input / output).
+    /// </summary>
+    public string ResizeNearestLike(string x, string like, string? output = null)
+    {
+        var nc = Slice(Shape(x), new long[] { 0 }, new long[] { 2 }, new long[] { 0 });
+        var hw = Slice(Shape(like), new long[] { 2 }, new long[] { 4 }, new long[] { 0 });
+        var sizes = Concat(new[] { nc, hw }, 0);
+        return Node("Resize", new[] { x, "", "", sizes }, new[]
+        {
+            AttrString("mode", "nearest"),
+            AttrString("coordinate_transformation_mode", "asymmetric"),
+            AttrString("nearest_mode", "floor"),
+        }, output);
+    }
+
+    public string Sigmoid(string x, string? output = null) => Node("Sigmoid", new[] { x }, output: output);
+
+    /// <summary>Average pooling with a square kernel, stride and padding, padded zeros counted (PyTorch's default count_include_pad).</summary>
+    public string AveragePool(string x, long kernel, long stride, long padding, string? output = null) => Node("AveragePool", new[] { x }, new[]
+    {
+        AttrInts("kernel_shape", new[] { kernel, kernel }),
+        AttrInts("strides", new[] { stride, stride }),
+        AttrInts("pads", new[] { padding, padding, padding, padding }),
+        AttrInt("count_include_pad", 1),
+    }, output);
+
     public string ArgMax(string x, long axis = 1, bool keepdims = false, string? output = null) =>
         Node("ArgMax", new[] { x }, new[] { AttrInt("axis", axis), AttrInt("keepdims", keepdims ? 1 : 0) }, output);
 

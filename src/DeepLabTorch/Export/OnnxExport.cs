@@ -1,0 +1,26 @@
+using DeepLabTorch.Data;
+using DeepLabTorch.Export.Onnx;
+using DeepLabTorch.Models;
+
+namespace DeepLabTorch.Export;
+
+/// <summary>
+/// Any model of the catalogue as an ONNX file: the input (float NCHW, or uint8 NHWC RGB normalised inside the graph),
+/// the network's eval-mode logits (DeepLabV3+ or a face-parsing network), and the output (logits, or class ids).
+/// </summary>
+public static class OnnxExport
+{
+    public static void Write(SegmentationModel model, string path, bool withPreprocessing = false, bool argmax = false)
+    {
+        model.eval();
+        var g = new OnnxGraphBuilder();
+        string input = withPreprocessing
+            ? g.Preprocess(g.Input("input", OnnxType.UInt8, "N", "H", "W", 3L), ImageTensor.Mean, ImageTensor.Std)
+            : g.Input("input", OnnxType.Float, "N", 3L, "H", "W");
+        var full = model is DeepLabV3Plus deeplab ? DeepLabOnnxExporter.Logits(g, deeplab, input) : FaceParsingOnnxExporter.Logits(g, model, input);
+        long classes = model.Config.NumClasses;
+        if (argmax) g.Output(g.ArgMax(full, 1), "labels", OnnxType.Int64, "N", "H", "W");
+        else g.Output(full, "logits", OnnxType.Float, "N", classes, "H", "W");
+        g.Save(path);
+    }
+}
