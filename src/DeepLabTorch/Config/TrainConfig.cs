@@ -89,8 +89,11 @@ public sealed record TrainConfig
     public string LrScheduler { get; init; } = "poly";
     [Setting("Epochs between 10x decays for --lr-scheduler step.", Min = 0)]
     public int LrStep { get; init; }
-    [Setting("Linear learning-rate warm-up over this many iterations.", Min = 0)]
+    [Setting("Learning-rate warm-up over this many iterations (linear from 0, or exponential with --warmup-start-lr).", Min = 0)]
     public int WarmupIters { get; init; }
+    [Setting("Exponential warm-up from this rate to --lr over --warmup-iters, the decay then spanning the rest, as the face-parsing references (1e-5).",
+        Above = 0, Default = "none: a linear warm-up")]
+    public double? WarmupStartLr { get; init; }
     [Setting("The learning rate of the ASPP and decoder as a multiple of the backbone's (the reference's 10x).", Flag = false, Above = 0)]
     public double HeadLrMultiplier { get; init; } = 10;
     [Setting("SGD momentum.", Min = 0, Below = 1)]
@@ -99,6 +102,8 @@ public sealed record TrainConfig
     public double WeightDecay { get; init; } = 5e-4;
     [Setting("Use Nesterov momentum.")]
     public bool Nesterov { get; init; }
+    [Setting("Apply weight decay to BatchNorm weights and to biases too, as the DeepLab reference does (--decay-norm-and-bias false exempts them, as the face-parsing references).")]
+    public bool DecayNormAndBias { get; init; } = true;
 
     // Machine
     [Setting("Train on the CPU even when CUDA is available.")]

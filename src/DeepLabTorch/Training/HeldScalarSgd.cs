@@ -21,6 +21,9 @@ namespace DeepLabTorch.Training;
 /// </summary>
 public sealed class HeldScalarSgd : SGD
 {
+    /// <summary>Per parameter group: whether it is a head group (ASPP, decoder, fusion, heads) trained at the head's multiple of the rate. Null: group 0 is the backbone, the rest heads.</summary>
+    public IReadOnlyList<bool>? HeadGroups { get; init; }
+
     public HeldScalarSgd(IEnumerable<ParamGroup> groups, double lr, double momentum, double dampening, double weightDecay, bool nesterov)
         : base(groups, lr, momentum, dampening, weightDecay, nesterov, maximize: false)
     {

@@ -12,19 +12,35 @@ namespace DeepLabTorch.Training;
 /// </summary>
 public static class SgdFactory
 {
-    public static SGD Create(SegmentationModel model, double lr, double momentum, double weightDecay, bool nesterov = false, double? headMultiplier = null)
+    /// <param name="decayNormAndBias">False: BatchNorm weights and biases and every bias (the one-dimensional parameters)
+    /// get no weight decay, as the face-parsing references train; each group then splits in two.</param>
+    public static SGD Create(SegmentationModel model, double lr, double momentum, double weightDecay, bool nesterov = false, double? headMultiplier = null,
+        bool decayNormAndBias = true)
     {
-        var groups = model.ParameterGroups()
-            .Select(g => new SGD.ParamGroup(g.Parameters, new SGD.Options
+        var groups = new List<SGD.ParamGroup>();
+        var heads = new List<bool>();
+        foreach (var g in model.ParameterGroups())
+        {
+            bool head = g.LearningRateMultiplier != 1.0;
+            var rate = lr * (head ? headMultiplier ?? g.LearningRateMultiplier : 1.0);
+            var parts = decayNormAndBias
+                ? new[] { (g.Parameters, weightDecay) }
+                : new[] { ((IReadOnlyList<Parameter>)g.Parameters.Where(p => p.dim() > 1).ToList(), weightDecay), (g.Parameters.Where(p => p.dim() <= 1).ToList(), 0.0) };
+            foreach (var (parameters, decay) in parts)
             {
-                LearningRate = lr * (g.LearningRateMultiplier == 1.0 ? 1.0 : headMultiplier ?? g.LearningRateMultiplier),
-                momentum = momentum,
-                dampening = 0,
-                weight_decay = weightDecay,
-                nesterov = nesterov,
-                maximize = false,
-            }))
-            .ToList();
-        return new HeldScalarSgd(groups, lr, momentum, 0, weightDecay, nesterov);
+                if (parameters.Count == 0) continue;
+                groups.Add(new SGD.ParamGroup(parameters, new SGD.Options
+                {
+                    LearningRate = rate,
+                    momentum = momentum,
+                    dampening = 0,
+                    weight_decay = decay,
+                    nesterov = nesterov,
+                    maximize = false,
+                }));
+                heads.Add(head);
+            }
+        }
+        return new HeldScalarSgd(groups, lr, momentum, 0, weightDecay, nesterov) { HeadGroups = heads };
     }
 }

@@ -144,7 +144,7 @@ internal sealed class TrainingSession : IDisposable
         Precision = MixedPrecision.For(precision, c.ChannelsLast ?? (precision == Models.Precision.BFloat16 && Device.type == DeviceType.CPU));
         Precision.Prepare(Model);
         if (Precision != MixedPrecision.Float32) _log.LogInformation("precision: {Precision}", Precision.Name);
-        Optimizer = SgdFactory.Create(Model, c.Lr!.Value, c.Momentum, c.WeightDecay, c.Nesterov, c.HeadLrMultiplier);
+        Optimizer = SgdFactory.Create(Model, c.Lr!.Value, c.Momentum, c.WeightDecay, c.Nesterov, c.HeadLrMultiplier, c.DecayNormAndBias);
         Start = (c.StartEpoch, 0, double.NaN, -1, 0);
         if (c.Resume is { } resume)
         {
@@ -184,7 +184,7 @@ internal sealed class TrainingSession : IDisposable
             _log.LogInformation("class weights: {Weights}", string.Join(" ", w.Select(x => x.ToString("0.00", CultureInfo.InvariantCulture))));
         }
         Criterion = Losses.Build(c.LossType, _classWeights, 255, c.BatchAverage, Parallel.Size, c.OhemThreshold, c.OhemMinKept);
-        Scheduler = new LrScheduler(c.LrScheduler, c.Lr!.Value, Epochs, ItersPerEpoch, c.LrStep, c.WarmupIters, 0.9, c.HeadLrMultiplier);
+        Scheduler = new LrScheduler(c.LrScheduler, c.Lr!.Value, Epochs, ItersPerEpoch, c.LrStep, c.WarmupIters, 0.9, c.HeadLrMultiplier, c.WarmupStartLr);
     }
 
     /// <summary>--init-weights: the model built from any weight file; only the classifier may differ (it is re-initialised).</summary>

@@ -21,6 +21,19 @@ public class LrSchedulerTests
     };
 
     [Fact]
+    public void ExponentialWarmupAsTheFaceParsingReferences()
+    {
+        // base 0.01 from 1e-5 over 3 iterations, N = 10: the rate multiplies by 1000^(1/3) = 10 per iteration up to
+        // iteration 3, then poly over the 7 left, 0.01 (1 - (t - 3)/7)^0.9 (by hand: 6/7 at t = 4, 1/7 at t = 9).
+        var s = new LrScheduler("poly", 0.01, epochs: 2, itersPerEpoch: 5, warmupIters: 3, warmupStartLr: 1e-5);
+        var expected = new[] { 1e-5, 1e-4, 1e-3, 1e-2, 0.01 * Math.Pow(6.0 / 7, 0.9), 0.01 * Math.Pow(5.0 / 7, 0.9) };
+        for (var t = 0; t < expected.Length; t++) Assert.Equal(expected[t], s.LearningRate(t / 5, t % 5), 12);
+        Assert.Equal(0.01 * Math.Pow(1.0 / 7, 0.9), s.LearningRate(1, 4), 12);
+        Assert.Equal(1e-3, s.LearningRateAtProgress(0.1, 0, 2), 12);   // a time budget still warms up by iterations
+        Assert.Throws<UserException>(() => new LrScheduler("poly", 0.01, 2, 5, warmupIters: 3, warmupStartLr: 0.1));
+    }
+
+    [Fact]
     public void PolyFollowsTheFormulaIterationByIteration()
     {
         var s = new LrScheduler("poly", 0.01, epochs: 2, itersPerEpoch: 5);
