@@ -115,6 +115,16 @@ public class LogLevelTests(LogLevelFixture f) : IClassFixture<LogLevelFixture>
     }
 
     [Fact]
+    public void Recolor()
+    {
+        // A VOC model recolours its "person" class: the verb's logging is what is checked here.
+        var (loud, quiet) = AtBothLevels(level => ["recolor", "--weights", f.Weights, "--input", f.Photos, "--output", Path.Combine(f.Dir, "recolor-" + level),
+            "--part", "person", "--color", "red", "--device", "cpu", "--threads", "2"], logsInformation: true);
+        Assert.Contains(loud.InfoLines, l => l.StartsWith("recolor: 2 image(s), person to #FF0000", StringComparison.Ordinal));
+        Assert.StartsWith("wrote ", quiet.Stdout);
+    }
+
+    [Fact]
     public void Eval()
     {
         var (loud, quiet) = AtBothLevels(_ => ["eval", "--weights", f.Weights, "--dataset", "synthetic", "--data-root", f.Data, "--split", "val",
