@@ -128,6 +128,10 @@ public sealed record TrainConfig
         "flags given with it override the recorded values; a .pth or safetensors: weights only).")]
     public string? Resume { get; init; }
     /// <summary>Weights to start from (our checkpoint, safetensors or a PyTorch .pth/.pth.tar); the schedule starts at 0.</summary>
+    [Setting("ImageNet weights for the backbone, as the reference starts: auto (the reference's file from torch hub's cache, $TORCH_HOME/hub/checkpoints or " +
+        "~/.cache/torch/hub/checkpoints), none (random), or a file (torchvision's resnet101/resnet50, the reference's mobilenet_v2, Cadene's xception).",
+        Default = "auto for pascal and sbd, none for the others")]
+    public string? PretrainedBackbone { get; init; }
     [Setting("Start a new run from these weights: our checkpoint, a safetensors state_dict or a PyTorch .pth/.pth.tar (the reference's or the other port's). " +
         "A different --num-classes re-initialises the classifier; the optimizer and schedule start afresh.")]
     public string? InitWeights { get; init; }

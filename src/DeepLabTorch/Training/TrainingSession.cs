@@ -134,6 +134,13 @@ internal sealed class TrainingSession : IDisposable
         if (c.InitWeights is { } iw && !File.Exists(iw)) throw new UserException($"--init-weights: no file at '{iw}'");
         if (c.Resume is { } rs && !File.Exists(rs)) throw new UserException($"--resume: no checkpoint found at '{rs}'");
         Model = c.InitWeights is { } init ? InitFrom(init) : ModelFactory.Build(new ModelConfig(c.Backbone, c.OutStride, NumClasses));
+        // A new run from random weights starts its backbone from ImageNet, as the reference does (never silently from noise).
+        if (c.InitWeights is null && c.Resume is null && PretrainedBackbone.Resolve(c.PretrainedBackbone, c.Backbone) is { } pretrained)
+        {
+            if (Model is not DeepLabV3Plus deeplab)
+                throw new UserException($"--pretrained-backbone: {c.Backbone} has no ImageNet backbone file here; train it with --pretrained-backbone none");
+            PretrainedBackbone.Load(deeplab, pretrained, _weightsLog);
+        }
         Model.FreezeBatchNorm = c.FreezeBn;
         if (!c.Dropout)
             foreach (var m in Model.modules().OfType<TorchSharp.Modules.Dropout>()) m.p = 0;

@@ -1,0 +1,146 @@
+using DeepLabTorch.Checkpoints;
+using DeepLabTorch.Extensions;
+using Microsoft.Extensions.Logging;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DeepLabTorch.Models;
+
+/// <summary>What an ImageNet backbone file gave the model: the tensors loaded, and the backbone's tensors left at initialisation.</summary>
+public sealed record PretrainedReport(string File, int Loaded, int LeftAtInit, int Ignored);
+
+/// <summary>
+/// ImageNet-initialised backbones, as the reference starts every run: the reference's files, found where PyTorch
+/// users already have them (torch hub's checkpoint cache), read by our safe importer and mapped onto the backbone
+/// as the reference maps them. ResNet-101/50 (torchvision) and MobileNetV2 (the reference's model-zoo file) are
+/// matched by name: a file tensor goes to "backbone." + its name when that tensor exists with the same shape.
+/// Cadene's Xception goes through the reference's rules first: 2-D pointwise weights gain their 1×1, block11 is
+/// copied into blocks 12-19, block12 becomes block20, bn3 also fills bn4, conv4 becomes conv5 and bn4 bn5.
+/// A file that fills less than half of the backbone is an error: a wrong file must not train from noise unnoticed.
+/// </summary>
+public static class PretrainedBackbone
+{
+    /// <summary>A backbone's reference file: its name in the cache and where the reference downloads it.</summary>
+    public sealed record Source(string Backbone, string FileName, string Url);
+
+    public static IReadOnlyList<Source> Sources { get; } = new[]
+    {
+        new Source("mobilenet", "mobilenet_v2-6a65762b.pth", "http://jeff95.me/models/mobilenet_v2-6a65762b.pth"),
+        new Source("resnet", "resnet101-5d3b4d8f.pth", "https://download.pytorch.org/models/resnet101-5d3b4d8f.pth"),
+        new Source("resnet50", "resnet50-19c8e357.pth", "https://download.pytorch.org/models/resnet50-19c8e357.pth"),
+        new Source("xception", "xception-b5690688.pth", "http://data.lip6.fr/cadene/pretrainedmodels/xception-b5690688.pth"),
+    };
+
+    /// <summary>torch hub's checkpoint folders, in its order: $TORCH_HOME/hub/checkpoints, $XDG_CACHE_HOME/torch/hub/checkpoints, ~/.cache/torch/hub/checkpoints.</summary>
+    public static IReadOnlyList<string> CacheFolders()
+    {
+        var folders = new List<string>();
+        if (Environment.GetEnvironmentVariable("TORCH_HOME") is { Length: > 0 } torchHome) folders.Add(Path.Combine(torchHome, "hub", "checkpoints"));
+        if (Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg) folders.Add(Path.Combine(xdg, "torch", "hub", "checkpoints"));
+        folders.Add(Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "torch", "hub", "checkpoints"));
+        return folders;
+    }
+
+    /// <summary>
+    /// The file for --pretrained-backbone: null for none, the path for a path, the cached reference file for auto.
+    /// auto without the file is an error naming the file, where it looked, where to get it, and --pretrained-backbone none.
+    /// </summary>
+    public static string? Resolve(string? spec, string backbone)
+    {
+        if (spec is null || spec.Equals("none", StringComparison.OrdinalIgnoreCase)) return null;
+        if (!spec.Equals("auto", StringComparison.OrdinalIgnoreCase))
+            return File.Exists(spec) ? spec : throw new UserException($"--pretrained-backbone {spec}: no such file");
+        var source = Sources.FirstOrDefault(s => s.Backbone == backbone)
+            ?? throw new UserException($"--pretrained-backbone auto: no ImageNet file is known for {backbone}; give a file or --pretrained-backbone none");
+        var folders = CacheFolders();
+        foreach (var folder in folders)
+        {
+            var candidate = Path.Combine(folder, source.FileName);
+            if (File.Exists(candidate)) return candidate;
+        }
+        throw new UserException($"--pretrained-backbone auto: {source.FileName} is not in {string.Join(" or ", folders)}; download it from {source.Url} " +
+            $"into {folders[0]}, give its path, or train from random weights with --pretrained-backbone none");
+    }
+
+    /// <summary>Loads the backbone of a DeepLabV3+ from the file; throws a CheckpointException when it does not fit.</summary>
+    public static PretrainedReport Load(DeepLabV3Plus model, string path, ILogger? log = null)
+    {
+        var sd = WeightFiles.LoadStateDict(path, out _);
+        try
+        {
+            using var scope = NewDisposeScope();   // the reshaped views Map makes
+            var mapped = Map(model.Config.Backbone, sd);
+            var own = model.StateDictInOrder();
+            var backboneKeys = own.Keys.Where(k => k.StartsWith("backbone.", StringComparison.Ordinal) && !k.EndsWith("num_batches_tracked", StringComparison.Ordinal)).ToList();
+            int loaded = 0, ignored = 0;
+            var mismatched = new List<string>();
+            using (no_grad())
+            {
+                foreach (var (key, tensor) in mapped)
+                {
+                    if (!own.TryGetValue("backbone." + key, out var target))
+                    {
+                        if (!key.EndsWith("num_batches_tracked", StringComparison.Ordinal)) ignored++;
+                        continue;
+                    }
+                    if (!target.shape.SequenceEqual(tensor.shape))
+                    {
+                        mismatched.Add($"{key} {Shape(tensor)} in the file, {Shape(target)} in the model");
+                        continue;
+                    }
+                    using var converted = tensor.to(target.dtype, target.device);
+                    target.copy_(converted);
+                    // BatchNorm's step counters come along but are not weights: the counts are of weights and statistics.
+                    if (!key.EndsWith("num_batches_tracked", StringComparison.Ordinal)) loaded++;
+                }
+            }
+            if (mismatched.Count > 0)
+                throw new CheckpointException(path, $"{mismatched.Count} tensor(s) have another shape than the {model.Config.Backbone} backbone's: " +
+                    string.Join("; ", mismatched.Take(5)) + (mismatched.Count > 5 ? "; …" : ""));
+            if (loaded * 2 < backboneKeys.Count)
+                throw new CheckpointException(path, $"only {loaded} of the {model.Config.Backbone} backbone's {backboneKeys.Count} tensors are in it " +
+                    $"({ignored} of its tensors fit nowhere): not an ImageNet file for this backbone");
+            var report = new PretrainedReport(path, loaded, backboneKeys.Count - loaded, ignored);
+            log?.LogInformation("pretrained backbone: {File}: {Loaded} tensors loaded, {LeftAtInit} of the backbone's left at initialisation, {Ignored} of the file's unused",
+                path, report.Loaded, report.LeftAtInit, report.Ignored);
+            return report;
+        }
+        finally
+        {
+            foreach (var t in sd.Values) t.Dispose();
+        }
+    }
+
+    /// <summary>The file's tensors under the backbone's names (without "backbone."), as the reference maps them.</summary>
+    internal static Dictionary<string, Tensor> Map(string backbone, IReadOnlyDictionary<string, Tensor> file)
+    {
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        if (backbone != "xception")
+        {
+            foreach (var (k, v) in file) result[k] = v;
+            return result;
+        }
+        foreach (var (k, raw) in file)
+        {
+            // Cadene's pointwise convolutions are stored as Linear-like 2-D weights in some versions.
+            var v = k.Contains("pointwise", StringComparison.Ordinal) && raw.dim() == 2 ? raw.unsqueeze(-1).unsqueeze(-1) : raw;
+            if (k.StartsWith("block11", StringComparison.Ordinal))
+            {
+                result[k] = v;
+                for (int i = 12; i <= 19; i++) result["block" + i.ToString(System.Globalization.CultureInfo.InvariantCulture) + k["block11".Length..]] = v;
+            }
+            else if (k.StartsWith("block12", StringComparison.Ordinal)) result["block20" + k["block12".Length..]] = v;
+            else if (k.StartsWith("bn3", StringComparison.Ordinal))
+            {
+                result[k] = v;
+                result["bn4" + k["bn3".Length..]] = v;
+            }
+            else if (k.StartsWith("conv4", StringComparison.Ordinal)) result["conv5" + k["conv4".Length..]] = v;
+            else if (k.StartsWith("bn4", StringComparison.Ordinal)) result["bn5" + k["bn4".Length..]] = v;
+            else result[k] = v;
+        }
+        return result;
+    }
+
+    private static string Shape(Tensor t) => "[" + string.Join(", ", t.shape) + "]";
+}

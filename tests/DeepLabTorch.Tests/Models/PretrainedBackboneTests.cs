@@ -1,0 +1,137 @@
+using System.Text.Json;
+using DeepLabTorch.Checkpoints;
+using DeepLabTorch.Config;
+using DeepLabTorch.Extensions;
+using DeepLabTorch.Models;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace DeepLabTorch.Tests.Models;
+
+/// <summary>The files of tests/reference/pretrained_files.py (torchvision's resnet50, the reference's MobileNetV2 and Cadene's Xception layouts), made once.</summary>
+public sealed class PretrainedFiles : IDisposable
+{
+    public PretrainedFiles()
+    {
+        Dir = Python.NewTempDir("pretrained");
+        Python.Run("pretrained_files.py", Dir);
+        Expected = JsonDocument.Parse(File.ReadAllText(Path.Combine(Dir, "expected.json"))).RootElement.Clone();
+    }
+
+    public string Dir { get; }
+    public JsonElement Expected { get; }
+    public string this[string name] => Path.Combine(Dir, name);
+
+    public void Dispose() => Directory.Delete(Dir, true);
+}
+
+/// <summary>ImageNet backbones loaded as the reference loads them: the very tensors it would copy, and nothing silently.</summary>
+public class PretrainedBackboneTests(PretrainedFiles files) : IClassFixture<PretrainedFiles>
+{
+    private static void AssertSame(Tensor expected, Tensor actual, string what)
+    {
+        using var e = expected.dim() == 2 && actual.dim() == 4 ? expected.unsqueeze(-1).unsqueeze(-1) : expected.alias();
+        Assert.True(e.shape.SequenceEqual(actual.shape), $"{what}: shape");
+        Assert.True(e.to(actual.dtype).equal(actual).all().item<bool>(), $"{what}: values differ");
+    }
+
+    [Theory]
+    [InlineData("resnet50", "resnet50.pth", "layer3.5.conv2.weight")]
+    [InlineData("resnet50", "resnet50.pth", "layer4.2.bn3.running_var")]
+    [InlineData("mobilenet", "mobilenet.pth", "features.17.conv.3.weight")]
+    public void NamedLayoutsLoadEveryTensorTheReferenceLoads(string backbone, string file, string key)
+    {
+        using var model = new DeepLabV3Plus(new ModelConfig(backbone, 16, 21));
+        var report = PretrainedBackbone.Load(model, files[file]);
+        Assert.Equal(files.Expected.GetProperty(file).GetInt32(), report.Loaded);
+        Assert.Equal(0, report.LeftAtInit);
+        var sd = WeightFiles.LoadStateDict(files[file], out _);
+        try
+        {
+            AssertSame(sd[key], model.StateDictInOrder()["backbone." + key], key);
+            Assert.True(report.Ignored >= 1);   // fc / the ImageNet classifier
+        }
+        finally
+        {
+            foreach (var t in sd.Values) t.Dispose();
+        }
+    }
+
+    [Fact]
+    public void CadeneXceptionGoesThroughTheReferencesCopies()
+    {
+        using var model = new DeepLabV3Plus(new ModelConfig("xception", 16, 21));
+        using var conv4Before = model.StateDictInOrder()["backbone.conv4.pointwise.weight"].clone();
+        var report = PretrainedBackbone.Load(model, files["xception.pth"]);
+        Assert.Equal(files.Expected.GetProperty("xception.pth").GetInt32(), report.Loaded);
+        var own = model.StateDictInOrder();
+        var sd = WeightFiles.LoadStateDict(files["xception.pth"], out _);
+        try
+        {
+            var block11 = sd.Keys.First(k => k.StartsWith("block11.", StringComparison.Ordinal) && k.Contains("pointwise", StringComparison.Ordinal));
+            Assert.Equal(2, sd[block11].dim());   // Cadene's 2-D pointwise weights
+            foreach (var i in new[] { 11, 12, 15, 19 })
+                AssertSame(sd[block11], own["backbone.block" + i + block11["block11".Length..]], $"block{i} from block11");
+            var block12 = sd.Keys.First(k => k.StartsWith("block12.", StringComparison.Ordinal));
+            AssertSame(sd[block12], own["backbone.block20" + block12["block12".Length..]], "block20 from block12");
+            AssertSame(sd["bn3.running_mean"], own["backbone.bn4.running_mean"], "bn4 from bn3");
+            AssertSame(sd["conv4.pointwise.weight"], own["backbone.conv5.pointwise.weight"], "conv5 from conv4");
+            AssertSame(sd["bn4.weight"], own["backbone.bn5.weight"], "bn5 from bn4");
+            // The reference leaves conv4 at its initialisation: so do we, and the report says so.
+            Assert.True(conv4Before.equal(own["backbone.conv4.pointwise.weight"]).all().item<bool>());
+            Assert.True(report.LeftAtInit > 0);
+        }
+        finally
+        {
+            foreach (var t in sd.Values) t.Dispose();
+        }
+    }
+
+    [Fact]
+    public void AFileForAnotherBackboneIsAnErrorNotNoise()
+    {
+        using var model = new DeepLabV3Plus(new ModelConfig("mobilenet", 16, 21));
+        var e = Assert.Throws<CheckpointException>(() => PretrainedBackbone.Load(model, files["resnet50.pth"]));
+        Assert.Contains("resnet50.pth", e.Message);
+        Assert.Contains("not an ImageNet file for this backbone", e.Message);
+    }
+
+    [Fact]
+    public void AutoFindsTheFileInTorchHubsCacheOrSaysWhatToDo()
+    {
+        var saved = (Environment.GetEnvironmentVariable("TORCH_HOME"), Environment.GetEnvironmentVariable("XDG_CACHE_HOME"));
+        var home = Python.NewTempDir("torch-home");
+        try
+        {
+            Environment.SetEnvironmentVariable("TORCH_HOME", home);
+            Environment.SetEnvironmentVariable("XDG_CACHE_HOME", Path.Combine(home, "xdg"));
+            Assert.Equal(Path.Combine(home, "hub", "checkpoints"), PretrainedBackbone.CacheFolders()[0]);
+            Assert.Equal(Path.Combine(home, "xdg", "torch", "hub", "checkpoints"), PretrainedBackbone.CacheFolders()[1]);
+            var cached = Path.Combine(home, "xdg", "torch", "hub", "checkpoints", "resnet50-19c8e357.pth");
+            if (PretrainedBackbone.CacheFolders().Skip(2).Any(f => File.Exists(Path.Combine(f, "resnet50-19c8e357.pth")))) return; // a real cache on this machine
+            var e = Assert.Throws<UserException>(() => PretrainedBackbone.Resolve("auto", "resnet50"));
+            Assert.Contains("resnet50-19c8e357.pth", e.Message);
+            Assert.Contains("https://download.pytorch.org/models/resnet50-19c8e357.pth", e.Message);
+            Assert.Contains("--pretrained-backbone none", e.Message);
+            Directory.CreateDirectory(Path.GetDirectoryName(cached)!);
+            File.Copy(files["resnet50.pth"], cached);
+            Assert.Equal(cached, PretrainedBackbone.Resolve("auto", "resnet50"));
+            Assert.Null(PretrainedBackbone.Resolve("none", "resnet50"));
+            Assert.Throws<UserException>(() => PretrainedBackbone.Resolve(Path.Combine(home, "missing.pth"), "resnet50"));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("TORCH_HOME", saved.Item1);
+            Environment.SetEnvironmentVariable("XDG_CACHE_HOME", saved.Item2);
+            Directory.Delete(home, true);
+        }
+    }
+
+    [Fact]
+    public void RealDataSetsDefaultToAutoAndTheSyntheticSetToNone()
+    {
+        Assert.Equal("auto", TrainConfigRules.Resolve(new TrainConfig { Dataset = "pascal", Backbone = "mobilenet" }).PretrainedBackbone);
+        Assert.Equal("none", TrainConfigRules.Resolve(new TrainConfig { Dataset = "synthetic", Backbone = "mobilenet" }).PretrainedBackbone);
+        Assert.Equal("x.pth", TrainConfigRules.Resolve(new TrainConfig { Dataset = "pascal", PretrainedBackbone = "x.pth" }).PretrainedBackbone);
+    }
+}
