@@ -20,16 +20,23 @@ public sealed record PretrainedReport(string File, int Loaded, int LeftAtInit, i
 /// </summary>
 public static class PretrainedBackbone
 {
-    /// <summary>A backbone's reference file: its name in the cache and where the reference downloads it.</summary>
-    public sealed record Source(string Backbone, string FileName, string Url);
+    /// <summary>A backbone's reference file: its name in the cache, where the reference downloads it, and whether the
+    /// hex part of its name is the start of its SHA-256 (torchvision's convention, which torch hub checks).</summary>
+    public sealed record Source(string Backbone, string FileName, string Url, bool NameCarriesHash);
 
     public static IReadOnlyList<Source> Sources { get; } = new[]
     {
-        new Source("mobilenet", "mobilenet_v2-6a65762b.pth", "http://jeff95.me/models/mobilenet_v2-6a65762b.pth"),
-        new Source("resnet", "resnet101-5d3b4d8f.pth", "https://download.pytorch.org/models/resnet101-5d3b4d8f.pth"),
-        new Source("resnet50", "resnet50-19c8e357.pth", "https://download.pytorch.org/models/resnet50-19c8e357.pth"),
-        new Source("xception", "xception-b5690688.pth", "http://data.lip6.fr/cadene/pretrainedmodels/xception-b5690688.pth"),
+        new Source("mobilenet", "mobilenet_v2-6a65762b.pth", "http://jeff95.me/models/mobilenet_v2-6a65762b.pth", false),
+        new Source("resnet", "resnet101-5d3b4d8f.pth", "https://download.pytorch.org/models/resnet101-5d3b4d8f.pth", true),
+        new Source("resnet50", "resnet50-19c8e357.pth", "https://download.pytorch.org/models/resnet50-19c8e357.pth", true),
+        new Source("xception", "xception-b5690688.pth", "http://data.lip6.fr/cadene/pretrainedmodels/xception-b5690688.pth", false),
     };
+
+    /// <summary>A base URL that replaces the public hosts (an internal mirror holding the same file names).</summary>
+    public const string MirrorVariable = "DEEPLAB_WEIGHTS_MIRROR";
+
+    /// <summary>Seconds a download may go without receiving a byte before it is abandoned (default 60).</summary>
+    public const string StallVariable = "DEEPLAB_DOWNLOAD_STALL_SECONDS";
 
     /// <summary>torch hub's checkpoint folders, in its order: $TORCH_HOME/hub/checkpoints, $XDG_CACHE_HOME/torch/hub/checkpoints, ~/.cache/torch/hub/checkpoints.</summary>
     public static IReadOnlyList<string> CacheFolders()
@@ -43,9 +50,10 @@ public static class PretrainedBackbone
 
     /// <summary>
     /// The file for --pretrained-backbone: null for none, the path for a path, the cached reference file for auto.
-    /// auto without the file is an error naming the file, where it looked, where to get it, and --pretrained-backbone none.
+    /// auto without the file downloads it into the first cache folder (from DEEPLAB_WEIGHTS_MIRROR when set); when that
+    /// fails too, one error names the file, where it looked, the reason, and --pretrained-backbone none.
     /// </summary>
-    public static string? Resolve(string? spec, string backbone)
+    public static string? Resolve(string? spec, string backbone, ILogger? log = null)
     {
         if (spec is null || spec.Equals("none", StringComparison.OrdinalIgnoreCase)) return null;
         if (!spec.Equals("auto", StringComparison.OrdinalIgnoreCase))
@@ -58,8 +66,103 @@ public static class PretrainedBackbone
             var candidate = Path.Combine(folder, source.FileName);
             if (File.Exists(candidate)) return candidate;
         }
-        throw new UserException($"--pretrained-backbone auto: {source.FileName} is not in {string.Join(" or ", folders)}; download it from {source.Url} " +
-            $"into {folders[0]}, give its path, or train from random weights with --pretrained-backbone none");
+        var url = Environment.GetEnvironmentVariable(MirrorVariable) is { Length: > 0 } mirror ? mirror.TrimEnd('/') + "/" + source.FileName : source.Url;
+        try
+        {
+            return Download(url, Path.Combine(folders[0], source.FileName), source.NameCarriesHash ? HashPrefix(source.FileName) : null, log);
+        }
+        catch (UserException e)
+        {
+            throw new UserException($"--pretrained-backbone auto: {source.FileName} is not in {string.Join(" or ", folders)} and could not be downloaded " +
+                $"({e.Message}); put it in {folders[0]}, give its path, or train from random weights with --pretrained-backbone none");
+        }
+    }
+
+    /// <summary>The hex after the last '-' of a file name ("resnet50-19c8e357.pth" → "19c8e357").</summary>
+    internal static string? HashPrefix(string fileName)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(fileName, "-([0-9a-f]{6,})\\.");
+        return m.Success ? m.Groups[1].Value : null;
+    }
+
+    /// <summary>
+    /// Downloads url to target as torch hub does: into a temporary file beside it, with the SHA-256 checked against
+    /// the expected prefix when there is one, then renamed into place. A truncated transfer, a stalled server, an HTTP
+    /// error or a wrong hash deletes the partial file and is a UserException naming the URL (and both hashes).
+    /// </summary>
+    internal static string Download(string url, string target, string? expectedHashPrefix, ILogger? log = null)
+    {
+        var folder = Path.GetDirectoryName(Path.GetFullPath(target))!;
+        Directory.CreateDirectory(folder);
+        var partial = target + "." + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) + ".partial";
+        var stall = TimeSpan.FromSeconds(int.TryParse(Environment.GetEnvironmentVariable(StallVariable), out var sec) && sec > 0 ? sec : 60);
+        log?.LogInformation("downloading {Url} to {File}", url, target);
+        try
+        {
+            using var http = new HttpClient { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
+            using var headers = new CancellationTokenSource(stall);
+            HttpResponseMessage response;
+            try
+            {
+                response = http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, headers.Token).GetAwaiter().GetResult();
+            }
+            catch (OperationCanceledException)
+            {
+                throw new UserException($"{url}: no answer in {stall.TotalSeconds:0} s");
+            }
+            catch (HttpRequestException e)
+            {
+                throw new UserException($"{url}: {e.Message}");
+            }
+            using (response)
+            {
+                if (!response.IsSuccessStatusCode) throw new UserException($"{url}: HTTP {(int)response.StatusCode} {response.ReasonPhrase}");
+                long? length = response.Content.Headers.ContentLength;
+                using var body = response.Content.ReadAsStream();
+                using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+                long received = 0;
+                using (var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None))
+                {
+                    var buffer = new byte[1 << 16];
+                    while (true)
+                    {
+                        int n;
+                        using (var cts = new CancellationTokenSource(stall))
+                        {
+                            try
+                            {
+                                n = body.ReadAsync(buffer, cts.Token).AsTask().GetAwaiter().GetResult();
+                            }
+                            catch (OperationCanceledException)
+                            {
+                                throw new UserException($"{url}: the transfer stalled for {stall.TotalSeconds:0} s after {received} bytes");
+                            }
+                            catch (Exception e) when (e is IOException or HttpRequestException)
+                            {
+                                throw new UserException($"{url}: the transfer broke off after {received} bytes ({e.Message})");
+                            }
+                        }
+                        if (n == 0) break;
+                        file.Write(buffer, 0, n);
+                        sha.AppendData(buffer, 0, n);
+                        received += n;
+                    }
+                    file.Flush(true);
+                }
+                if (length is { } expectedLength && received != expectedLength)
+                    throw new UserException($"{url}: the transfer ended after {received} of {expectedLength} bytes");
+                var hash = Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
+                if (expectedHashPrefix is not null && !hash.StartsWith(expectedHashPrefix, StringComparison.Ordinal))
+                    throw new UserException($"{url}: SHA-256 {hash} does not start with {expectedHashPrefix}, the hash its name promises");
+                File.Move(partial, target, overwrite: true);
+                log?.LogInformation("downloaded {File}: {Bytes} bytes, SHA-256 {Hash}", target, received, hash);
+                return target;
+            }
+        }
+        finally
+        {
+            if (File.Exists(partial)) File.Delete(partial);
+        }
     }
 
     /// <summary>Loads the backbone of a DeepLabV3+ from the file; throws a CheckpointException when it does not fit.</summary>

@@ -99,10 +99,13 @@ public class PretrainedBackboneTests(PretrainedFiles files) : IClassFixture<Pret
     [Fact]
     public void AutoFindsTheFileInTorchHubsCacheOrSaysWhatToDo()
     {
-        var saved = (Environment.GetEnvironmentVariable("TORCH_HOME"), Environment.GetEnvironmentVariable("XDG_CACHE_HOME"));
+        var saved = (Environment.GetEnvironmentVariable("TORCH_HOME"), Environment.GetEnvironmentVariable("XDG_CACHE_HOME"),
+            Environment.GetEnvironmentVariable(PretrainedBackbone.MirrorVariable));
         var home = Python.NewTempDir("torch-home");
         try
         {
+            // Offline: a mirror on a closed loopback port refuses at once.
+            Environment.SetEnvironmentVariable(PretrainedBackbone.MirrorVariable, "http://127.0.0.1:9/weights");
             Environment.SetEnvironmentVariable("TORCH_HOME", home);
             Environment.SetEnvironmentVariable("XDG_CACHE_HOME", Path.Combine(home, "xdg"));
             Assert.Equal(Path.Combine(home, "hub", "checkpoints"), PretrainedBackbone.CacheFolders()[0]);
@@ -111,8 +114,10 @@ public class PretrainedBackboneTests(PretrainedFiles files) : IClassFixture<Pret
             if (PretrainedBackbone.CacheFolders().Skip(2).Any(f => File.Exists(Path.Combine(f, "resnet50-19c8e357.pth")))) return; // a real cache on this machine
             var e = Assert.Throws<UserException>(() => PretrainedBackbone.Resolve("auto", "resnet50"));
             Assert.Contains("resnet50-19c8e357.pth", e.Message);
-            Assert.Contains("https://download.pytorch.org/models/resnet50-19c8e357.pth", e.Message);
+            Assert.Contains("http://127.0.0.1:9/weights/resnet50-19c8e357.pth", e.Message);
+            Assert.Contains("could not be downloaded", e.Message);
             Assert.Contains("--pretrained-backbone none", e.Message);
+            Assert.False(File.Exists(Path.Combine(home, "hub", "checkpoints", "resnet50-19c8e357.pth")));
             Directory.CreateDirectory(Path.GetDirectoryName(cached)!);
             File.Copy(files["resnet50.pth"], cached);
             Assert.Equal(cached, PretrainedBackbone.Resolve("auto", "resnet50"));
@@ -123,6 +128,7 @@ public class PretrainedBackboneTests(PretrainedFiles files) : IClassFixture<Pret
         {
             Environment.SetEnvironmentVariable("TORCH_HOME", saved.Item1);
             Environment.SetEnvironmentVariable("XDG_CACHE_HOME", saved.Item2);
+            Environment.SetEnvironmentVariable(PretrainedBackbone.MirrorVariable, saved.Item3);
             Directory.Delete(home, true);
         }
     }
