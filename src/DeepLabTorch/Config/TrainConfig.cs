@@ -146,7 +146,8 @@ public sealed record TrainConfig
     [Setting("Output folder (with --resume, the checkpoint's folder). A folder holding another run is refused: continue it with --resume or replace it with --overwrite.",
         Default = "checkpoints/<dataset>-<backbone>-<checkname>/")]
     public string? Output { get; init; }
-    [Setting("Stop after this many iterations in total (for short runs). The schedule still spans --epochs, and the checkpoint records the batch reached: --resume continues exactly there.", Min = 1)]
+    [Setting("Stop after this many iterations in total (for short runs). The schedule still spans --epochs, and the checkpoint records the batch reached: --resume continues exactly there. " +
+        "0 saves the starting weights to last.safetensors and stops (to check what --pretrained-backbone or --init-weights loaded).", Min = 0)]
     public long? MaxIters { get; init; }
     /// <summary>Also write epoch-NNNN.safetensors after every epoch and keep the newest N of them (0: none).</summary>
     [Setting("Also keep periodic checkpoints: epoch-NNNN.safetensors after each epoch, the newest N kept (0: only last and best).", Min = 0)]

@@ -204,8 +204,10 @@ public static class PretrainedBackbone
                 throw new CheckpointException(path, $"only {loaded} of the {model.Config.Backbone} backbone's {backboneKeys.Count} tensors are in it " +
                     $"({ignored} of its tensors fit nowhere): not an ImageNet file for this backbone");
             var report = new PretrainedReport(path, loaded, backboneKeys.Count - loaded, ignored);
-            log?.LogInformation("pretrained backbone: {File}: {Loaded} tensors loaded, {LeftAtInit} of the backbone's left at initialisation, {Ignored} of the file's unused",
-                path, report.Loaded, report.LeftAtInit, report.Ignored);
+            string hash;
+            using (var stream = File.OpenRead(path)) hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(stream)).ToLowerInvariant();
+            log?.LogInformation("pretrained backbone: {File} (SHA-256 {Hash}): {Loaded} tensors loaded, {LeftAtInit} of the backbone's left at initialisation, {Ignored} of the file's unused",
+                path, hash, report.Loaded, report.LeftAtInit, report.Ignored);
             return report;
         }
         finally

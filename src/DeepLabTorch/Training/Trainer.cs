@@ -102,6 +102,14 @@ public sealed class Trainer
         };
         using var o = new RunOutputs(s, p);
         s.Model.train();
+        if (_c.MaxIters == 0)
+        {
+            // --max-iters 0: the starting weights (ImageNet backbone, --init-weights) saved as they are, to inspect.
+            o.SaveLast();
+            _log.LogInformation("--max-iters 0: the starting weights are in {Checkpoint}; no step taken", o.LastPath);
+            o.WriteReport();
+            return Finish(s, o, p, wall.Elapsed.TotalSeconds);
+        }
         try
         {
             for (var epoch = s.Start.Epoch; epoch < s.Epochs && !p.Interrupted; epoch++)

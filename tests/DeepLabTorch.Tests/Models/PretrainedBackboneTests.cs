@@ -88,6 +88,37 @@ public class PretrainedBackboneTests(PretrainedFiles files) : IClassFixture<Pret
     }
 
     [Fact]
+    public void MaxItersZeroSavesTheStartingWeightsWithTheBackboneFromTheFile()
+    {
+        var dir = Python.NewTempDir("pretrained-cli");
+        try
+        {
+            var run = Path.Combine(dir, "run");
+            var synth = DeepLabTorch.Tests.Cli.CliRunner.Run(dir, "data", "synth", "--out", Path.Combine(dir, "data"), "--count", "6", "--width", "80", "--height", "60");
+            Assert.True(synth.Code == 0, synth.Stderr);
+            var r = DeepLabTorch.Tests.Cli.CliRunner.Run(dir, "train", "--dataset", "synthetic", "--data-root", Path.Combine(dir, "data"), "--backbone", "mobilenet",
+                "--pretrained-backbone", files["mobilenet.pth"], "--max-iters", "0", "--crop-size", "65", "--base-size", "72", "--output", run);
+            Assert.True(r.Code == 0, r.Stdout + r.Stderr);
+            Assert.Contains("255 tensors loaded, 0 of the backbone's left at initialisation", r.Stderr);
+            Assert.Contains("(SHA-256 ", r.Stderr);
+            var saved = WeightFiles.LoadStateDict(Path.Combine(run, "last.safetensors"), out _);
+            var file = WeightFiles.LoadStateDict(files["mobilenet.pth"], out _);
+            try
+            {
+                AssertSame(file["features.17.conv.6.weight"], saved["backbone.features.17.conv.6.weight"], "saved backbone");
+            }
+            finally
+            {
+                foreach (var t in saved.Values.Concat(file.Values)) t.Dispose();
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
     public void AFileForAnotherBackboneIsAnErrorNotNoise()
     {
         using var model = new DeepLabV3Plus(new ModelConfig("mobilenet", 16, 21));
