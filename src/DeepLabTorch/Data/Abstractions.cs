@@ -62,4 +62,7 @@ public sealed class DataException : Exception
 
     public string Path { get; }
     public string Reason { get; }
+
+    /// <summary>For a mask value outside the classes: the largest such value in the file (null for other problems).</summary>
+    public int? LabelOutOfRange { get; init; }
 }

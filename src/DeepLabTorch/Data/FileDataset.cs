@@ -75,10 +75,13 @@ public sealed class FileDataset : ISegmentationDataset
         }
         if (anyBad)
         {
+            int largest = 0;
+            for (int v = 255; v >= 0; v--)
+                if (bad[v] && hist[v] > 0) { largest = v; break; }
             for (int i = 0; i < mask.Length; i++)
                 if (bad[mask[i]])
                     throw new DataException(path, $"mask value {mask[i]} at (x={i % width}, y={i / width}) is neither a class (0-{NumClasses - 1}) " +
-                        $"nor the ignore value {_ignoreValue} ({hist[mask[i]]} such pixels)");
+                        $"nor the ignore value {_ignoreValue} ({hist[mask[i]]} such pixels)") { LabelOutOfRange = largest };
         }
         if (_ignoreValue == 255) return; // identity for every valid value
         for (int i = 0; i < mask.Length; i++) mask[i] = lut[mask[i]];

@@ -90,6 +90,7 @@ internal sealed class TrainingSession : IDisposable
         var classNames = trainSet.ClassNames.Count == numClasses ? trainSet.ClassNames.ToArray()
             : Enumerable.Range(0, numClasses).Select(i => $"class {i}").ToArray();
         if (c.LossType == "dice" && numClasses != 2) throw new UserException($"--loss-type dice is for binary segmentation; {trainSet.Name} has {numClasses} classes");
+        if (group.IsRoot && !c.SkipBad) LabelCheck.Run(trainSet, numClasses);
         if (c.BatchSize * (c.SyncBn ? group.Size : 1) < 2 && !c.FreezeBn)
             throw new UserException("--batch-size 1 cannot train BatchNorm (it needs at least 2 images per batch); use a larger batch or --freeze-bn" +
                 (group.IsDistributed ? ", or --sync-bn, which normalises over the batches of all processes" : ""));
