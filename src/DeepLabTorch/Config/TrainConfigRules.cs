@@ -51,7 +51,7 @@ public static class TrainConfigRules
             TestBatchSize = c.TestBatchSize ?? 1,
             Precision = precision == Models.Precision.BFloat16 ? "bf16" : "float32",
             Checkname = checkname,
-            PretrainedBackbone = c.PretrainedBackbone ?? (c.Dataset is "pascal" or "sbd" ? "auto" : "none"),
+            PretrainedBackbone = c.PretrainedBackbone ?? (c.Dataset is "pascal" or "sbd" or Cityscapes.Name ? "auto" : "none"),
             Output = c.Output ?? Path.Combine("checkpoints", $"{c.Dataset}-{c.Backbone}-{checkname}"),
         };
     }

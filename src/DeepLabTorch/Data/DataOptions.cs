@@ -39,8 +39,8 @@ public sealed record DataOptions
     /// <summary>Checks the numbers; throws UserException naming the bad option.</summary>
     public void Validate()
     {
-        if (Dataset is not ("pascal" or "sbd" or "folder" or "synthetic" or CelebAMaskHq.Name))
-            throw new UserException($"unknown dataset '{Dataset}' (expected pascal, sbd, folder, synthetic or {CelebAMaskHq.Name})");
+        if (Dataset is not ("pascal" or "sbd" or "folder" or "synthetic" or CelebAMaskHq.Name or Cityscapes.Name))
+            throw new UserException($"unknown dataset '{Dataset}' (expected pascal, sbd, folder, synthetic, {CelebAMaskHq.Name} or {Cityscapes.Name})");
         if (!(ColorJitter >= 0 && ColorJitter <= 1)) throw new UserException($"colour jitter must be in [0, 1], got {ColorJitter}");
         if (BaseSize < 8) throw new UserException($"base size {BaseSize} is too small (at least 8)");
         if (CropSize < 8) throw new UserException($"crop size {CropSize} is too small (at least 8)");

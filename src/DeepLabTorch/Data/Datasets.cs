@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace DeepLabTorch.Data;
 
-/// <summary>Opens a split of a data set by name: pascal (VOC 2012, optionally + SBD), sbd, folder, synthetic, celebamask-hq.</summary>
+/// <summary>Opens a split of a data set by name: pascal (VOC 2012, optionally + SBD), sbd, folder, synthetic, celebamask-hq, cityscapes.</summary>
 public static class Datasets
 {
     public const int DefaultSyntheticCount = 300;
@@ -37,6 +37,8 @@ public static class Datasets
                 return OpenSbdOnly(o, split);
             case CelebAMaskHq.Name:
                 return new CelebAMaskHqDataset(RequireRoot(o), split, o.ClassNames);
+            case Cityscapes.Name:
+                return new CityscapesDataset(RequireRoot(o), split);
             default:
                 return OpenFolder(o, RequireRoot(o), split);
         }
