@@ -13,7 +13,7 @@ public sealed record PretrainedReport(string File, int Loaded, int LeftAtInit, i
 /// ImageNet-initialised backbones, as the reference starts every run: the reference's files, found where PyTorch
 /// users already have them (torch hub's checkpoint cache), read by our safe importer and mapped onto the backbone
 /// as the reference maps them. ResNet-101/50 (torchvision) and MobileNetV2 (the reference's model-zoo file) are
-/// matched by name: a file tensor goes to "backbone." + its name when that tensor exists with the same shape.
+/// matched by name (torchvision's MobileNetV2, whose names differ, by structure): a file tensor goes to "backbone." + its name when that tensor exists with the same shape.
 /// Cadene's Xception goes through the reference's rules first: 2-D pointwise weights gain their 1×1, block11 is
 /// copied into blocks 12-19, block12 becomes block20, bn3 also fills bn4, conv4 becomes conv5 and bn4 bn5.
 /// A file that fills less than half of the backbone is an error: a wrong file must not train from noise unnoticed.
@@ -172,8 +172,9 @@ public static class PretrainedBackbone
         try
         {
             using var scope = NewDisposeScope();   // the reshaped views Map makes
-            var mapped = Map(model.Config.Backbone, sd);
             var own = model.StateDictInOrder();
+            var mapped = Map(model.Config.Backbone, sd,
+                own.Keys.Where(k => k.StartsWith("backbone.", StringComparison.Ordinal)).Select(k => k["backbone.".Length..]).ToList());
             var backboneKeys = own.Keys.Where(k => k.StartsWith("backbone.", StringComparison.Ordinal) && !k.EndsWith("num_batches_tracked", StringComparison.Ordinal)).ToList();
             int loaded = 0, ignored = 0;
             var mismatched = new List<string>();
@@ -217,9 +218,11 @@ public static class PretrainedBackbone
     }
 
     /// <summary>The file's tensors under the backbone's names (without "backbone."), as the reference maps them.</summary>
-    internal static Dictionary<string, Tensor> Map(string backbone, IReadOnlyDictionary<string, Tensor> file)
+    internal static Dictionary<string, Tensor> Map(string backbone, IReadOnlyDictionary<string, Tensor> file, IReadOnlyList<string> backboneKeys)
     {
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        if (backbone == "mobilenet" && file.Keys.Any(k => TorchvisionMobileNet.IsMatch(k)))
+            return ByStructure(file, backboneKeys);
         if (backbone != "xception")
         {
             foreach (var (k, v) in file) result[k] = v;
@@ -244,6 +247,42 @@ public static class PretrainedBackbone
             else if (k.StartsWith("bn4", StringComparison.Ordinal)) result["bn5" + k["bn4".Length..]] = v;
             else result[k] = v;
         }
+        return result;
+    }
+
+    /// <summary>torchvision's MobileNetV2 nests each conv + BatchNorm in a module of its own: features.N.conv.M.K.</summary>
+    private static readonly System.Text.RegularExpressions.Regex TorchvisionMobileNet = new(@"^features\.\d+\.conv\.\d+\.\d+\.weight$");
+
+    /// <summary>
+    /// A layout whose names differ (torchvision's MobileNetV2) mapped by structure: within each features.N block the
+    /// layers (a layer: the tensors under one module path) pair up in order with the backbone's, names of the tensors
+    /// kept (weight, bias, running_mean, …); a block whose layer counts differ is left out, and the shape check and the
+    /// counts say so.
+    /// </summary>
+    private static Dictionary<string, Tensor> ByStructure(IReadOnlyDictionary<string, Tensor> file, IReadOnlyList<string> backboneKeys)
+    {
+        static string Layer(string key) => key[..key.LastIndexOf('.')];
+        static string? Block(string key) => key.StartsWith("features.", StringComparison.Ordinal) ? string.Join('.', key.Split('.').Take(2)) : null;
+        static Dictionary<string, List<string>> Layers(IEnumerable<string> keys)
+        {
+            var blocks = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+            foreach (var k in keys)
+            {
+                if (Block(k) is not { } b) continue;
+                var list = blocks.TryGetValue(b, out var l) ? l : blocks[b] = new List<string>();
+                if (!list.Contains(Layer(k))) list.Add(Layer(k));
+            }
+            return blocks;
+        }
+        var theirs = Layers(file.Keys);
+        var ours = Layers(backboneKeys);
+        var rename = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (block, layers) in theirs)
+            if (ours.TryGetValue(block, out var mine) && mine.Count == layers.Count)
+                for (int i = 0; i < layers.Count; i++) rename[layers[i]] = mine[i];
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (k, v) in file)
+            result[rename.TryGetValue(Layer(k), out var to) ? to + k[k.LastIndexOf('.')..] : k] = v;
         return result;
     }
 

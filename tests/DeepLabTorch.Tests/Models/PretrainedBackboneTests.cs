@@ -58,6 +58,29 @@ public class PretrainedBackboneTests(PretrainedFiles files) : IClassFixture<Pret
     }
 
     [Fact]
+    public void TorchvisionsMobileNetMapsByStructure()
+    {
+        using var model = new DeepLabV3Plus(new ModelConfig("mobilenet", 16, 21));
+        var report = PretrainedBackbone.Load(model, files["mobilenet_torchvision.pth"]);
+        Assert.Equal(files.Expected.GetProperty("mobilenet_torchvision.pth").GetInt32(), report.Loaded);
+        Assert.Equal(0, report.LeftAtInit);
+        var sd = WeightFiles.LoadStateDict(files["mobilenet_torchvision.pth"], out _);
+        var own = model.StateDictInOrder();
+        try
+        {
+            // By hand from the two layouts: torchvision's expand, depthwise and project layers are ours 0/1, 3/4, 6/7.
+            AssertSame(sd["features.2.conv.0.0.weight"], own["backbone.features.2.conv.0.weight"], "expand conv");
+            AssertSame(sd["features.2.conv.1.1.running_var"], own["backbone.features.2.conv.4.running_var"], "depthwise BN");
+            AssertSame(sd["features.17.conv.2.weight"], own["backbone.features.17.conv.6.weight"], "project conv");
+            AssertSame(sd["features.1.conv.1.weight"], own["backbone.features.1.conv.3.weight"], "t=1 pointwise");
+        }
+        finally
+        {
+            foreach (var t in sd.Values) t.Dispose();
+        }
+    }
+
+    [Fact]
     public void CadeneXceptionGoesThroughTheReferencesCopies()
     {
         using var model = new DeepLabV3Plus(new ModelConfig("xception", 16, 21));
