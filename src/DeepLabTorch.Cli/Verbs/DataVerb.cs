@@ -27,7 +27,10 @@ public sealed class DataVerb : VerbBase
     public int Height { get; set; }
 
     // check / bench
-    [Option("dataset", Default = "pascal", HelpText = "pascal | sbd | folder | synthetic | celebamask-hq.")]
+    [Option("json", HelpText = "check: print the report as JSON (images, class_pixels per class index, ignored_pixels, problems, sizes).")]
+    public bool Json { get; set; }
+
+    [Option("dataset", Default = "pascal", HelpText = "pascal | sbd | folder | synthetic | celebamask-hq | cityscapes.")]
     public string Dataset { get; set; } = "pascal";
     [Option("data-root", HelpText = "The data set's root folder.")]
     public string? DataRoot { get; set; }
@@ -114,7 +117,8 @@ public sealed class DataVerb : VerbBase
         int threads = ParseList(Workers, "--workers")[0];
         var splits = Split?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         var report = DataChecker.Run(Options(threads), splits, threads, Log);
-        Results.Write(report.Format());
+        if (Json) Results.WriteLine(report.ToJson());
+        else Results.Write(report.Format());
         return report.Clean ? 0 : 1;
     }
 

@@ -17,6 +17,46 @@ public sealed record CheckReport(
 {
     public bool Clean => Problems.Count == 0;
 
+    /// <summary>
+    /// The report as one JSON object: images (samples read), bad, problems, class_names, class_pixels (the pixel count of
+    /// each class index in the decoded masks), ignored_pixels, and the image sizes.
+    /// </summary>
+    public string ToJson()
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new System.Text.Json.Utf8JsonWriter(buffer, new System.Text.Json.JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteNumber("images", Samples);
+            w.WriteNumber("bad", Bad);
+            w.WriteStartArray("problems");
+            foreach (var p in Problems) w.WriteStringValue(p);
+            w.WriteEndArray();
+            w.WriteStartArray("class_names");
+            foreach (var n in ClassNames) w.WriteStringValue(n);
+            w.WriteEndArray();
+            w.WriteStartArray("class_pixels");
+            foreach (var c in ClassPixels) w.WriteNumberValue(c);
+            w.WriteEndArray();
+            w.WriteNumber("ignored_pixels", IgnorePixels);
+            if (Samples > Bad)
+            {
+                w.WriteStartObject("height");
+                w.WriteNumber("min", MinHeight);
+                w.WriteNumber("max", MaxHeight);
+                w.WriteNumber("mean", Math.Round(MeanHeight, 2));
+                w.WriteEndObject();
+                w.WriteStartObject("width");
+                w.WriteNumber("min", MinWidth);
+                w.WriteNumber("max", MaxWidth);
+                w.WriteNumber("mean", Math.Round(MeanWidth, 2));
+                w.WriteEndObject();
+            }
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
     public string Format()
     {
         var sb = new StringBuilder();

@@ -36,6 +36,18 @@ public sealed class CityscapesTests : IDisposable
         Assert.Equal(new byte[] { 10, 10, 10, 10, 10, 10, 10, 10 }, new CityscapesDataset(root, "val").Load(0).Mask);   // sky
         var opened = Datasets.Open(new DataOptions { Dataset = "cityscapes", DataRoot = root }, "train");
         Assert.Equal("cityscapes/train", opened.Name);
+
+        // data check --json: the decoded class counts, by hand from the two masks above (train split only).
+        var r = DeepLabTorch.Tests.Cli.CliRunner.Run(root, "data", "check", "--dataset", "cityscapes", "--data-root", root, "--split", "train", "--json");
+        Assert.True(r.Code == 0, r.Stdout + r.Stderr);
+        var json = System.Text.Json.JsonDocument.Parse(r.Stdout).RootElement;
+        Assert.Equal(2, json.GetProperty("images").GetInt32());
+        var pixels = json.GetProperty("class_pixels").EnumerateArray().Select(v => v.GetInt64()).ToArray();
+        Assert.Equal(19, pixels.Length);
+        Assert.Equal(1 + 8, pixels[0]);    // road: one in aachen, eight in bremen
+        Assert.Equal(1, pixels[13]);       // car
+        Assert.Equal(1, pixels[11]);       // person
+        Assert.Equal(3, json.GetProperty("ignored_pixels").GetInt64());
     }
 
     [Fact]
