@@ -45,6 +45,8 @@ public sealed record CheckpointInfo
     public CheckpointRng? Rng { get; init; }
     /// <summary>Optimizer scalars (steps, group learning rates); filled by CheckpointStore.</summary>
     public IReadOnlyDictionary<string, double>? OptimizerScalars { get; init; }
+    /// <summary>The ImageNet file the run's backbone started from and its SHA-256 ("PATH sha256:HEX"); null when none.</summary>
+    public string? PretrainedBackbone { get; init; }
     /// <summary>Where the file came from: "deeplabtorch", "pytorch-reference", "pytorch-port", "pytorch-state-dict", "safetensors".</summary>
     public string Source { get; init; } = "deeplabtorch";
 

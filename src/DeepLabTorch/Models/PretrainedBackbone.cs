@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace DeepLabTorch.Models;
 
 /// <summary>What an ImageNet backbone file gave the model: the tensors loaded, and the backbone's tensors left at initialisation.</summary>
-public sealed record PretrainedReport(string File, int Loaded, int LeftAtInit, int Ignored);
+public sealed record PretrainedReport(string File, int Loaded, int LeftAtInit, int Ignored, string Sha256);
 
 /// <summary>
 /// ImageNet-initialised backbones, as the reference starts every run: the reference's files, found where PyTorch
@@ -204,9 +204,9 @@ public static class PretrainedBackbone
             if (loaded * 2 < backboneKeys.Count)
                 throw new CheckpointException(path, $"only {loaded} of the {model.Config.Backbone} backbone's {backboneKeys.Count} tensors are in it " +
                     $"({ignored} of its tensors fit nowhere): not an ImageNet file for this backbone");
-            var report = new PretrainedReport(path, loaded, backboneKeys.Count - loaded, ignored);
             string hash;
             using (var stream = File.OpenRead(path)) hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(stream)).ToLowerInvariant();
+            var report = new PretrainedReport(path, loaded, backboneKeys.Count - loaded, ignored, hash);
             log?.LogInformation("pretrained backbone: {File} (SHA-256 {Hash}): {Loaded} tensors loaded, {LeftAtInit} of the backbone's left at initialisation, {Ignored} of the file's unused",
                 path, hash, report.Loaded, report.LeftAtInit, report.Ignored);
             return report;

@@ -151,6 +151,7 @@ internal sealed class RunOutputs : IDisposable
         {
             Model = new CheckpointModel(c.Backbone, c.OutStride, _s.NumClasses, _s.ClassNames),
             TrainingConfigJson = ConfigLoader.ToJson(c),
+            PretrainedBackbone = _s.Pretrained is { } pretrained ? $"{pretrained.File} sha256:{pretrained.Sha256}" : null,
             Epoch = _p.Completed,
             EpochIteration = _p.PartialBatches,
             Iteration = _p.Step,

@@ -48,6 +48,9 @@ internal sealed class TrainingSession : IDisposable
     public int NumClasses { get; }
     public string[] ClassNames { get; }
     public SegmentationModel Model { get; private set; } = null!;
+
+    /// <summary>What --pretrained-backbone loaded into a new run (null: nothing, or a continued run).</summary>
+    public PretrainedReport? Pretrained { get; private set; }
     public SGD Optimizer { get; private set; } = null!;
     public Func<Tensor, Tensor, Tensor> Criterion { get; private set; } = null!;
     public LrScheduler Scheduler { get; private set; } = null!;
@@ -140,7 +143,7 @@ internal sealed class TrainingSession : IDisposable
         {
             if (Model is not DeepLabV3Plus deeplab)
                 throw new UserException($"--pretrained-backbone: {c.Backbone} has no ImageNet backbone file here; train it with --pretrained-backbone none");
-            PretrainedBackbone.Load(deeplab, pretrained, _weightsLog);
+            Pretrained = PretrainedBackbone.Load(deeplab, pretrained, _weightsLog);
         }
         Model.FreezeBatchNorm = c.FreezeBn;
         if (!c.Dropout)

@@ -124,6 +124,10 @@ public class PretrainedBackboneTests(PretrainedFiles files) : IClassFixture<Pret
             Assert.True(r.Code == 0, r.Stdout + r.Stderr);
             Assert.Contains("255 tensors loaded, 0 of the backbone's left at initialisation", r.Stderr);
             Assert.Contains("(SHA-256 ", r.Stderr);
+            // The checkpoint records the file and its hash (computed here independently).
+            string hash;
+            using (var stream = File.OpenRead(files["mobilenet.pth"])) hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(stream)).ToLowerInvariant();
+            Assert.Equal($"{files["mobilenet.pth"]} sha256:{hash}", CheckpointStore.ReadInfo(Path.Combine(run, "last.safetensors"))!.PretrainedBackbone);
             var saved = WeightFiles.LoadStateDict(Path.Combine(run, "last.safetensors"), out _);
             var file = WeightFiles.LoadStateDict(files["mobilenet.pth"], out _);
             try
