@@ -120,7 +120,8 @@ internal sealed class TrainingSession : IDisposable
                 if (c.Overwrite && !RunFolder.Continues(c) && RunFolder.Clear(c.Output!) is { Count: > 0 } removed)
                     log.LogInformation("--overwrite: removed {Files} from {Output}", string.Join(", ", removed), c.Output);
                 Directory.CreateDirectory(c.Output!);
-                ConfigLoader.Save(c, Path.Combine(c.Output!, "config.json"));
+                // The file auto found (or downloaded) is recorded, not "auto": the run says what it started from.
+                ConfigLoader.Save(session.Pretrained is { } p ? c with { PretrainedBackbone = p.File } : c, Path.Combine(c.Output!, "config.json"));
             }
             session.SetUpLoss(ct);
             return session;

@@ -124,6 +124,7 @@ public class PretrainedBackboneTests(PretrainedFiles files) : IClassFixture<Pret
             Assert.True(r.Code == 0, r.Stdout + r.Stderr);
             Assert.Contains("255 tensors loaded, 0 of the backbone's left at initialisation", r.Stderr);
             Assert.Contains("(SHA-256 ", r.Stderr);
+            Assert.Equal(files["mobilenet.pth"], JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "config.json"))).RootElement.GetProperty("pretrained_backbone").GetString());
             // The checkpoint records the file and its hash (computed here independently).
             string hash;
             using (var stream = File.OpenRead(files["mobilenet.pth"])) hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(stream)).ToLowerInvariant();
