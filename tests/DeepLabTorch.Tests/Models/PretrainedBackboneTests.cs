@@ -147,6 +147,41 @@ public class PretrainedBackboneTests(PretrainedFiles files) : IClassFixture<Pret
     }
 
     [Fact]
+    public void AShapeMismatchAndAWholeNetworkAreRefused()
+    {
+        // A file whose tensor has another shape than the backbone's is refused outright, naming it and both shapes.
+        var dir = Python.NewTempDir("pretrained-bad");
+        try
+        {
+            var sd = WeightFiles.LoadStateDict(files["resnet50.pth"], out _);
+            try
+            {
+                using var narrow = zeros(7, 3, 7, 7);
+                var bad = sd.ToDictionary(kv => kv.Key, kv => kv.Key == "conv1.weight" ? narrow : kv.Value);
+                var path = Path.Combine(dir, "bad.safetensors");
+                DeepLabTorch.Checkpoints.Safetensors.Write(path, bad, null);
+                using var model = new DeepLabV3Plus(new ModelConfig("resnet50", 16, 21));
+                var e = Assert.Throws<CheckpointException>(() => PretrainedBackbone.Load(model, path));
+                Assert.Contains("conv1.weight [7, 3, 7, 7] in the file, [64, 3, 7, 7] in the model", e.Message);
+            }
+            finally
+            {
+                foreach (var t in sd.Values) t.Dispose();
+            }
+            var synth = DeepLabTorch.Tests.Cli.CliRunner.Run(dir, "data", "synth", "--out", Path.Combine(dir, "data"), "--count", "4", "--width", "64", "--height", "48");
+            Assert.True(synth.Code == 0, synth.Stderr);
+            var r = DeepLabTorch.Tests.Cli.CliRunner.Run(dir, "train", "--dataset", "synthetic", "--data-root", Path.Combine(dir, "data"), "--backbone", "bisenet",
+                "--pretrained-backbone", files["resnet50.pth"], "--crop-size", "32", "--base-size", "48", "--batch-size", "2", "--output", Path.Combine(dir, "run"));
+            Assert.Equal(2, r.Code);
+            Assert.Contains("bisenet has no ImageNet backbone file here", r.Stderr);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
     public void AFileForAnotherBackboneIsAnErrorNotNoise()
     {
         using var model = new DeepLabV3Plus(new ModelConfig("mobilenet", 16, 21));
