@@ -5,6 +5,7 @@ usage: pretrained_files.py OUT
 
 Writes, each with torch.save (a zip .pth, as the model zoos serve them):
   resnet50.pth   torchvision's own resnet50 state_dict (fc included), as resnet50-19c8e357.pth is laid out
+  resnet18.pth   torchvision's own resnet18 (BiSeNet's context path starts from resnet18-5c106cde.pth)
   mobilenet_torchvision.pth  torchvision's own mobilenet_v2 state_dict (features.N.conv.M.K names)
   mobilenet.pth  the reference's mobilenet_v2-6a65762b.pth layout: features.* as the DeepLab backbone names them,
                  plus the ImageNet model's last 1x1 conv (features.18) and classifier, which DeepLab leaves out
@@ -72,6 +73,11 @@ def main():
     mobile["features.18.0.weight"] = torch.randn(1280, 320, 1, 1)
     mobile["classifier.1.weight"] = torch.randn(1000, 1280)
     torch.save(mobile, os.path.join(out, "mobilenet.pth"))
+
+    # torchvision's resnet18, which BiSeNet's context path starts from.
+    r18 = randomised(torchvision.models.resnet18(weights=None).state_dict())
+    torch.save(r18, os.path.join(out, "resnet18.pth"))
+    expected["resnet18.pth"] = sum(1 for k in without_counters(r18) if not k.startswith("fc."))
 
     # torchvision's mobilenet_v2 (features.N.conv.M.K names): every features tensor but the last 1x1 conv's maps.
     tv = randomised(torchvision.models.mobilenet_v2(weights=None).state_dict())

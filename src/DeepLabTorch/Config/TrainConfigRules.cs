@@ -51,7 +51,9 @@ public static class TrainConfigRules
             TestBatchSize = c.TestBatchSize ?? 1,
             Precision = precision == Models.Precision.BFloat16 ? "bf16" : "float32",
             Checkname = checkname,
-            PretrainedBackbone = c.PretrainedBackbone ?? (c.Dataset is "pascal" or "sbd" or Cityscapes.Name ? "auto" : "none"),
+            // The references start from ImageNet on real data; the synthetic and folder sets, and networks without a file, from random weights.
+            PretrainedBackbone = c.PretrainedBackbone ?? (c.Dataset is "pascal" or "sbd" or Cityscapes.Name or CelebAMaskHq.Name
+                && Models.PretrainedBackbone.Sources.Any(s => s.Backbone == c.Backbone) ? "auto" : "none"),
             Output = c.Output ?? Path.Combine("checkpoints", $"{c.Dataset}-{c.Backbone}-{checkname}"),
         };
     }

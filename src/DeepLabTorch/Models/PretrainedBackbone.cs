@@ -30,6 +30,16 @@ public static class PretrainedBackbone
         new Source("resnet", "resnet101-5d3b4d8f.pth", "https://download.pytorch.org/models/resnet101-5d3b4d8f.pth", true),
         new Source("resnet50", "resnet50-19c8e357.pth", "https://download.pytorch.org/models/resnet50-19c8e357.pth", true),
         new Source("xception", "xception-b5690688.pth", "http://data.lip6.fr/cadene/pretrainedmodels/xception-b5690688.pth", false),
+        // BiSeNet's context path is torchvision's ResNet-18, which the face-parsing reference starts from ImageNet.
+        new Source("bisenet", "resnet18-5c106cde.pth", "https://download.pytorch.org/models/resnet18-5c106cde.pth", true),
+    };
+
+    /// <summary>Where a network's ImageNet backbone sits in its state_dict; null for a network without one here.</summary>
+    public static string? BackbonePrefix(SegmentationModel model) => model switch
+    {
+        DeepLabV3Plus => "backbone.",
+        FaceParsing.BiSeNet => "cp.resnet.",
+        _ => null,
     };
 
     /// <summary>A base URL that replaces the public hosts (an internal mirror holding the same file names).</summary>
@@ -165,24 +175,25 @@ public static class PretrainedBackbone
         }
     }
 
-    /// <summary>Loads the backbone of a DeepLabV3+ from the file; throws a CheckpointException when it does not fit.</summary>
-    public static PretrainedReport Load(DeepLabV3Plus model, string path, ILogger? log = null)
+    /// <summary>Loads the backbone of a DeepLabV3+ (or BiSeNet's ResNet-18) from the file; throws a CheckpointException when it does not fit.</summary>
+    public static PretrainedReport Load(SegmentationModel model, string path, ILogger? log = null)
     {
+        var prefix = BackbonePrefix(model) ?? throw new UserException($"--pretrained-backbone: {model.Config.Backbone} has no ImageNet backbone file here; train it with --pretrained-backbone none");
         var sd = WeightFiles.LoadStateDict(path, out _);
         try
         {
             using var scope = NewDisposeScope();   // the reshaped views Map makes
             var own = model.StateDictInOrder();
             var mapped = Map(model.Config.Backbone, sd,
-                own.Keys.Where(k => k.StartsWith("backbone.", StringComparison.Ordinal)).Select(k => k["backbone.".Length..]).ToList());
-            var backboneKeys = own.Keys.Where(k => k.StartsWith("backbone.", StringComparison.Ordinal) && !k.EndsWith("num_batches_tracked", StringComparison.Ordinal)).ToList();
+                own.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).Select(k => k[prefix.Length..]).ToList());
+            var backboneKeys = own.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal) && !k.EndsWith("num_batches_tracked", StringComparison.Ordinal)).ToList();
             int loaded = 0, ignored = 0;
             var mismatched = new List<string>();
             using (no_grad())
             {
                 foreach (var (key, tensor) in mapped)
                 {
-                    if (!own.TryGetValue("backbone." + key, out var target))
+                    if (!own.TryGetValue(prefix + key, out var target))
                     {
                         if (!key.EndsWith("num_batches_tracked", StringComparison.Ordinal)) ignored++;
                         continue;

@@ -140,11 +140,12 @@ internal sealed class TrainingSession : IDisposable
         if (c.Resume is { } rs && !File.Exists(rs)) throw new UserException($"--resume: no checkpoint found at '{rs}'");
         Model = c.InitWeights is { } init ? InitFrom(init) : ModelFactory.Build(new ModelConfig(c.Backbone, c.OutStride, NumClasses));
         // A new run from random weights starts its backbone from ImageNet, as the reference does (never silently from noise).
-        if (c.InitWeights is null && c.Resume is null && PretrainedBackbone.Resolve(c.PretrainedBackbone, c.Backbone, _weightsLog) is { } pretrained)
+        if (c.InitWeights is null && c.Resume is null && c.PretrainedBackbone is { } spec && spec != "none")
         {
-            if (Model is not DeepLabV3Plus deeplab)
+            if (PretrainedBackbone.BackbonePrefix(Model) is null)
                 throw new UserException($"--pretrained-backbone: {c.Backbone} has no ImageNet backbone file here; train it with --pretrained-backbone none");
-            Pretrained = PretrainedBackbone.Load(deeplab, pretrained, _weightsLog);
+            if (PretrainedBackbone.Resolve(spec, c.Backbone, _weightsLog) is { } pretrained)
+                Pretrained = PretrainedBackbone.Load(Model, pretrained, _weightsLog);
         }
         Model.FreezeBatchNorm = c.FreezeBn;
         if (!c.Dropout)

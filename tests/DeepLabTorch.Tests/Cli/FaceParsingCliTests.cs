@@ -127,7 +127,7 @@ public sealed class FaceParsingCliTests : IDisposable
     {
         var root = Tree(10, 40);
         var run = Path.Combine(_dir, "bisenet");
-        Ok(CliRunner.Run(_dir, "train", "--backbone", "bisenet", "--dataset", "celebamask-hq", "--data-root", root,
+        Ok(CliRunner.Run(_dir, "train", "--backbone", "bisenet", "--pretrained-backbone", "none", "--dataset", "celebamask-hq", "--data-root", root,
             "--base-size", "40", "--crop-size", "32", "--loss-type", "ohem", "--batch-size", "2", "--max-iters", "2", "--epochs", "1",
             "--workers", "0", "--threads", "2", "--no-val", "--output", run));
         var r = CliRunner.Run(_dir, "train", "--resume", Path.Combine(run, "last.safetensors"), "--backbone", "stdc2");

@@ -58,6 +58,26 @@ public class PretrainedBackboneTests(PretrainedFiles files) : IClassFixture<Pret
     }
 
     [Fact]
+    public void BiSeNetsContextPathStartsFromTorchvisionsResNet18()
+    {
+        using var model = ModelFactory.Build(new ModelConfig("bisenet", 16, 19));
+        var report = PretrainedBackbone.Load(model, files["resnet18.pth"]);
+        Assert.Equal(files.Expected.GetProperty("resnet18.pth").GetInt32(), report.Loaded);
+        Assert.Equal(0, report.LeftAtInit);
+        var sd = WeightFiles.LoadStateDict(files["resnet18.pth"], out _);
+        try
+        {
+            AssertSame(sd["layer4.1.conv2.weight"], model.StateDictInOrder()["cp.resnet.layer4.1.conv2.weight"], "layer4");
+        }
+        finally
+        {
+            foreach (var t in sd.Values) t.Dispose();
+        }
+        Assert.Equal("auto", TrainConfigRules.Resolve(new TrainConfig { Dataset = "celebamask-hq", Backbone = "bisenet" }).PretrainedBackbone);
+        Assert.Equal("none", TrainConfigRules.Resolve(new TrainConfig { Dataset = "celebamask-hq", Backbone = "stdc1" }).PretrainedBackbone);
+    }
+
+    [Fact]
     public void TorchvisionsMobileNetMapsByStructure()
     {
         using var model = new DeepLabV3Plus(new ModelConfig("mobilenet", 16, 21));
@@ -170,10 +190,10 @@ public class PretrainedBackboneTests(PretrainedFiles files) : IClassFixture<Pret
             }
             var synth = DeepLabTorch.Tests.Cli.CliRunner.Run(dir, "data", "synth", "--out", Path.Combine(dir, "data"), "--count", "4", "--width", "64", "--height", "48");
             Assert.True(synth.Code == 0, synth.Stderr);
-            var r = DeepLabTorch.Tests.Cli.CliRunner.Run(dir, "train", "--dataset", "synthetic", "--data-root", Path.Combine(dir, "data"), "--backbone", "bisenet",
+            var r = DeepLabTorch.Tests.Cli.CliRunner.Run(dir, "train", "--dataset", "synthetic", "--data-root", Path.Combine(dir, "data"), "--backbone", "stdc1",
                 "--pretrained-backbone", files["resnet50.pth"], "--crop-size", "32", "--base-size", "48", "--batch-size", "2", "--output", Path.Combine(dir, "run"));
             Assert.Equal(2, r.Code);
-            Assert.Contains("bisenet has no ImageNet backbone file here", r.Stderr);
+            Assert.Contains("stdc1 has no ImageNet backbone file here", r.Stderr);
         }
         finally
         {
