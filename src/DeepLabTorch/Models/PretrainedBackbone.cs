@@ -63,7 +63,7 @@ public static class PretrainedBackbone
     /// auto without the file downloads it into the first cache folder (from DEEPLAB_WEIGHTS_MIRROR when set); when that
     /// fails too, one error names the file, where it looked, the reason, and --pretrained-backbone none.
     /// </summary>
-    public static string? Resolve(string? spec, string backbone, ILogger? log = null)
+    public static string? Resolve(string? spec, string backbone, ILogger? log = null, IProgress<Runtime.ProgressReport>? progress = null)
     {
         if (spec is null || spec.Equals("none", StringComparison.OrdinalIgnoreCase)) return null;
         if (!spec.Equals("auto", StringComparison.OrdinalIgnoreCase))
@@ -79,7 +79,7 @@ public static class PretrainedBackbone
         var url = Environment.GetEnvironmentVariable(MirrorVariable) is { Length: > 0 } mirror ? mirror.TrimEnd('/') + "/" + source.FileName : source.Url;
         try
         {
-            return Download(url, Path.Combine(folders[0], source.FileName), source.NameCarriesHash ? HashPrefix(source.FileName) : null, log);
+            return Download(url, Path.Combine(folders[0], source.FileName), source.NameCarriesHash ? HashPrefix(source.FileName) : null, log, progress);
         }
         catch (UserException e)
         {
@@ -100,7 +100,7 @@ public static class PretrainedBackbone
     /// the expected prefix when there is one, then renamed into place. A truncated transfer, a stalled server, an HTTP
     /// error or a wrong hash deletes the partial file and is a UserException naming the URL (and both hashes).
     /// </summary>
-    internal static string Download(string url, string target, string? expectedHashPrefix, ILogger? log = null)
+    internal static string Download(string url, string target, string? expectedHashPrefix, ILogger? log = null, IProgress<Runtime.ProgressReport>? progress = null)
     {
         var folder = Path.GetDirectoryName(Path.GetFullPath(target))!;
         Directory.CreateDirectory(folder);
@@ -131,6 +131,9 @@ public static class PretrainedBackbone
                 using var body = response.Content.ReadAsStream();
                 using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
                 long received = 0;
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                var lastReport = TimeSpan.Zero;
+                var label = "download " + Path.GetFileName(target);
                 using (var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None))
                 {
                     var buffer = new byte[1 << 16];
@@ -156,9 +159,15 @@ public static class PretrainedBackbone
                         file.Write(buffer, 0, n);
                         sha.AppendData(buffer, 0, n);
                         received += n;
+                        if (progress is not null && clock.Elapsed - lastReport > TimeSpan.FromMilliseconds(200))
+                        {
+                            lastReport = clock.Elapsed;
+                            progress.Report(new Runtime.ProgressReport(label, received >> 20, length >> 20, "MB", clock.Elapsed));
+                        }
                     }
                     file.Flush(true);
                 }
+                progress?.Report(new Runtime.ProgressReport(label, received >> 20, length >> 20, "MB", clock.Elapsed) { Final = true });
                 if (length is { } expectedLength && received != expectedLength)
                     throw new UserException($"{url}: the transfer ended after {received} of {expectedLength} bytes");
                 var hash = Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();

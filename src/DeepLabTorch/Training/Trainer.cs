@@ -90,7 +90,7 @@ public sealed class Trainer
     public TrainSummary Run(CancellationToken ct = default)
     {
         var wall = Stopwatch.StartNew();
-        using var s = TrainingSession.Open(_c, _loggers, ct, _group);
+        using var s = TrainingSession.Open(_c, _loggers, ct, _group, _progress);
         // The run folder exists now: from here every message also goes to its train.log (rank 0's).
         using var runLoggers = _group.IsRoot ? new RunLoggerFactory(_loggers, Path.Combine(s.OutputDir, "train.log")) : null;
         _log = (runLoggers ?? _loggers).CreateLogger(LogCategories.Training);

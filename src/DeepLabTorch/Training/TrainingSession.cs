@@ -67,7 +67,8 @@ internal sealed class TrainingSession : IDisposable
 
     /// <param name="loggers">Where set-up messages go, each area under its category (training, data, checkpoints, the CPU-kernel guard).</param>
     /// <param name="group">The processes of the run; rank 0 alone checks and writes the run folder.</param>
-    public static TrainingSession Open(TrainConfig c, ILoggerFactory loggers, CancellationToken ct, ProcessGroup? group = null)
+    /// <param name="progress">Where a download of the ImageNet backbone reports (the trainer's progress renderer).</param>
+    public static TrainingSession Open(TrainConfig c, ILoggerFactory loggers, CancellationToken ct, ProcessGroup? group = null, IProgress<ProgressReport>? progress = null)
     {
         group ??= ProcessGroup.Single;
         var log = loggers.CreateLogger(LogCategories.Training);
@@ -113,7 +114,7 @@ internal sealed class TrainingSession : IDisposable
             var validation = valSet is null ? "no validation" : $"{valSet.Count} validation images";
             log.LogInformation("data: {Dataset} {TrainImages} training images ({Batches}), {Validation}, {Classes} classes",
                 trainSet.Name, trainSet.Count, batches, validation, numClasses);
-            session.SetUpModel();
+            session.SetUpModel(progress);
             if (group.IsRoot)
             {
                 // Cleared only now: a start that fails on its data or weights leaves the old run as it was.
@@ -133,7 +134,7 @@ internal sealed class TrainingSession : IDisposable
         }
     }
 
-    private void SetUpModel()
+    private void SetUpModel(IProgress<ProgressReport>? progress)
     {
         var c = Config;
         if (c.InitWeights is { } iw && !File.Exists(iw)) throw new UserException($"--init-weights: no file at '{iw}'");
@@ -144,7 +145,7 @@ internal sealed class TrainingSession : IDisposable
         {
             if (PretrainedBackbone.BackbonePrefix(Model) is null)
                 throw new UserException($"--pretrained-backbone: {c.Backbone} has no ImageNet backbone file here; train it with --pretrained-backbone none");
-            if (PretrainedBackbone.Resolve(spec, c.Backbone, _weightsLog) is { } pretrained)
+            if (PretrainedBackbone.Resolve(spec, c.Backbone, _weightsLog, progress) is { } pretrained)
                 Pretrained = PretrainedBackbone.Load(Model, pretrained, _weightsLog);
         }
         Model.FreezeBatchNorm = c.FreezeBn;

@@ -80,7 +80,10 @@ public sealed class WeightDownloadTests : IDisposable
     public void AGoodFileLandsWhereItBelongsWithItsHashChecked()
     {
         var target = Path.Combine(_dir.Path, "cache", "good-" + Hash[..8] + ".pth");
-        Assert.Equal(target, PretrainedBackbone.Download(_base + "good.pth", target, Hash[..8]));
+        var reports = new List<DeepLabTorch.Runtime.ProgressReport>();
+        Assert.Equal(target, PretrainedBackbone.Download(_base + "good.pth", target, Hash[..8], progress: new Recorder(reports)));
+        Assert.True(reports[^1].Final, "the last report ends the download's progress line");
+        Assert.Equal("download " + Path.GetFileName(target), reports[^1].Label);
         Assert.Equal(_payload, File.ReadAllBytes(target));
         Assert.Single(Directory.GetFiles(Path.GetDirectoryName(target)!));   // no partial file left
         Assert.Equal(Hash[..8], PretrainedBackbone.HashPrefix(Path.GetFileName(target)));
@@ -129,6 +132,12 @@ public sealed class WeightDownloadTests : IDisposable
     {
         var e = Assert.Throws<UserException>(() => PretrainedBackbone.Download(_base + "missing.pth", Path.Combine(_dir.Path, "m.pth"), null));
         Assert.Contains("HTTP 404", e.Message);
+    }
+
+    /// <summary>Records reports synchronously (Progress&lt;T&gt; would post them to the thread pool).</summary>
+    private sealed class Recorder(List<DeepLabTorch.Runtime.ProgressReport> reports) : IProgress<DeepLabTorch.Runtime.ProgressReport>
+    {
+        public void Report(DeepLabTorch.Runtime.ProgressReport value) => reports.Add(value);
     }
 
     public void Dispose()
