@@ -17,13 +17,15 @@ to the input size), and the same three from the network in float64 ("logits64", 
 """
 import argparse
 import json
-import math
 import os
 import sys
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from model_deeplab import Writer, randomize  # noqa: E402  (the golden format and its randomisation, shared)
 
 
 def plain_conv(cin, cout, k, stride=1, padding=0):
@@ -154,49 +156,6 @@ class BiSeNet(nn.Module):
 
 
 # ------------------------------------------------------------------------------------ golden files
-def randomize(model, calibration):
-    """He-normal weights, BatchNorm affine parameters around the identity, and running statistics measured on a
-    calibration batch (train mode, momentum 1) and then perturbed: non-trivial, with activations in range."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d):
-                m.weight.normal_(0, math.sqrt(2.0 / m.weight[0].numel()))
-            elif isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.2)
-                m.momentum = 1.0
-        model.train()
-        model(calibration)
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.momentum = 0.1
-                m.running_mean.add_(torch.randn_like(m.running_mean) * 0.1 * m.running_var.sqrt())
-                m.running_var.mul_(torch.empty_like(m.running_var).uniform_(0.8, 1.25))
-                m.num_batches_tracked.fill_(int(torch.randint(1, 1000, ())))
-
-
-class Writer:
-    def __init__(self, out_dir):
-        os.makedirs(out_dir, exist_ok=True)
-        self.dir = out_dir
-        self.data = open(os.path.join(out_dir, "data.bin"), "wb")
-        self.entries = []
-        self.offset = 0
-
-    def add(self, name, t):
-        t = t.detach().contiguous().cpu()
-        dtype, code = {torch.float32: ("float32", "<f4"), torch.float64: ("float64", "<f8"), torch.int64: ("int64", "<i8")}[t.dtype]
-        raw = t.numpy().astype(code, copy=False).tobytes()
-        self.entries.append({"name": name, "dtype": dtype, "shape": list(t.shape), "offset": self.offset, "nbytes": len(raw)})
-        self.data.write(raw)
-        self.offset += len(raw)
-
-    def close(self, meta):
-        self.data.close()
-        with open(os.path.join(self.dir, "index.json"), "w") as f:
-            json.dump({"meta": meta, "entries": self.entries}, f)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--classes", type=int, default=19)

@@ -42,6 +42,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from model_deeplab import Writer  # noqa: E402  (the golden format, shared)
+
 SIZES = [(64, 64), (65, 97)]
 
 
@@ -288,28 +291,6 @@ def randomize(model, calibrations):
             m.running_var.mul_(torch.empty_like(m.running_var).uniform_(0.8, 1.25))
             if m.num_batches_tracked is not None:
                 m.num_batches_tracked.fill_(int(torch.randint(1, 1000, ())))
-
-
-class Writer:
-    def __init__(self, out_dir):
-        os.makedirs(out_dir, exist_ok=True)
-        self.dir = out_dir
-        self.data = open(os.path.join(out_dir, "data.bin"), "wb")
-        self.entries = []
-        self.offset = 0
-
-    def add(self, name, t):
-        t = t.detach().contiguous().cpu()
-        dtype, code = {torch.float32: ("float32", "<f4"), torch.float64: ("float64", "<f8"), torch.int64: ("int64", "<i8")}[t.dtype]
-        raw = t.numpy().astype(code, copy=False).tobytes()
-        self.entries.append({"name": name, "dtype": dtype, "shape": list(t.shape), "offset": self.offset, "nbytes": len(raw)})
-        self.data.write(raw)
-        self.offset += len(raw)
-
-    def close(self, meta):
-        self.data.close()
-        with open(os.path.join(self.dir, "index.json"), "w") as f:
-            json.dump({"meta": meta, "entries": self.entries}, f)
 
 
 def main():

@@ -79,10 +79,7 @@ public static class CelebAMaskHq
             {
                 throw new DataException(path, $"part mask is {png.Width}x{png.Height} (WxH) but {Path.GetFileName(first)} is {width}x{height}");
             }
-            var white = WhitePixels(path, png);
-            var label = (byte)(k + 1);
-            for (int i = 0; i < labels.Length; i++)
-                if (white[i]) labels[i] = label;
+            LabelWhitePixels(path, png, labels, (byte)(k + 1));
         }
         if (labels is null)
             throw new DataException(PartPath(root, id, Parts[0]), $"face {id} has no part mask at all (none of {string.Join(", ", Parts)})");
@@ -97,23 +94,23 @@ public static class CelebAMaskHq
     }
 
     /// <summary>
-    /// Where a part mask is white: every colour sample at its maximum (gray, RGB with or without alpha,
-    /// or a palette entry of (255, 255, 255)). On the data set's black-and-white files this is exactly the
-    /// pixels the reference keeps (PIL's conversion to its web palette, index 225).
+    /// Sets label where a part mask is white: every colour sample at its maximum (gray, RGB with or without
+    /// alpha, or a palette entry of (255, 255, 255)). On the data set's black-and-white files these are exactly
+    /// the pixels the reference keeps (PIL's conversion to its web palette, index 225).
     /// </summary>
-    internal static bool[] WhitePixels(string path, PngImage png)
+    private static void LabelWhitePixels(string path, PngImage png, byte[] labels, byte label)
     {
         var h = png.Header;
-        long n = (long)png.Width * png.Height;
-        var white = new bool[n];
+        long n = labels.Length;
         if (h.ColorType == PngColorType.Palette)
         {
             var palette = png.Palette ?? throw new DataException(path, "palette PNG without a palette");
             var isWhite = new bool[256];
             for (int e = 0; e * 3 + 2 < palette.Length && e < 256; e++)
                 isWhite[e] = palette[3 * e] == 255 && palette[3 * e + 1] == 255 && palette[3 * e + 2] == 255;
-            for (long i = 0; i < n; i++) white[i] = isWhite[png.Samples[i]];
-            return white;
+            for (long i = 0; i < n; i++)
+                if (isWhite[png.Samples[i]]) labels[i] = label;
+            return;
         }
         int max = (1 << h.BitDepth) - 1;
         int colours = h.ColorType is PngColorType.Rgb or PngColorType.Rgba ? 3 : 1;
@@ -121,9 +118,8 @@ public static class CelebAMaskHq
         {
             bool all = true;
             for (int c = 0; c < colours && all; c++) all = png.Sample(i, c) == max;
-            white[i] = all;
+            if (all) labels[i] = label;
         }
-        return white;
     }
 
     /// <summary>

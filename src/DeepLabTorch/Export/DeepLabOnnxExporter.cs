@@ -30,8 +30,7 @@ public static class DeepLabOnnxExporter
         return g.ResizeLike(logits, input, model.Config.AlignCorners);
     }
 
-    private static T Sub<T>(nn.Module root, string path) where T : nn.Module =>
-        root.GetSubmodule(path) as T ?? throw new InvalidOperationException($"the model has no {typeof(T).Name} at '{path}'");
+    private static T Sub<T>(nn.Module root, string path) where T : nn.Module => OnnxExport.Module<T>(root, path);
 
     /// <summary>The conv and the BatchNorm at these module paths, folded into one Conv.</summary>
     private static string ConvBn(OnnxGraphBuilder g, nn.Module model, string conv, string bn, string x) =>

@@ -117,6 +117,5 @@ public static class FaceParsingOnnxExporter
     private static string ConvBnRelu(OnnxGraphBuilder g, nn.Module model, string path, string x) =>
         g.Relu(g.ConvBn(x, Sub<Conv2d>(model, path + ".conv"), Sub<BatchNorm>(model, path + ".bn")));
 
-    private static T Sub<T>(nn.Module root, string path) where T : nn.Module =>
-        root.GetSubmodule(path) as T ?? throw new InvalidOperationException($"the model has no {typeof(T).Name} at '{path}'");
+    private static T Sub<T>(nn.Module root, string path) where T : nn.Module => OnnxExport.Module<T>(root, path);
 }

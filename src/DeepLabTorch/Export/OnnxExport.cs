@@ -10,6 +10,10 @@ namespace DeepLabTorch.Export;
 /// </summary>
 public static class OnnxExport
 {
+    /// <summary>The submodule of the model at a state_dict path, of the kind the graph writer expects there.</summary>
+    internal static T Module<T>(TorchSharp.torch.nn.Module root, string path) where T : TorchSharp.torch.nn.Module =>
+        Extensions.ModuleExtensions.GetSubmodule(root, path) as T ?? throw new InvalidOperationException($"the model has no {typeof(T).Name} at '{path}'");
+
     public static void Write(SegmentationModel model, string path, bool withPreprocessing = false, bool argmax = false)
     {
         model.eval();

@@ -14,6 +14,13 @@ public class DeepLabOnnxTests(ITestOutputHelper output)
     {
         manual_seed(21);
         var m = ModelFactory.Create(new ModelConfig(backbone, outputStride, 3, alignCorners));
+        AwayFromIdentity(m);
+        return m;
+    }
+
+    /// <summary>Running statistics, BatchNorm scales and shifts away from 0 and 1 (so folding them is exercised); eval mode.</summary>
+    internal static void AwayFromIdentity(nn.Module m)
+    {
         using (no_grad())
             foreach (var (name, t) in m.named_buffers())
             {
@@ -29,7 +36,6 @@ public class DeepLabOnnxTests(ITestOutputHelper output)
                 if (name.EndsWith(".bias", StringComparison.Ordinal)) { using var r = randn(p.shape) * 0.1; p.copy_(r); }
             }
         m.eval();
-        return m;
     }
 
     /// <summary>Exports the model and compares ONNX Runtime's logits with the model's own at each input size.</summary>
@@ -44,13 +50,22 @@ public class DeepLabOnnxTests(ITestOutputHelper output)
         Assert.Contains("('input', ['N', 3, 'H', 'W'])", report);
         Assert.Contains("('logits', ['N', 3, 'H', 'W'])", report);
         Assert.DoesNotContain("BatchNormalization", report);
+        AssertOrtMatches(model, dir["m.onnx"], $"{backbone} OS{os}", tolerance, output, sizes);
+    }
+
+    /// <summary>
+    /// ONNX Runtime's logits of the exported file against the model's own, at each input size: within a fraction of the
+    /// logits' scale (dozens of folded float32 layers round differently from conv + BatchNorm).
+    /// </summary>
+    internal static void AssertOrtMatches(nn.Module<Tensor, Tensor> model, string onnx, string what, double tolerance, ITestOutputHelper output, params long[][] sizes)
+    {
         foreach (var dims in sizes)
         {
             using var scope = NewDisposeScope();
             var x = randn(dims);
             Tensor ours;
             using (no_grad()) ours = model.forward(x);
-            var (theirs, shape) = OnnxExportTests.RunOrt(dir["m.onnx"], x.ToArray<float>(), dims);
+            var (theirs, shape) = OnnxExportTests.RunOrt(onnx, x.ToArray<float>(), dims);
             Assert.Equal(ours.shape, shape);
             var a = ours.ToArray<float>();
             double maxDiff = 0, maxAbs = 0;
@@ -59,10 +74,9 @@ public class DeepLabOnnxTests(ITestOutputHelper output)
                 maxDiff = Math.Max(maxDiff, Math.Abs(a[i] - theirs[i]));
                 maxAbs = Math.Max(maxAbs, Math.Abs(a[i]));
             }
-            output.WriteLine($"{backbone} OS{os} [{string.Join(",", dims)}]: max |ORT - ours| = {maxDiff:G3} = {maxDiff / Math.Max(1, maxAbs):G3} of the logit scale");
-            // A fraction of the logits' scale: dozens of folded float32 layers round differently from conv+BN.
+            output.WriteLine($"{what} [{string.Join(",", dims)}]: max |ORT - ours| = {maxDiff:G3} = {maxDiff / Math.Max(1, maxAbs):G3} of the logit scale");
             Assert.True(maxDiff <= tolerance * Math.Max(1, maxAbs),
-                $"{backbone} OS{os}: max |ORT - ours| = {maxDiff} at [{string.Join(",", dims)}], max |logit| = {maxAbs}");
+                $"{what}: max |ORT - ours| = {maxDiff} at [{string.Join(",", dims)}], max |logit| = {maxAbs}");
         }
     }
 

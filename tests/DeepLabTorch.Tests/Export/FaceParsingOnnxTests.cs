@@ -17,21 +17,7 @@ public class FaceParsingOnnxTests(ITestOutputHelper output)
     {
         manual_seed(5);
         var m = ModelFactory.Build(new ModelConfig(name, 16, 4));
-        using (no_grad())
-        {
-            foreach (var (key, t) in m.named_buffers())
-            {
-                if (key.EndsWith("running_mean", StringComparison.Ordinal)) { using var r = randn(t.shape) * 0.1; t.copy_(r); }
-                if (key.EndsWith("running_var", StringComparison.Ordinal)) { using var r = rand(t.shape) + 0.5; t.copy_(r); }
-            }
-            foreach (var (key, p) in m.named_parameters())
-            {
-                if (p.dim() != 1) continue;
-                if (key.EndsWith(".weight", StringComparison.Ordinal)) { using var r = rand(p.shape) + 0.5; p.copy_(r); }
-                if (key.EndsWith(".bias", StringComparison.Ordinal)) { using var r = randn(p.shape) * 0.1; p.copy_(r); }
-            }
-        }
-        m.eval();
+        DeepLabOnnxTests.AwayFromIdentity(m);
         return m;
     }
 
@@ -48,24 +34,7 @@ public class FaceParsingOnnxTests(ITestOutputHelper output)
         Assert.Contains("('input', ['N', 3, 'H', 'W'])", report);
         Assert.Contains("('logits', ['N', 4, 'H', 'W'])", report);
         Assert.DoesNotContain("BatchNormalization", report);
-        foreach (var dims in new[] { new long[] { 1, 3, 64, 64 }, new long[] { 2, 3, 65, 97 } })
-        {
-            using var scope = NewDisposeScope();
-            var x = randn(dims);
-            Tensor ours;
-            using (no_grad()) ours = model.forward(x);
-            var (theirs, shape) = OnnxExportTests.RunOrt(dir["m.onnx"], x.ToArray<float>(), dims);
-            Assert.Equal(ours.shape, shape);
-            var a = ours.ToArray<float>();
-            double maxDiff = 0, maxAbs = 0;
-            for (int i = 0; i < a.Length; i++)
-            {
-                maxDiff = Math.Max(maxDiff, Math.Abs(a[i] - theirs[i]));
-                maxAbs = Math.Max(maxAbs, Math.Abs(a[i]));
-            }
-            output.WriteLine($"{name} [{string.Join(",", dims)}]: max |ORT - ours| = {maxDiff:G3} = {maxDiff / Math.Max(1, maxAbs):G3} of the logit scale");
-            Assert.True(maxDiff <= 1e-4 * Math.Max(1, maxAbs), $"{name}: max |ORT - ours| = {maxDiff} at [{string.Join(",", dims)}], max |logit| = {maxAbs}");
-        }
+        DeepLabOnnxTests.AssertOrtMatches(model, dir["m.onnx"], name, 1e-4, output, new long[] { 1, 3, 64, 64 }, new long[] { 2, 3, 65, 97 });
     }
 
     [Fact]

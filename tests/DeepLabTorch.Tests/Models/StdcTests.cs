@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
-using System.Text.Json;
 using DeepLabTorch.Checkpoints;
 using DeepLabTorch.Extensions;
 using DeepLabTorch.Models.FaceParsing;
@@ -70,7 +68,7 @@ public class StdcTests : IClassFixture<StdcTests.Goldens>
         using (var fresh = model.forward(golden[sizes[0] + "/input"]))
             before = ParityTests.MaxAbsDiff(fresh, golden[sizes[0] + "/main"]);
 
-        var path = Path.Combine(golden.Dir, "model.pth");
+        var path = golden.FileInFolder("model.pth");
         var sd = WeightFiles.LoadStateDict(path, out _);
         try
         {
@@ -256,15 +254,16 @@ public class StdcTests : IClassFixture<StdcTests.Goldens>
     /// <summary>The goldens of both variants, made once for the class by tests/reference/model_stdc.py and deleted after.</summary>
     public sealed class Goldens : IDisposable
     {
-        private readonly Dictionary<StdcVariant, StdcGolden> _made = new();
+        private readonly Dictionary<StdcVariant, ReferenceGolden> _made = new();
         private readonly object _lock = new();
 
-        public StdcGolden Get(StdcVariant variant)
+        public ReferenceGolden Get(StdcVariant variant)
         {
             lock (_lock)
             {
                 if (!_made.TryGetValue(variant, out var g))
-                    _made[variant] = g = StdcGolden.Generate(variant == StdcVariant.Stdc1 ? "stdc1" : "stdc2");
+                    _made[variant] = g = ReferenceGolden.GenerateFrom("model_stdc.py", "--variant", variant == StdcVariant.Stdc1 ? "stdc1" : "stdc2",
+                        "--threads", ParityTests.GoldenThreads.ToString(CultureInfo.InvariantCulture));
                 return g;
             }
         }
@@ -273,62 +272,6 @@ public class StdcTests : IClassFixture<StdcTests.Goldens>
         {
             foreach (var g in _made.Values) g.Dispose();
             _made.Clear();
-        }
-    }
-
-    /// <summary>One run of model_stdc.py: its folder (model.pth), meta and tensors (the format ReferenceGolden reads).</summary>
-    public sealed class StdcGolden : IDisposable
-    {
-        private readonly Dictionary<string, Tensor> _tensors = new();
-
-        private StdcGolden(string dir)
-        {
-            Dir = dir;
-            using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "index.json")));
-            Meta = doc.RootElement.GetProperty("meta").Clone();
-            var data = File.ReadAllBytes(Path.Combine(dir, "data.bin"));
-            foreach (var e in doc.RootElement.GetProperty("entries").EnumerateArray())
-            {
-                var name = e.GetProperty("name").GetString()!;
-                var shape = e.GetProperty("shape").EnumerateArray().Select(v => v.GetInt64()).ToArray();
-                var raw = data.AsSpan(e.GetProperty("offset").GetInt32(), e.GetProperty("nbytes").GetInt32());
-                var t = e.GetProperty("dtype").GetString() switch
-                {
-                    "float32" => TensorExtensions.FromArray(MemoryMarshal.Cast<byte, float>(raw).ToArray(), shape),
-                    "float64" => TensorExtensions.FromArray(MemoryMarshal.Cast<byte, double>(raw).ToArray(), shape),
-                    "int64" => TensorExtensions.FromArray(MemoryMarshal.Cast<byte, long>(raw).ToArray(), shape),
-                    var d => throw new InvalidDataException($"{dir}: unknown dtype {d} for {name}"),
-                };
-                _tensors[name] = t.DetachFromDisposeScope();
-            }
-        }
-
-        public string Dir { get; }
-        public JsonElement Meta { get; }
-
-        public Tensor this[string name] => _tensors.TryGetValue(name, out var t) ? t : throw new KeyNotFoundException($"golden file has no '{name}'");
-
-        public static StdcGolden Generate(string variant)
-        {
-            var dir = Python.NewTempDir("stdc");
-            try
-            {
-                ReferenceGolden.RunPython(ReferenceGolden.ScriptPath("model_stdc.py"),
-                    "--variant", variant, "--threads", ParityTests.GoldenThreads.ToString(CultureInfo.InvariantCulture), "--out", dir);
-                return new StdcGolden(dir);
-            }
-            catch
-            {
-                Directory.Delete(dir, true);
-                throw;
-            }
-        }
-
-        public void Dispose()
-        {
-            foreach (var t in _tensors.Values) t.Dispose();
-            _tensors.Clear();
-            if (Directory.Exists(Dir)) Directory.Delete(Dir, true);
         }
     }
 }
