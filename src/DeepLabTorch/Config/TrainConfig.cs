@@ -30,7 +30,7 @@ public sealed record TrainConfig
 
     // Data
     [Setting("Data set. synthetic generates data/synthetic on first use; celebamask-hq reads CelebAMask-HQ's download layout (face parsing).",
-        Choices = "pascal|sbd|folder|synthetic|" + Data.CelebAMaskHq.Name + "|" + Data.Cityscapes.Name)]
+        Choices = "pascal|sbd|folder|synthetic|" + Data.CelebAMaskHq.Name + "|" + Data.Cityscapes.Name + "|" + Data.Coco.Name)]
     public string Dataset { get; init; } = "pascal";
     [Setting("Data set folder (VOCdevkit parent for pascal; required except for synthetic).")]
     public string? DataRoot { get; init; }
