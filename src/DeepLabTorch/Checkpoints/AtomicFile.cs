@@ -7,7 +7,7 @@ namespace DeepLabTorch.Checkpoints;
 /// in the same folder, flushed and fsynced, renamed over the target, then the folder fsynced so the
 /// rename itself survives a power cut.
 /// </summary>
-public static class AtomicFile
+internal static class AtomicFile
 {
     /// <summary>
     /// Test hook: "pause-before-rename" prints a line to stderr and sleeps (a test kills the process);

@@ -4,7 +4,7 @@ using TorchSharp;
 namespace DeepLabTorch.Data;
 
 /// <summary>One decoded (image, mask) pair: RGB HWC bytes and class indices HW (255 = ignore).</summary>
-public sealed class SegmentationSample
+internal sealed class SegmentationSample
 {
     public required string Id { get; init; }
     public required int Height { get; init; }
@@ -16,7 +16,7 @@ public sealed class SegmentationSample
 }
 
 /// <summary>A split of a segmentation data set: random access to decoded samples.</summary>
-public interface ISegmentationDataset
+internal interface ISegmentationDataset
 {
     string Name { get; }
     int Count { get; }
@@ -28,7 +28,7 @@ public interface ISegmentationDataset
 }
 
 /// <summary>A collated batch: images NCHW float32 (normalized), masks NHW int64.</summary>
-public sealed class Batch : IDisposable
+internal sealed class Batch : IDisposable
 {
     public Batch(torch.Tensor images, torch.Tensor masks, IReadOnlyList<string> ids)
     {
@@ -52,7 +52,7 @@ public sealed class Batch : IDisposable
 }
 
 /// <summary>Bad input data: the message names the file and the reason.</summary>
-public sealed class DataException : Exception
+internal sealed class DataException : Exception
 {
     public DataException(string path, string reason, Exception? inner = null) : base($"{path}: {reason}", inner)
     {

@@ -11,7 +11,7 @@ namespace DeepLabTorch.Distributed;
 /// after the kernels that made the gradients and before the optimizer's.
 /// Nothing here runs on a machine without a GPU; its tests skip visibly there.
 /// </summary>
-public static unsafe class Nccl
+internal static unsafe class Nccl
 {
     public const string InstallHint = "install NCCL 2 (libnccl2 from NVIDIA's CUDA repository, or the nvidia-nccl wheel's libnccl.so.2 on LD_LIBRARY_PATH)";
     public const int UniqueIdBytes = 128;           // NCCL_UNIQUE_ID_BYTES

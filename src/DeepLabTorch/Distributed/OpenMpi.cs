@@ -4,7 +4,7 @@ using System.Text;
 namespace DeepLabTorch.Distributed;
 
 /// <summary>MPI is absent, or it is not Open MPI: the message says what to install.</summary>
-public sealed class MpiMissingException : UserException
+internal sealed class MpiMissingException : UserException
 {
     public MpiMissingException(string message) : base(message) { }
 }
@@ -18,7 +18,7 @@ public sealed class MpiMissingException : UserException
 /// Every call checks its return code; the world communicator keeps MPI's default error handler,
 /// which ends the whole job on a communication failure (what we want: no rank hangs).
 /// </summary>
-public static unsafe class OpenMpi
+internal static unsafe class OpenMpi
 {
     public const string InstallHint = "apt-get install openmpi-bin libopenmpi3";
     private const int ThreadSerialized = 2;   // MPI_THREAD_SERIALIZED in Open MPI's mpi.h

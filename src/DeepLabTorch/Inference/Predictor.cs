@@ -21,14 +21,16 @@ public sealed class Predictor
     }
 
     /// <summary>Any engine, for example an exported model in ONNX Runtime (OnnxLogitsEngine).</summary>
-    public Predictor(ILogitsEngine engine, PredictOptions? options = null)
+    internal Predictor(ILogitsEngine engine, PredictOptions? options = null)
     {
         _engine = engine;
         Options = (options ?? new PredictOptions()).Validate();
         Device = engine.Device;
     }
 
+    /// <summary>The test-time augmentation and resizing this predictor applies.</summary>
     public PredictOptions Options { get; }
+    /// <summary>Where the model runs.</summary>
     public Device Device { get; }
 
     /// <summary>

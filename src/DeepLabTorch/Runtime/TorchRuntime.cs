@@ -11,7 +11,7 @@ namespace DeepLabTorch.Runtime;
 /// TorchSharp's fallback, which copies ~500 MB of natives from the NuGet cache into the app folder,
 /// never runs.
 /// </summary>
-public static class TorchRuntime
+internal static class TorchRuntime
 {
     private static readonly object Gate = new();
     private static string? _failure;
@@ -97,4 +97,4 @@ public static class TorchRuntime
 }
 
 /// <summary>TorchSharp's native library could not be loaded; the message says why and what to do.</summary>
-public sealed class TorchLoadException(string message) : Exception(message);
+internal sealed class TorchLoadException(string message) : Exception(message);

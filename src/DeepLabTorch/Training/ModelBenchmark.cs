@@ -10,7 +10,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace DeepLabTorch.Training;
 
 /// <summary>Settings of the model benchmark (defaults: the protocol).</summary>
-public sealed record ModelBenchmarkOptions
+internal sealed record ModelBenchmarkOptions
 {
     public string Backbone { get; init; } = "mobilenet";
     public int OutputStride { get; init; } = 16;
@@ -38,7 +38,7 @@ public sealed record ModelBenchmarkOptions
 /// cross-entropy, backward, SGD step with the two parameter groups) and the process's peak resident
 /// memory; the same protocol as tests/reference/model_bench.py. Used by scripts/bench/model.sh.
 /// </summary>
-public static class ModelBenchmark
+internal static class ModelBenchmark
 {
     /// <param name="log">Where the CPU-kernel guard reports a verdict it decides here.</param>
     public static JsonObject Run(ModelBenchmarkOptions o, ILogger? log = null)
