@@ -41,13 +41,7 @@ internal static unsafe class Nccl
         lock (Gate)
         {
             if (_lib != IntPtr.Zero) return null;
-            IntPtr lib = IntPtr.Zero, cudart = IntPtr.Zero;
-            foreach (var name in new[] { "libnccl.so.2", "libnccl.so" })
-                if (NativeLibrary.TryLoad(name, out lib)) break;
-            if (lib == IntPtr.Zero) return $"NCCL missing: libnccl.so.2 was not found; {InstallHint}";
-            foreach (var name in new[] { "libcudart.so.12", "libcudart.so.13", "libcudart.so.11.0", "libcudart.so" })
-                if (NativeLibrary.TryLoad(name, out cudart) || NativeLibrary.TryLoad(name, typeof(Nccl).Assembly, null, out cudart)) break;
-            if (cudart == IntPtr.Zero) return "the CUDA runtime (libcudart.so) was not found next to libtorch or on the library path";
+            if (Runtime.PlatformNatives.LoadNccl(InstallHint, out var lib, out var cudart) is { } problem) return problem;
             try
             {
                 _getVersion = (delegate* unmanaged<int*, int>)NativeLibrary.GetExport(lib, "ncclGetVersion");

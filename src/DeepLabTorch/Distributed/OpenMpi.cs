@@ -60,21 +60,8 @@ internal static unsafe class OpenMpi
         lock (Gate)
         {
             if (_lib != IntPtr.Zero) return;
-            var lib = IntPtr.Zero;
-            string? from = null;
-            foreach (var name in new[] { "libmpi.so.40", "libmpi.so" })
-            {
-                if (NativeLibrary.TryLoad(name, out lib)) { from = name; break; }
-            }
-            if (lib == IntPtr.Zero)
-            {
-                if (NativeLibrary.TryLoad("libmpi.so.12", out var mpich))
-                {
-                    NativeLibrary.Free(mpich);
-                    throw new MpiMissingException("found MPICH (libmpi.so.12), but DeepLabTorch binds Open MPI's ABI: " + InstallHint);
-                }
-                throw new MpiMissingException($"MPI missing: Open MPI's libmpi.so.40 was not found; install it with: {InstallHint}");
-            }
+            var lib = Runtime.PlatformNatives.LoadOpenMpi(InstallHint, out var from, out var problem);
+            if (lib == IntPtr.Zero) throw new MpiMissingException(problem!);
             if (!NativeLibrary.TryGetExport(lib, "ompi_mpi_comm_world", out var world))
             {
                 NativeLibrary.Free(lib);

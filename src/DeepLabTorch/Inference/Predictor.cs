@@ -75,7 +75,7 @@ public sealed class Predictor
     }
 
     /// <summary>The size with the short side scaled to shortSide and the aspect ratio kept.</summary>
-    public static (long Height, long Width) ResizedShort(long h, long w, int shortSide)
+    internal static (long Height, long Width) ResizedShort(long h, long w, int shortSide)
     {
         double f = (double)shortSide / Math.Min(h, w);
         return (Math.Max(1, (long)Math.Round(h * f)), Math.Max(1, (long)Math.Round(w * f)));

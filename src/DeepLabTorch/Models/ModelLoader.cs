@@ -166,7 +166,7 @@ public static class ModelLoader
     }
 
     /// <summary>The classifier's output channels (decoder.last_conv.8.weight in the reference layout), if present.</summary>
-    public static int? ClassifierClasses(IReadOnlyDictionary<string, Tensor> sd)
+    internal static int? ClassifierClasses(IReadOnlyDictionary<string, Tensor> sd)
     {
         // DeepLabV3+'s classifier, else the main head of BiSeNet and STDC-Seg.
         foreach (var key in new[] { $"decoder.last_conv.{Decoder.ClassifierIndex}.weight", "conv_out.conv_out.weight" })
@@ -197,7 +197,7 @@ public static class ModelLoader
     }
 
     /// <summary>A class given by index or by name (case-insensitive).</summary>
-    public static int ResolveClass(string spec, IReadOnlyList<string> classNames, string flag)
+    internal static int ResolveClass(string spec, IReadOnlyList<string> classNames, string flag)
     {
         if (int.TryParse(spec, out var i))
         {

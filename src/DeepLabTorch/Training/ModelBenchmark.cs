@@ -140,7 +140,7 @@ internal static class ModelBenchmark
                 ["optimizer"] = Math.Round(Median(phases[2]), 1),
             },
             ["loss_read_us_median"] = Math.Round(Median(lossReads), 1),
-            ["peak_rss_mb"] = PeakRssMb(),
+            ["peak_rss_mb"] = Runtime.PlatformNatives.PeakRssMb(),
         };
     }
 
@@ -148,16 +148,5 @@ internal static class ModelBenchmark
     {
         var s = v.OrderBy(x => x).ToList();
         return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
-    }
-
-    /// <summary>VmHWM of this process in MiB (Linux), or -1 where /proc is not available.</summary>
-    public static double PeakRssMb()
-    {
-        const string path = "/proc/self/status";
-        if (!File.Exists(path)) return -1;
-        foreach (var line in File.ReadLines(path))
-            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                return Math.Round(long.Parse(line[6..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) / 1024.0, 1);
-        return -1;
     }
 }
