@@ -79,6 +79,25 @@ public partial class PackageTests(ITestOutputHelper output) : IDisposable
         Assert.All(mask.Indices, c => Assert.InRange(c, 0, 20));
     }
 
+    /// <summary>
+    /// Which libtorch packages the library references, as MSBuild evaluates the project (nothing is restored): the
+    /// three CPU ones by default (the package's dependencies), CUDA's for the OS of the runtime identifier with
+    /// -p:TorchBackend=cuda.
+    /// </summary>
+    [Theory]
+    [InlineData("", "libtorch-cpu-linux-x64 libtorch-cpu-osx-arm64 libtorch-cpu-win-x64")]
+    [InlineData("-p:TorchBackend=cuda -p:RuntimeIdentifier=linux-x64", "libtorch-cuda-12.8-linux-x64")]
+    [InlineData("-p:TorchBackend=cuda -p:RuntimeIdentifier=win-x64", "libtorch-cuda-12.8-win-x64")]
+    public void TheBackendSelectsTheLibtorchPackages(string properties, string expected)
+    {
+        var args = new[] { "msbuild", Path.Combine(Python.RepoRoot, "src", "DeepLabTorch", "DeepLabTorch.csproj"), "-getItem:PackageReference" }
+            .Concat(properties.Split(' ', StringSplitOptions.RemoveEmptyEntries)).ToArray();
+        var json = System.Text.Json.JsonDocument.Parse(Dotnet(_root, args));
+        var libtorch = json.RootElement.GetProperty("Items").GetProperty("PackageReference").EnumerateArray()
+            .Select(i => i.GetProperty("Identity").GetString()!).Where(id => id.StartsWith("libtorch", StringComparison.Ordinal)).Order(StringComparer.Ordinal);
+        Assert.Equal(expected, string.Join(" ", libtorch));
+    }
+
     /// <summary>Copies the sources as a clone has them and packs both packages into the feed; returns their version.</summary>
     private string Pack(string rid)
     {
