@@ -94,10 +94,13 @@ internal static unsafe class OpenMpi
     }
 
     /// <summary>Whether Open MPI's library can be loaded here (nothing is initialised).</summary>
-    public static bool IsAvailable()
+    public static bool IsAvailable() => MissingReason() is null;
+
+    /// <summary>Why Open MPI cannot be used here (one line), or null when it loads.</summary>
+    public static string? MissingReason()
     {
-        try { Load(); return true; }
-        catch (MpiMissingException) { return false; }
+        try { Load(); return null; }
+        catch (MpiMissingException e) { return e.Message; }
     }
 
     private static IntPtr Export(IntPtr lib, string name) =>

@@ -63,8 +63,9 @@ internal static class TorchRuntime
         var hint = loaderMessage.Contains("GLIBCXX", StringComparison.Ordinal)
             ? " The system's libstdc++ is older than the one libLibTorchSharp.so was built against; the build marks that "
               + $"requirement weak (tools/ElfFix). Rebuild with scripts/bootstrap.sh, or run `dotnet tools/ElfFix/bin/Release/net10.0/elffix.dll` on the output folder."
-            : " Check that the build restored TorchSharp and libtorch-cpu-linux-x64 (scripts/bootstrap.sh).";
-        return "TorchSharp's native library (libLibTorchSharp.so) did not load: " + loaderMessage.Trim() + "." + hint;
+            : $" Check that the build restored TorchSharp and libtorch-cpu-{RuntimeInformation.RuntimeIdentifier} (scripts/bootstrap.sh in a clone; "
+              + "the DeepLabTorch package brings linux-x64, win-x64 and osx-arm64).";
+        return "TorchSharp's native library (LibTorchSharp) did not load: " + loaderMessage.Trim() + "." + hint;
     }
 
     public static string TorchSharpVersion =>
