@@ -30,7 +30,7 @@ public sealed class DataVerb : VerbBase
     [Option("json", HelpText = "check: print the report as JSON (images, class_pixels per class index, ignored_pixels, problems, sizes).")]
     public bool Json { get; set; }
 
-    [Option("dataset", Default = "pascal", HelpText = "pascal | sbd | folder | synthetic | celebamask-hq | cityscapes.")]
+    [Option("dataset", Default = "pascal", HelpText = "pascal | sbd | folder | synthetic | celebamask-hq | cityscapes | coco.")]
     public string Dataset { get; set; } = "pascal";
     [Option("data-root", HelpText = "The data set's root folder.")]
     public string? DataRoot { get; set; }

@@ -64,7 +64,7 @@ public sealed class PredictVerb : ModelRunOptions
         var options = BuildOptions(Scales, Flip, Resize, Window, WindowOverlap);
         var useOnnx = UseOnnx(EngineName, Weights);
         var files = InputFiles.Expand(Input);
-        using var model = useOnnx ? OpenOnnx() : OpenTorch();
+        using var model = useOnnx ? OpenOnnx(Weights) : OpenTorch(Weights);
         int? probClass = null;
         if (SaveProbs)
             probClass = ProbClass is { } pc ? ModelLoader.ResolveClass(pc, model.ClassNames, "--prob-class")
@@ -91,54 +91,6 @@ public sealed class PredictVerb : ModelRunOptions
         Results.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"predict: {summary.Images} image(s) in {summary.Elapsed.TotalSeconds:F1} s ({summary.ImagesPerSecond:F2} images/s); {summary.Failed} failed; outputs in {Output}"));
         return summary.Failed > 0 ? 1 : 0;
-    }
-
-    /// <summary>An engine, the class names it predicts, a one-line description, and what to dispose after.</summary>
-    private sealed record OpenModel(ILogitsEngine Engine, IReadOnlyList<string> ClassNames, string Description, IDisposable Owner) : IDisposable
-    {
-        public void Dispose() => Owner.Dispose();
-    }
-
-    /// <summary>--engine, or the file's extension when it is not given.</summary>
-    internal static bool UseOnnx(string? engine, string weights) => engine?.Trim().ToLowerInvariant() switch
-    {
-        null or "" => weights.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase),
-        "onnx" => true,
-        "torch" or "torchsharp" => weights.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase)
-            ? throw new UserException($"--engine torch: {weights} is an ONNX model; TorchSharp runs checkpoints (.safetensors, .pth). Use --engine onnx or leave --engine out")
-            : false,
-        _ => throw new UserException($"--engine must be torch or onnx, got '{engine}'"),
-    };
-
-    private OpenModel OpenTorch()
-    {
-        var device = Engine.SetUp(Device, Threads, log: Loggers.CreateLogger(LogCategories.Runtime));
-        var loaded = ModelLoader.LoadForInference(Weights, new ModelRequest { Backbone = Backbone, OutputStride = OutStride, NumClasses = NumClasses }, device,
-            Loggers.CreateLogger(LogCategories.Checkpoints), PrecisionNames.Parse(Precision));
-        return new OpenModel(new TorchLogitsEngine(loaded.Model, device), loaded.ClassNames,
-            $"{loaded.Config.Backbone} OS{loaded.Config.OutputStride} (TorchSharp)", loaded);
-    }
-
-    /// <summary>ONNX Runtime's CPU build: flags that choose what the graph already fixes, or a GPU, are refused by name.</summary>
-    private OpenModel OpenOnnx()
-    {
-        if (Device is { } d && !d.Trim().Equals("cpu", StringComparison.OrdinalIgnoreCase))
-            throw new UserException($"--device {d}: the ONNX engine runs on the CPU (Microsoft.ML.OnnxRuntime's CPU package); leave --device out or use a checkpoint");
-        if (Backbone is not null) throw new UserException("--backbone does not apply to an ONNX model: the exported graph fixes the backbone");
-        if (PrecisionNames.Parse(Precision) != Models.Precision.Float32)
-            throw new UserException("--precision bf16 applies to the TorchSharp engine; the exported ONNX graph runs in float32");
-        if (OutStride is not null) throw new UserException("--out-stride does not apply to an ONNX model: the exported graph fixes the output stride");
-        // libtorch still resizes and averages around the engine: it gets the same thread count.
-        Engine.SetThreads(Threads, Loggers.CreateLogger(LogCategories.Runtime));
-        var engine = new OnnxLogitsEngine(Weights, Threads);
-        if (NumClasses is int n && n != engine.NumClasses)
-        {
-            engine.Dispose();
-            throw new UserException($"--num-classes {n}: {Weights} predicts {engine.NumClasses} classes");
-        }
-        var description = Threads is int t ? string.Create(CultureInfo.InvariantCulture, $"{Path.GetFileName(Weights)} (ONNX Runtime, {t} intra-op thread{(t == 1 ? "" : "s")})")
-            : $"{Path.GetFileName(Weights)} (ONNX Runtime)";
-        return new OpenModel(engine, ModelLoader.DefaultClassNames(engine.NumClasses), description, engine);
     }
 
     /// <summary>'person' when the model has it, else class 1 (the foreground of a binary model).</summary>

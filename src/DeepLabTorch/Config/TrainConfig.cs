@@ -32,7 +32,7 @@ public sealed record TrainConfig
 
     // Data
     [Setting("Data set. synthetic generates data/synthetic on first use; celebamask-hq reads CelebAMask-HQ's download layout (face parsing).",
-        Choices = "pascal|sbd|folder|synthetic|" + Data.CelebAMaskHq.Name + "|" + Data.Cityscapes.Name)]
+        Choices = "pascal|sbd|folder|synthetic|" + Data.CelebAMaskHq.Name + "|" + Data.Cityscapes.Name + "|" + Data.Coco.Name)]
     public string Dataset { get; init; } = "pascal";
     [Setting("Data set folder (VOCdevkit parent for pascal; required except for synthetic).")]
     public string? DataRoot { get; init; }
@@ -75,7 +75,7 @@ public sealed record TrainConfig
     /// <summary>The reference divides the (already pixel-averaged) loss by the batch size once more.</summary>
     [Setting("Divide the pixel-averaged loss by the batch size once more, as the reference does.", Flag = false)]
     public bool BatchAverage { get; init; } = true;
-    [Setting("Epochs.", Min = 1, Default = "50 for pascal/sbd/folder, 10 for synthetic")]
+    [Setting("Epochs.", Min = 1, Default = "the reference's: 50 for pascal/sbd/folder, 30 for coco, 200 for cityscapes, 10 for synthetic")]
     public int? Epochs { get; init; }
     [Setting("Epoch to start at (--resume sets it from the checkpoint).", Min = 0)]
     public int StartEpoch { get; init; }
@@ -85,7 +85,7 @@ public sealed record TrainConfig
     public int? TestBatchSize { get; init; }
     [Setting("Weight classes by 1/ln(1.02 + frequency) over the training masks (cached per data set).")]
     public bool UseBalancedWeights { get; init; }
-    [Setting("Base learning rate.", Above = 0, Default = "0.007 x the global batch size / 4, as the reference")]
+    [Setting("Base learning rate.", Above = 0, Default = "as the reference: 0.007 (coco 0.1, cityscapes 0.01) x the global batch size / 4")]
     public double? Lr { get; init; }
     [Setting("Learning-rate schedule.", Choices = "poly|step|cos")]
     public string LrScheduler { get; init; } = "poly";

@@ -8,10 +8,10 @@ internal static class TrainConfigRules
     public static IReadOnlyList<string> Backbones => Models.ModelCatalog.AllNames;
 
     /// <summary>Reference epochs per data set when --epochs is not given.</summary>
-    public static int DefaultEpochs(string dataset) => dataset switch { "synthetic" => 10, _ => 50 };
+    public static int DefaultEpochs(string dataset) => dataset switch { "synthetic" => 10, Data.Coco.Name => 30, Cityscapes.Name => 200, _ => 50 };
 
     /// <summary>The reference's base lr for batch 4; the default lr scales it linearly with the batch size.</summary>
-    public static double DefaultLr(string dataset) => 0.007;
+    public static double DefaultLr(string dataset) => dataset switch { Data.Coco.Name => 0.1, Cityscapes.Name => 0.01, _ => 0.007 };
 
     /// <summary>Returns the config with every auto value decided; throws UserException on a bad value or combination.</summary>
     /// <param name="processes">Data-parallel processes: the default lr follows the global batch, processes × --batch-size.</param>
@@ -52,7 +52,7 @@ internal static class TrainConfigRules
             Precision = precision == Models.Precision.BFloat16 ? "bf16" : "float32",
             Checkname = checkname,
             // The references start from ImageNet on real data; the synthetic and folder sets, and networks without a file, from random weights.
-            PretrainedBackbone = c.PretrainedBackbone ?? (c.Dataset is "pascal" or "sbd" or Cityscapes.Name or CelebAMaskHq.Name
+            PretrainedBackbone = c.PretrainedBackbone ?? (c.Dataset is "pascal" or "sbd" or Cityscapes.Name or CelebAMaskHq.Name or Data.Coco.Name
                 && Models.PretrainedBackbone.Sources.Any(s => s.Backbone == c.Backbone) ? "auto" : "none"),
             Output = c.Output ?? Path.Combine("checkpoints", $"{c.Dataset}-{c.Backbone}-{checkname}"),
         };

@@ -3,7 +3,7 @@ namespace DeepLabTorch.Data;
 /// <summary>Where the data is and how it is read and augmented. Flat, immutable, JSON-friendly.</summary>
 internal sealed record DataOptions
 {
-    /// <summary>pascal | sbd | folder | synthetic | celebamask-hq.</summary>
+    /// <summary>pascal | sbd | folder | synthetic | celebamask-hq | cityscapes | coco.</summary>
     public string Dataset { get; init; } = "pascal";
     /// <summary>The data set's root folder (see data/README.md for each layout). Synthetic: null = data/synthetic.</summary>
     public string? DataRoot { get; init; }
@@ -39,8 +39,8 @@ internal sealed record DataOptions
     /// <summary>Checks the numbers; throws UserException naming the bad option.</summary>
     public void Validate()
     {
-        if (Dataset is not ("pascal" or "sbd" or "folder" or "synthetic" or CelebAMaskHq.Name or Cityscapes.Name))
-            throw new UserException($"unknown dataset '{Dataset}' (expected pascal, sbd, folder, synthetic, {CelebAMaskHq.Name} or {Cityscapes.Name})");
+        if (Dataset is not ("pascal" or "sbd" or "folder" or "synthetic" or CelebAMaskHq.Name or Cityscapes.Name or Coco.Name))
+            throw new UserException($"unknown dataset '{Dataset}' (expected pascal, sbd, folder, synthetic, {CelebAMaskHq.Name}, {Cityscapes.Name} or {Coco.Name})");
         if (!(ColorJitter >= 0 && ColorJitter <= 1)) throw new UserException($"colour jitter must be in [0, 1], got {ColorJitter}");
         if (BaseSize < 8) throw new UserException($"base size {BaseSize} is too small (at least 8)");
         if (CropSize < 8) throw new UserException($"crop size {CropSize} is too small (at least 8)");

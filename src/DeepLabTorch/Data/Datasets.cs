@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace DeepLabTorch.Data;
 
-/// <summary>Opens a split of a data set by name: pascal (VOC 2012, optionally + SBD), sbd, folder, synthetic, celebamask-hq, cityscapes.</summary>
+/// <summary>Opens a split of a data set by name: pascal (VOC 2012, optionally + SBD), sbd, folder, synthetic, celebamask-hq, cityscapes, coco.</summary>
 internal static class Datasets
 {
     public const int DefaultSyntheticCount = 300;
@@ -12,7 +12,8 @@ internal static class Datasets
 
     /// <param name="split">train | val | trainval | trainaug.</param>
     /// <param name="log">Where one-line notes go (category DeepLabTorch.Data): the trainaug counts, the synthetic set's generation.</param>
-    public static ISegmentationDataset Open(DataOptions o, string split, ILogger? log = null)
+    /// <param name="progress">How far a one-time preparation has got (COCO's masks on the first run).</param>
+    public static ISegmentationDataset Open(DataOptions o, string split, ILogger? log = null, IProgress<Runtime.ProgressReport>? progress = null)
     {
         log ??= NullLogger.Instance;
         o.Validate();
@@ -39,6 +40,8 @@ internal static class Datasets
                 return new CelebAMaskHqDataset(RequireRoot(o), split, o.ClassNames);
             case Cityscapes.Name:
                 return new CityscapesDataset(RequireRoot(o), split);
+            case Coco.Name:
+                return new CocoDataset(RequireRoot(o), split, log, progress);
             default:
                 return OpenFolder(o, RequireRoot(o), split);
         }

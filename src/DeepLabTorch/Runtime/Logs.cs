@@ -21,6 +21,7 @@ internal static class LogCategories
     public const string Inference = "DeepLabTorch.Inference";
     public const string Export = "DeepLabTorch.Export";
     public const string Runtime = "DeepLabTorch.Runtime";
+    public const string Serving = "DeepLabTorch.Serving";
 }
 
 /// <summary>

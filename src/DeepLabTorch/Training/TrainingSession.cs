@@ -86,7 +86,7 @@ internal sealed class TrainingSession : IDisposable
         var dataOptions = TrainConfigRules.ToDataOptions(c);
         // Rank 0 first: opening the synthetic set generates it on first use.
         var (trainSet, valSet) = group.RootFirst(() =>
-            (Datasets.Open(dataOptions, c.TrainSplit, dataLog), c.NoVal ? null : Datasets.Open(dataOptions, c.ValSplit, dataLog)));
+            (Datasets.Open(dataOptions, c.TrainSplit, dataLog, progress), c.NoVal ? null : Datasets.Open(dataOptions, c.ValSplit, dataLog, progress)));
         var numClasses = c.NumClasses ?? trainSet.NumClasses;
         if (numClasses < trainSet.NumClasses)
             throw new UserException($"--num-classes {numClasses} is fewer than the {trainSet.NumClasses} classes of {trainSet.Name} (its labels go up to {trainSet.NumClasses - 1}); " +

@@ -97,7 +97,7 @@ public class SettingsTests
             Assert.Equal(s.IsFlag, help.Contains("--" + s.Flag + " ", StringComparison.Ordinal));
         Assert.Contains("--crop-size Training crop size. (default: 513)", help);
         Assert.Contains("--weight-decay SGD weight decay. (default: 0.0005)", help);
-        Assert.Contains("(default: 50 for pascal/sbd/folder, 10 for synthetic)", help);
+        Assert.Contains("(default: the reference's: 50 for pascal/sbd/folder, 30 for coco, 200 for cityscapes, 10 for synthetic)", help);
     }
 
     [Fact]
