@@ -51,18 +51,21 @@ internal sealed class Batch : IDisposable
     }
 }
 
-/// <summary>Bad input data: the message names the file and the reason.</summary>
-internal sealed class DataException : Exception
+/// <summary>Bad input data (an unreadable or truncated image, a bad mask): the message names the file and the reason.</summary>
+public sealed class DataException : Exception
 {
-    public DataException(string path, string reason, Exception? inner = null) : base($"{path}: {reason}", inner)
+    internal DataException(string path, string reason, Exception? inner = null) : base($"{path}: {reason}", inner)
     {
         Path = path;
         Reason = reason;
     }
 
+    /// <summary>The file at fault.</summary>
     public string Path { get; }
+
+    /// <summary>What is wrong with it.</summary>
     public string Reason { get; }
 
     /// <summary>For a mask value outside the classes: the largest such value in the file (null for other problems).</summary>
-    public int? LabelOutOfRange { get; init; }
+    public int? LabelOutOfRange { get; internal init; }
 }

@@ -10,6 +10,7 @@ namespace DeepLabTorch.Data;
 public static class ImageCodec
 {
     /// <summary>Decodes a JPEG, PNG, BMP or WebP file to RGB HWC bytes. Gray, palette, alpha (dropped) and 16-bit PNGs are converted.</summary>
+    /// <exception cref="DataException">The file is missing, truncated or not an image; the message names it and the reason.</exception>
     public static (byte[] Rgb, int Height, int Width) DecodeImage(string path) => DecodeImage(path, ReadFile(path));
 
     /// <summary>Decodes an in-memory image; <paramref name="name"/> is used in error messages.</summary>
