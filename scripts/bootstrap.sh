@@ -38,11 +38,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # 2. The .NET solution, when any source is newer than the last build. The first build restores
-#    TorchSharp and libtorch (about 600 MB) from NuGet; tools/ElfFix then patches the natives it copies.
+#    TorchSharp and libtorch for linux-x64, win-x64 and osx-arm64 (a 270 MB download) from NuGet; the build copies
+#    this machine's natives and tools/ElfFix then patches them (src/DeepLabTorch/buildTransitive/DeepLabTorch.targets).
 stamp=build/.dotnet-stamp
 mkdir -p build
 if [ ! -f "$stamp" ] || [ -n "$(find src tests tools configs Directory.Build.props Directory.Build.targets Directory.Packages.props -newer "$stamp" -type f -not -path '*/bin/*' -not -path '*/obj/*' -print -quit 2>/dev/null)" ]; then
-  [ -f "$stamp" ] || echo "bootstrap: first build: restoring TorchSharp and libtorch (~600 MB) from NuGet, a few minutes" >&2
+  [ -f "$stamp" ] || echo "bootstrap: first build: restoring TorchSharp and libtorch (~270 MB download) from NuGet, a few minutes" >&2
   say "building the .NET solution"
   log=$(mktemp)
   if ! dotnet build DeepLabTorch.sln -c Release -nologo -v quiet >"$log" 2>&1; then

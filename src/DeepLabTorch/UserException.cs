@@ -6,5 +6,6 @@ namespace DeepLabTorch;
 /// </summary>
 public class UserException : Exception
 {
+    /// <summary>An error whose <paramref name="message"/> names the file, setting or value at fault.</summary>
     public UserException(string message, Exception? inner = null) : base(message, inner) { }
 }

@@ -29,11 +29,12 @@ public sealed class InfoVerb : VerbBase
         {
             true => $"applied ({ElfVersionNeeds.GlibcxxVersion} requirement is weak)",
             false => $"NOT applied ({ElfVersionNeeds.GlibcxxVersion} is a hard requirement)",
+            null when !OperatingSystem.IsLinux() => "not needed (Linux only)",
             null => $"not needed (no {ElfVersionNeeds.GlibcxxVersion} requirement)",
         };
         Results.WriteLine($"GLIBCXX load fix: {fix}{(path is null ? "" : $" in {path}")}");
         // Loading the libraries initialises nothing: MPI_Get_library_version may be called before MPI_Init.
-        Results.WriteLine($"MPI: {(OpenMpi.IsAvailable() ? $"{OpenMpi.LibraryVersion()} ({OpenMpi.LoadedFrom})" : $"missing ({OpenMpi.InstallHint})")}");
+        Results.WriteLine($"MPI: {(OpenMpi.MissingReason() is { } missing ? missing : $"{OpenMpi.LibraryVersion()} ({OpenMpi.LoadedFrom})")}");
         Results.WriteLine($"NCCL: {(Nccl.Unavailable() is { } why ? why : $"{Nccl.Version()}")}");
         return 0;
     }

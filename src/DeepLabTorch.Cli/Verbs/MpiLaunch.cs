@@ -16,12 +16,6 @@ namespace DeepLabTorch.Cli.Verbs;
 /// </summary>
 internal static class MpiLaunch
 {
-    [DllImport("libc", EntryPoint = "geteuid")]
-    private static extern uint GetEffectiveUserId();
-
-    [DllImport("libc", EntryPoint = "kill")]
-    private static extern int Kill(int pid, int signal);
-
     /// <summary>The mpirun command line for n processes running this program with args.</summary>
     public static List<string> Command(int n, IEnumerable<string> args, bool asRoot)
     {
@@ -61,7 +55,7 @@ internal static class MpiLaunch
             ?? throw new UserException($"--nproc {n} runs Open MPI's mpirun, which is not installed: {OpenMpi.InstallHint}");
         if (!OpenMpi.IsAvailable())
             throw new UserException($"--nproc {n}: MPI missing: Open MPI's libmpi.so.40 was not found; install it with: {OpenMpi.InstallHint}");
-        var cmd = Command(n, WithoutNproc(args), OperatingSystem.IsLinux() && GetEffectiveUserId() == 0);
+        var cmd = Command(n, WithoutNproc(args), PlatformNatives.IsRoot());
         log.LogInformation("--nproc {Processes}: mpirun {Command}", n, string.Join(" ", cmd.Select(Quote)));
         var psi = new ProcessStartInfo(mpirun) { UseShellExecute = false };
         foreach (var a in cmd) psi.ArgumentList.Add(a);
@@ -73,7 +67,7 @@ internal static class MpiLaunch
             {
                 // A terminal's Ctrl+C reaches mpirun itself (same process group); a kill of this process does not.
                 ctx.Cancel = true;
-                if (signal != PosixSignal.SIGINT) Kill(p.Id, number);
+                if (signal != PosixSignal.SIGINT) PlatformNatives.Signal(p.Id, number);
             }));
         }
         try

@@ -12,7 +12,7 @@ namespace DeepLabTorch.Cli.Verbs;
 /// this builds, at run time, a subclass of the verb with one such property per flag setting: a nullable
 /// value (absent = not given, so a config file or a checkpoint's record keeps its value) or a switch.
 /// </summary>
-public static class SettingFlags
+internal static class SettingFlags
 {
     /// <summary>A subclass of TVerb with the verb's [Verb] attribute and a flag property per setting of TSettings.</summary>
     public static Type Build<TVerb, TSettings>(string verbName, string helpText) where TVerb : VerbBase where TSettings : new()

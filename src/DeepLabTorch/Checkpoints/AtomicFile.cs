@@ -7,7 +7,7 @@ namespace DeepLabTorch.Checkpoints;
 /// in the same folder, flushed and fsynced, renamed over the target, then the folder fsynced so the
 /// rename itself survives a power cut.
 /// </summary>
-public static class AtomicFile
+internal static class AtomicFile
 {
     /// <summary>
     /// Test hook: "pause-before-rename" prints a line to stderr and sleeps (a test kills the process);
@@ -46,7 +46,7 @@ public static class AtomicFile
                 Thread.Sleep(TimeSpan.FromMinutes(5));
             }
             File.Move(tmp, full, overwrite: true); // rename(2): atomic on POSIX file systems
-            SyncDirectory(dir);
+            Runtime.PlatformNatives.SyncDirectory(dir);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -81,19 +81,6 @@ public static class AtomicFile
     {
         try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
-
-    /// <summary>fsync on the folder makes the rename durable (Linux, macOS); a no-op elsewhere.</summary>
-    private static void SyncDirectory(string dir)
-    {
-        if (OperatingSystem.IsWindows()) return;
-        int fd = open(dir, 0 /* O_RDONLY */);
-        if (fd < 0) return; // some file systems refuse opening folders; the data itself is already synced
-        try { fsync(fd); } finally { close(fd); }
-    }
-
-    [DllImport("libc", SetLastError = true)] private static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
-    [DllImport("libc", SetLastError = true)] private static extern int fsync(int fd);
-    [DllImport("libc", SetLastError = true)] private static extern int close(int fd);
 
     /// <summary>Simulates a full disk for the tests: throws ENOSPC once the budget is spent.</summary>
     private sealed class FailingStream : Stream

@@ -4,7 +4,7 @@ namespace DeepLabTorch.Checkpoints;
 /// A weight or checkpoint file that cannot be used: corrupt, malicious, truncated, of an unknown
 /// kind, or not matching the model. The message names the file and the reason.
 /// </summary>
-public sealed class CheckpointException : UserException
+internal sealed class CheckpointException : UserException
 {
     public CheckpointException(string path, string reason, Exception? inner = null) : base($"{path}: {reason}", inner)
     {

@@ -4,10 +4,10 @@ using System.Text.Json.Serialization;
 namespace DeepLabTorch.Checkpoints;
 
 /// <summary>The model a checkpoint holds: enough to rebuild it without flags.</summary>
-public sealed record CheckpointModel(string Backbone, int OutputStride, int NumClasses, IReadOnlyList<string>? ClassNames = null);
+internal sealed record CheckpointModel(string Backbone, int OutputStride, int NumClasses, IReadOnlyList<string>? ClassNames = null);
 
 /// <summary>The random state a resumed run needs: libtorch's CPU generator plus the data seeds.</summary>
-public sealed record CheckpointRng
+internal sealed record CheckpointRng
 {
     /// <summary>torch.get_rng_state() bytes; stored as the tensor "rng.torch", not in the JSON.</summary>
     [JsonIgnore] public byte[]? Torch { get; init; }
@@ -22,7 +22,7 @@ public sealed record CheckpointRng
 /// Everything in a checkpoint besides the tensors. Stored as JSON in the safetensors header's
 /// __metadata__ under "deeplabtorch" (with "format_version" beside it for quick checks).
 /// </summary>
-public sealed record CheckpointInfo
+internal sealed record CheckpointInfo
 {
     public const int CurrentFormatVersion = 1;
 

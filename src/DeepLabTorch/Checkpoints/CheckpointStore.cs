@@ -9,7 +9,7 @@ namespace DeepLabTorch.Checkpoints;
 /// Training checkpoints: one safetensors file with the model's state_dict, the optimizer state under
 /// "optimizer.", the torch RNG state as "rng.torch", and a CheckpointInfo in the header metadata.
 /// </summary>
-public static class CheckpointStore
+internal static class CheckpointStore
 {
     public const string OptimizerPrefix = "optimizer.";
     public const string RngTensor = "rng.torch";
@@ -109,7 +109,7 @@ public static class CheckpointStore
 /// File names in a run folder: "last.safetensors", "best.safetensors" and periodic
 /// "epoch-0005.safetensors", of which --keep N keeps the newest N.
 /// </summary>
-public static class CheckpointFiles
+internal static class CheckpointFiles
 {
     public const string Extension = ".safetensors";
     public static string Last(string runDir) => Path.Combine(runDir, "last" + Extension);

@@ -5,7 +5,7 @@ namespace DeepLabTorch.Checkpoints;
 /// --init-weights, eval, export, predict, matte): the flag, its value, the file and what the file
 /// holds, and what to do instead. One line, so a user sees both values at once.
 /// </summary>
-public static class FlagContradiction
+internal static class FlagContradiction
 {
     /// <summary>"--out-stride 8 contradicts last.safetensors, which was trained at output stride 16 (leave --out-stride out)".</summary>
     public static UserException Error(string flag, object given, string file, string whatTheFileHolds, string? remedy = null) =>

@@ -12,7 +12,7 @@ namespace DeepLabTorch.Checkpoints;
 /// "param_groups.{g}.lr" and "param_groups.{g}.initial_lr". Loading copies values into the optimizer's
 /// own state, so a resumed run continues bitwise.
 /// </summary>
-public static class OptimizerState
+internal static class OptimizerState
 {
     /// <summary>The optimizer's state tensors (its own: do not dispose) and scalars, by our flat names.</summary>
     public static (Dictionary<string, Tensor> Tensors, Dictionary<string, double> Scalars) Save(optim.Optimizer optimizer)

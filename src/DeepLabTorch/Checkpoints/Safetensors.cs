@@ -12,7 +12,7 @@ namespace DeepLabTorch.Checkpoints;
 /// dtype, shape, [begin, end) offsets into the data section; optional "__metadata__" string map),
 /// then the raw little-endian tensor bytes.
 /// </summary>
-public static class Safetensors
+internal static class Safetensors
 {
     /// <summary>The largest header we accept, as the format's own reader does.</summary>
     public const long MaxHeaderBytes = 100_000_000;
@@ -331,13 +331,13 @@ public static class Safetensors
 }
 
 /// <summary>One header entry; offsets are relative to the data section.</summary>
-public sealed record SafetensorsEntry(string Name, ScalarType Dtype, long[] Shape, long Begin, long End);
+internal sealed record SafetensorsEntry(string Name, ScalarType Dtype, long[] Shape, long Begin, long End);
 
 /// <summary>A validated header.</summary>
-public sealed record SafetensorsLayout(IReadOnlyList<SafetensorsEntry> Entries, IReadOnlyDictionary<string, string> Metadata, long DataStart);
+internal sealed record SafetensorsLayout(IReadOnlyList<SafetensorsEntry> Entries, IReadOnlyDictionary<string, string> Metadata, long DataStart);
 
 /// <summary>The tensors of one file (CPU, owned by this object until taken) and its metadata.</summary>
-public sealed class SafetensorsFile : IDisposable
+internal sealed class SafetensorsFile : IDisposable
 {
     private readonly Dictionary<string, torch.Tensor> _tensors;
 

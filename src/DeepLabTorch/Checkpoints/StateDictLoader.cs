@@ -10,7 +10,7 @@ namespace DeepLabTorch.Checkpoints;
 /// (alias key → our key), the prefix of the classifier whose shape follows the number of classes, and
 /// how to name the model in messages. The model's side supplies it; the loader knows no model.
 /// </summary>
-public sealed record StateDictKeys(IReadOnlyDictionary<string, string> Aliases, string? ClassifierPrefix = null, string? Description = null)
+internal sealed record StateDictKeys(IReadOnlyDictionary<string, string> Aliases, string? ClassifierPrefix = null, string? Description = null)
 {
     /// <summary>Further classifier prefixes, for models with several heads whose shapes follow the class count (BiSeNet, STDC-Seg).</summary>
     public IReadOnlyList<string> MoreClassifierPrefixes { get; init; } = Array.Empty<string>();
@@ -32,7 +32,7 @@ public sealed record StateDictKeys(IReadOnlyDictionary<string, string> Aliases, 
 }
 
 /// <summary>What to do with a classifier whose shape differs from the model's.</summary>
-public enum ClassifierRule
+internal enum ClassifierRule
 {
     /// <summary>It is an error, which suggests --num-classes or fine-tuning.</summary>
     MustFit,
@@ -41,7 +41,7 @@ public enum ClassifierRule
 }
 
 /// <summary>How StateDictLoader loads.</summary>
-public sealed record StateDictLoadOptions
+internal sealed record StateDictLoadOptions
 {
     public StateDictKeys Keys { get; init; } = StateDictKeys.Plain;
     public ClassifierRule Classifier { get; init; } = ClassifierRule.MustFit;
@@ -58,7 +58,7 @@ public sealed record StateDictLoadOptions
 /// What a load did: model keys copied, classifier keys kept at their initialisation, keys the file
 /// lacked or the model lacked (only a partial load gets past those), and notes.
 /// </summary>
-public sealed record StateDictLoadReport(
+internal sealed record StateDictLoadReport(
     IReadOnlyList<string> Loaded, IReadOnlyList<string> Reinitialised,
     IReadOnlyList<string> Missing, IReadOnlyList<string> Unexpected, IReadOnlyList<string> Notes);
 
@@ -70,7 +70,7 @@ public sealed record StateDictLoadReport(
 /// shape or dtype-kind mismatch is an error, found before anything is copied. TorchSharp's own
 /// load_state_dict broadcasts mismatched shapes silently and is never used.
 /// </summary>
-public static class StateDictLoader
+internal static class StateDictLoader
 {
     private const string Counter = ".num_batches_tracked";
 

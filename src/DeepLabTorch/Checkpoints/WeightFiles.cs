@@ -4,7 +4,7 @@ using TorchSharp;
 namespace DeepLabTorch.Checkpoints;
 
 /// <summary>Reads model weights from any file users bring: our checkpoints, plain safetensors, .pth/.pth.tar.</summary>
-public static class WeightFiles
+internal static class WeightFiles
 {
     public enum Kind { Safetensors, PyTorchZip }
 

@@ -9,7 +9,7 @@ namespace DeepLabTorch.Config;
 /// Defaults (the record initialisers) → an optional JSON file (with at most one level of "base") →
 /// CLI overrides. Unknown keys and values of the wrong type are errors that name the file and key.
 /// </summary>
-public static class ConfigLoader
+internal static class ConfigLoader
 {
     public static readonly JsonSerializerOptions JsonOptions = new()
     {

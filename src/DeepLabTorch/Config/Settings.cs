@@ -13,7 +13,7 @@ namespace DeepLabTorch.Config;
 /// and --help, the --config reader and the run folder's config.json are all built from these.
 /// </summary>
 [AttributeUsage(AttributeTargets.Property)]
-public sealed class SettingAttribute(string help) : Attribute
+internal sealed class SettingAttribute(string help) : Attribute
 {
     /// <summary>Stands for the backbone names of ModelCatalog in <see cref="Choices"/>.</summary>
     public const string BackboneNames = "{backbones}";
@@ -43,7 +43,7 @@ public sealed class SettingAttribute(string help) : Attribute
 }
 
 /// <summary>One setting of a settings record: its property, its declaration and the names derived from them.</summary>
-public sealed record Setting(PropertyInfo Property, SettingAttribute Declaration, object? DefaultValue)
+internal sealed record Setting(PropertyInfo Property, SettingAttribute Declaration, object? DefaultValue)
 {
     /// <summary>The flag's long name, without dashes: "out-stride".</summary>
     public string Flag => JsonNamingPolicy.KebabCaseLower.ConvertName(Property.Name);
@@ -122,7 +122,7 @@ public sealed record Setting(PropertyInfo Property, SettingAttribute Declaration
 }
 
 /// <summary>The settings of a settings record, in declaration order.</summary>
-public static class Settings
+internal static class Settings
 {
     /// <summary>Every public settable property of T with its [Setting] declaration. One without is an error: nothing is settable by accident.</summary>
     public static IReadOnlyList<Setting> Of<T>() where T : new() => Cache<T>.All;

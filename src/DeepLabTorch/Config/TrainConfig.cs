@@ -10,6 +10,8 @@ namespace DeepLabTorch.Config;
 /// </summary>
 public sealed record TrainConfig
 {
+    // Each setting's documentation is its [Setting] help: `deeplab train --help` prints it, with the default and bounds.
+#pragma warning disable CS1591
     // Model
     [Setting("Backbone network:", Choices = SettingAttribute.BackboneNames, Default = "resnet, as the reference")]
     public string Backbone { get; init; } = "resnet";
@@ -172,4 +174,5 @@ public sealed record TrainConfig
     /// <summary>Base config file (JSON only, one level).</summary>
     [Setting("A config file this one builds on (its keys first, then this file's); one level.", Flag = false)]
     [JsonIgnore] public string? Base { get; init; }
+#pragma warning restore CS1591
 }

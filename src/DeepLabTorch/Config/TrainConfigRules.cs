@@ -3,7 +3,7 @@ using DeepLabTorch.Data;
 namespace DeepLabTorch.Config;
 
 /// <summary>Fills the "auto" settings the way the reference train.py does and rejects impossible combinations.</summary>
-public static class TrainConfigRules
+internal static class TrainConfigRules
 {
     public static IReadOnlyList<string> Backbones => Models.ModelCatalog.AllNames;
 

@@ -4,7 +4,7 @@ using TorchSharp;
 namespace DeepLabTorch.Data;
 
 /// <summary>One decoded (image, mask) pair: RGB HWC bytes and class indices HW (255 = ignore).</summary>
-public sealed class SegmentationSample
+internal sealed class SegmentationSample
 {
     public required string Id { get; init; }
     public required int Height { get; init; }
@@ -16,7 +16,7 @@ public sealed class SegmentationSample
 }
 
 /// <summary>A split of a segmentation data set: random access to decoded samples.</summary>
-public interface ISegmentationDataset
+internal interface ISegmentationDataset
 {
     string Name { get; }
     int Count { get; }
@@ -28,7 +28,7 @@ public interface ISegmentationDataset
 }
 
 /// <summary>A collated batch: images NCHW float32 (normalized), masks NHW int64.</summary>
-public sealed class Batch : IDisposable
+internal sealed class Batch : IDisposable
 {
     public Batch(torch.Tensor images, torch.Tensor masks, IReadOnlyList<string> ids)
     {
@@ -51,18 +51,21 @@ public sealed class Batch : IDisposable
     }
 }
 
-/// <summary>Bad input data: the message names the file and the reason.</summary>
+/// <summary>Bad input data (an unreadable or truncated image, a bad mask): the message names the file and the reason.</summary>
 public sealed class DataException : Exception
 {
-    public DataException(string path, string reason, Exception? inner = null) : base($"{path}: {reason}", inner)
+    internal DataException(string path, string reason, Exception? inner = null) : base($"{path}: {reason}", inner)
     {
         Path = path;
         Reason = reason;
     }
 
+    /// <summary>The file at fault.</summary>
     public string Path { get; }
+
+    /// <summary>What is wrong with it.</summary>
     public string Reason { get; }
 
     /// <summary>For a mask value outside the classes: the largest such value in the file (null for other problems).</summary>
-    public int? LabelOutOfRange { get; init; }
+    public int? LabelOutOfRange { get; internal init; }
 }

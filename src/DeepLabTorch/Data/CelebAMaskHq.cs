@@ -9,7 +9,7 @@ namespace DeepLabTorch.Data;
 /// The part masks are merged into one label map as the face-parsing reference prepares them: label k + 1
 /// for part k of <see cref="Parts"/>, in that order, a later part overwriting an earlier one, 0 elsewhere.
 /// </summary>
-public static class CelebAMaskHq
+internal static class CelebAMaskHq
 {
     public const string Name = "celebamask-hq";
     public const string ImageFolder = "CelebA-HQ-img";
@@ -211,7 +211,7 @@ public static class CelebAMaskHq
 /// A split of CelebAMask-HQ: each sample is the face image, resized to its label map's size (the 1024²
 /// images to the 512² masks, bilinear, as the reference does), and the merged label map.
 /// </summary>
-public sealed class CelebAMaskHqDataset : ISegmentationDataset
+internal sealed class CelebAMaskHqDataset : ISegmentationDataset
 {
     private readonly string _root;
     private readonly int[] _ids;

@@ -6,7 +6,7 @@ namespace DeepLabTorch.Data;
 /// <c>gtFine_trainvaltest/gtFine/</c> (the reference's). The 34 label ids map to the 19 training classes,
 /// every other id to 255 (void), as the reference encodes them.
 /// </summary>
-public static class Cityscapes
+internal static class Cityscapes
 {
     public const string Name = "cityscapes";
 
@@ -40,7 +40,7 @@ public static class Cityscapes
 }
 
 /// <summary>A split of Cityscapes: each image with its label ids mapped to train ids.</summary>
-public sealed class CityscapesDataset : ISegmentationDataset
+internal sealed class CityscapesDataset : ISegmentationDataset
 {
     private readonly (string Id, string Image, string Label)[] _entries;
 

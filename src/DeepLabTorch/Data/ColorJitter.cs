@@ -6,7 +6,7 @@ namespace DeepLabTorch.Data;
 /// image with a degenerate one by the factor, clipped to bytes: black (brightness), the image's mean gray
 /// level (contrast), the image's own gray version (saturation), as PIL's ImageEnhance does.
 /// </summary>
-public static class ColorJitter
+internal static class ColorJitter
 {
     /// <summary>The three factors for one sample, from its own random stream.</summary>
     public static (double Brightness, double Contrast, double Saturation) Draw(double strength, ref SampleRandom rng)

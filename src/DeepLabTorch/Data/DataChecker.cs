@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging;
 namespace DeepLabTorch.Data;
 
 /// <summary>What a scan of a data set found.</summary>
-public sealed record CheckReport(
+internal sealed record CheckReport(
     int Samples,
     int Bad,
     IReadOnlyList<string> Problems,
@@ -77,7 +77,7 @@ public sealed record CheckReport(
 }
 
 /// <summary>Decodes every sample of a data set without training and reports every bad file.</summary>
-public static class DataChecker
+internal static class DataChecker
 {
     /// <param name="splits">Splits to scan; null = train and val (plus trainaug with UseSbd).</param>
     /// <param name="log">What opening the splits reports (Datasets.Open); the problems found are the report's, not log messages.</param>

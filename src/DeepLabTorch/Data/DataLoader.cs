@@ -14,7 +14,7 @@ namespace DeepLabTorch.Data;
 /// tensors that the workers write into directly (no managed buffer, no copy on the training thread);
 /// evaluation batches (full images of any size) are collated from per-sample arrays.
 /// </summary>
-public sealed class DataLoader : IDisposable
+internal sealed class DataLoader : IDisposable
 {
     private readonly ISegmentationDataset _ds;
     private readonly DataOptions _o;
@@ -377,13 +377,13 @@ public sealed class DataLoader : IDisposable
 }
 
 /// <summary>Process Index of Count in a data-parallel run.</summary>
-public readonly record struct DataShard(int Index, int Count);
+internal readonly record struct DataShard(int Index, int Count);
 
 /// <summary>
 /// A contiguous block of another data set: process k of n evaluates the k-th of n nearly equal
 /// blocks of the first `limit` images, so the blocks together are the split (or its first --max-val-images).
 /// </summary>
-public sealed class ShardedDataset : ISegmentationDataset
+internal sealed class ShardedDataset : ISegmentationDataset
 {
     private readonly ISegmentationDataset _inner;
     private readonly int _start;

@@ -1,7 +1,7 @@
 namespace DeepLabTorch.Data;
 
 /// <summary>Where the data is and how it is read and augmented. Flat, immutable, JSON-friendly.</summary>
-public sealed record DataOptions
+internal sealed record DataOptions
 {
     /// <summary>pascal | sbd | folder | synthetic | celebamask-hq | cityscapes | coco.</summary>
     public string Dataset { get; init; } = "pascal";

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace DeepLabTorch.Data;
 
 /// <summary>Opens a split of a data set by name: pascal (VOC 2012, optionally + SBD), sbd, folder, synthetic, celebamask-hq, cityscapes, coco.</summary>
-public static class Datasets
+internal static class Datasets
 {
     public const int DefaultSyntheticCount = 300;
     public const int DefaultSyntheticSeed = 1;

@@ -1,14 +1,14 @@
 namespace DeepLabTorch.Data;
 
 /// <summary>One listed sample: its id, image file and mask file (.png, .jpg or SBD .mat).</summary>
-public sealed record SampleEntry(string Id, string ImagePath, string MaskPath);
+internal sealed record SampleEntry(string Id, string ImagePath, string MaskPath);
 
 /// <summary>
 /// A split backed by image and mask files. Load decodes both, checks that their sizes agree and maps
 /// the mask values to class indices (the ignore value becomes 255; anything else out of range is an
 /// error naming the file, the value and a pixel).
 /// </summary>
-public sealed class FileDataset : ISegmentationDataset
+internal sealed class FileDataset : ISegmentationDataset
 {
     private readonly SampleEntry[] _entries;
     private readonly bool _binaryMasks;

@@ -10,6 +10,7 @@ namespace DeepLabTorch.Data;
 public static class ImageCodec
 {
     /// <summary>Decodes a JPEG, PNG, BMP or WebP file to RGB HWC bytes. Gray, palette, alpha (dropped) and 16-bit PNGs are converted.</summary>
+    /// <exception cref="DataException">The file is missing, truncated or not an image; the message names it and the reason.</exception>
     public static (byte[] Rgb, int Height, int Width) DecodeImage(string path) => DecodeImage(path, ReadFile(path));
 
     /// <summary>Decodes an in-memory image; <paramref name="name"/> is used in error messages.</summary>
@@ -25,9 +26,9 @@ public static class ImageCodec
     /// only when they fit a byte); RGB PNG → gray level when every pixel is gray, else the VOC colour's index;
     /// other formats (JPEG) → luminance.
     /// </summary>
-    public static (byte[] Indices, int Height, int Width) DecodeMask(string path) => DecodeMask(path, ReadFile(path));
+    internal static (byte[] Indices, int Height, int Width) DecodeMask(string path) => DecodeMask(path, ReadFile(path));
 
-    public static (byte[] Indices, int Height, int Width) DecodeMask(string name, ReadOnlySpan<byte> data)
+    internal static (byte[] Indices, int Height, int Width) DecodeMask(string name, ReadOnlySpan<byte> data)
     {
         if (!PngReader.IsPng(data)) return SkiaCodec.DecodeGray(name, data);
         var png = PngReader.Read(name, data);
@@ -35,7 +36,7 @@ public static class ImageCodec
     }
 
     /// <summary>Height and width from the header only.</summary>
-    public static (int Height, int Width) Probe(string name, ReadOnlySpan<byte> data)
+    internal static (int Height, int Width) Probe(string name, ReadOnlySpan<byte> data)
     {
         if (!PngReader.IsPng(data)) return SkiaCodec.Probe(name, data);
         var header = PngReader.ReadHeader(name, data);
@@ -46,7 +47,7 @@ public static class ImageCodec
     public static void WritePalettePng(string path, byte[] indices, int height, int width, byte[]? palette = null) =>
         WriteAtomic(path, EncodePalettePng(indices, height, width, palette));
 
-    public static byte[] EncodePalettePng(byte[] indices, int height, int width, byte[]? palette = null)
+    internal static byte[] EncodePalettePng(byte[] indices, int height, int width, byte[]? palette = null)
     {
         CheckSize(indices.Length, height, width, 1);
         if (palette != null && (palette.Length % 3 != 0 || palette.Length < 3 || palette.Length > 768))
@@ -55,31 +56,33 @@ public static class ImageCodec
     }
 
     /// <summary>Writes an 8-bit grayscale PNG (for example 0/255 portrait masks).</summary>
-    public static void WriteGrayPng(string path, byte[] values, int height, int width)
+    internal static void WriteGrayPng(string path, byte[] values, int height, int width)
     {
         CheckSize(values.Length, height, width, 1);
         WriteAtomic(path, PngWriter.EncodeGray(values, height, width));
     }
 
+    /// <summary>Writes RGB HWC bytes as a PNG file (written to a temporary file and renamed).</summary>
     public static void WritePng(string path, byte[] rgb, int height, int width) => WriteAtomic(path, EncodePng(rgb, height, width));
 
-    public static byte[] EncodePng(byte[] rgb, int height, int width)
+    internal static byte[] EncodePng(byte[] rgb, int height, int width)
     {
         CheckSize(rgb.Length, height, width, 3);
         return PngWriter.EncodeRgb(rgb, height, width);
     }
 
+    /// <summary>Writes RGB HWC bytes as a JPEG file of the given quality (1-100).</summary>
     public static void WriteJpeg(string path, byte[] rgb, int height, int width, int quality = 90) =>
         WriteAtomic(path, EncodeJpeg(rgb, height, width, quality));
 
-    public static byte[] EncodeJpeg(byte[] rgb, int height, int width, int quality = 90)
+    internal static byte[] EncodeJpeg(byte[] rgb, int height, int width, int quality = 90)
     {
         CheckSize(rgb.Length, height, width, 3);
         return SkiaCodec.EncodeJpeg(rgb, height, width, quality);
     }
 
     /// <summary>Bilinear resize of HWC uint8 pixels (half-pixel centres, like align_corners=False; no antialiasing).</summary>
-    public static byte[] ResizeBilinear(byte[] src, int height, int width, int channels, int outHeight, int outWidth)
+    internal static byte[] ResizeBilinear(byte[] src, int height, int width, int channels, int outHeight, int outWidth)
     {
         CheckSize(src.Length, height, width, channels);
         if (outHeight <= 0 || outWidth <= 0) throw new ArgumentException("resize: sizes must be positive");
@@ -89,7 +92,7 @@ public static class ImageCodec
     }
 
     /// <summary>Nearest-neighbour resize of a single-channel map (masks).</summary>
-    public static byte[] ResizeNearest(byte[] src, int height, int width, int outHeight, int outWidth)
+    internal static byte[] ResizeNearest(byte[] src, int height, int width, int outHeight, int outWidth)
     {
         CheckSize(src.Length, height, width, 1);
         if (outHeight <= 0 || outWidth <= 0) throw new ArgumentException("resize: sizes must be positive");

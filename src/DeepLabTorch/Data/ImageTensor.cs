@@ -6,9 +6,11 @@ namespace DeepLabTorch.Data;
 /// <summary>RGB bytes to the network's input: [1,3,H,W] float32, /255 then ImageNet mean/std.</summary>
 public static class ImageTensor
 {
-    public static readonly float[] Mean = { 0.485f, 0.456f, 0.406f };
-    public static readonly float[] Std = { 0.229f, 0.224f, 0.225f };
+    internal static readonly float[] Mean = { 0.485f, 0.456f, 0.406f };
+    internal static readonly float[] Std = { 0.229f, 0.224f, 0.225f };
 
+    /// <summary>The network input [1,3,H,W] float32 for RGB HWC bytes (for example <see cref="ImageCodec.DecodeImage(string)"/>'s).</summary>
+    /// <exception cref="ArgumentException">The bytes do not hold a height × width RGB image.</exception>
     public static torch.Tensor FromRgb(byte[] rgb, int height, int width)
     {
         if (height <= 0 || width <= 0 || (long)height * width * 3 != rgb.Length)
@@ -19,7 +21,7 @@ public static class ImageTensor
     }
 
     /// <summary>Normalizes HWC bytes into a planar CHW float span (3*H*W).</summary>
-    public static void Normalize(byte[] rgb, int height, int width, Span<float> chw)
+    internal static void Normalize(byte[] rgb, int height, int width, Span<float> chw)
     {
         if (chw.Length < 3 * height * width) throw new ArgumentException("output span too small");
         var (scale, offset) = Transforms.Normalization.Value;

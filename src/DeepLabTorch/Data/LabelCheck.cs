@@ -4,7 +4,7 @@ namespace DeepLabTorch.Data;
 /// Before training: the training masks' labels must fit the class count (255 aside), or the first step fails deep in
 /// the loss ("target out of bounds", the reference's most common error on custom data). Large sets are sampled.
 /// </summary>
-public static class LabelCheck
+internal static class LabelCheck
 {
     /// <summary>The most masks read before training; `data check` reads them all.</summary>
     public const int SampleSize = 64;

@@ -7,7 +7,7 @@ namespace DeepLabTorch.Data;
 /// Training-augmented images per second through the full loader (decode, augment, collate, tensors). Each
 /// method's log gets what opening the data set reports (Datasets.Open: the synthetic set's generation).
 /// </summary>
-public static class LoaderBenchmark
+internal static class LoaderBenchmark
 {
     public static double ImagesPerSecond(DataOptions o, int batchSize, int batches, int warmupBatches = 1, ILogger? log = null)
     {

@@ -10,7 +10,7 @@ namespace DeepLabTorch.Data;
 /// wrappers around miMATRIX arrays, numeric and struct classes. Cells, sparse and other classes are
 /// skipped by length. Little-endian files only (every MAT file written on x86/ARM).
 /// </summary>
-public static class MatFile
+internal static class MatFile
 {
     private const int MiInt8 = 1, MiUInt8 = 2, MiInt16 = 3, MiUInt16 = 4, MiInt32 = 5, MiUInt32 = 6, MiSingle = 7,
         MiDouble = 9, MiInt64 = 12, MiUInt64 = 13, MiMatrix = 14, MiCompressed = 15, MiUtf8 = 16;

@@ -1,7 +1,7 @@
 namespace DeepLabTorch.Data;
 
 /// <summary>Colour maps for palette PNGs.</summary>
-public static class Palette
+internal static class Palette
 {
     private static readonly Lazy<byte[]> VocMap = new(BuildVoc);
 
@@ -31,7 +31,7 @@ public static class Palette
 }
 
 /// <summary>The 21 PASCAL VOC classes, background first.</summary>
-public static class VocClasses
+internal static class VocClasses
 {
     private static readonly string[] All =
     {
@@ -48,7 +48,7 @@ public static class VocClasses
 /// Every class-name fact in one place: the names a model or data set gets when its file names none, and which
 /// class is the person (predict's --prob-class default, matte's --person-class default).
 /// </summary>
-public static class ClassNames
+internal static class ClassNames
 {
     public const string Person = "person";
 

@@ -4,7 +4,7 @@ namespace DeepLabTorch.Data;
 /// A small counter-based generator (SplitMix64) keyed by (seed, epoch, index): every sample's
 /// augmentation is a pure function of those three numbers, whatever thread runs it and whenever.
 /// </summary>
-public struct SampleRandom
+internal struct SampleRandom
 {
     private ulong _state;
 

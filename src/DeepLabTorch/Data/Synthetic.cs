@@ -8,7 +8,7 @@ namespace DeepLabTorch.Data;
 /// varied scales on cluttered backgrounds. kind "portrait": images/*.jpg + masks/*.png (0/255) with one
 /// person-like figure (head, neck, shoulders, torso) per image, and train.txt / val.txt.
 /// </summary>
-public static class Synthetic
+internal static class Synthetic
 {
     /// <summary>The VOC classes the synthetic set draws.</summary>
     public static readonly int[] Classes = { 1, 3, 7, 8, 15 };

@@ -12,7 +12,7 @@ namespace DeepLabTorch.Data;
 /// image's left, so a flip that swaps the left and right labels keeps images and labels consistent. train.txt and
 /// val.txt split the faces (every fifth validates).
 /// </summary>
-public static class SyntheticFaces
+internal static class SyntheticFaces
 {
     /// <summary>One colour per merged label (index = label), jittered per face.</summary>
     private static readonly (int R, int G, int B)[] Colours =

@@ -5,14 +5,14 @@ namespace DeepLabTorch.Data;
 /// pad bottom/right, take the OutHeight x OutWidth window at (CropY, CropX), blur with BlurSigma;
 /// and its colour jitter factors (1 = unchanged, see <see cref="ColorJitter"/>).
 /// </summary>
-public readonly record struct AugmentParams(int ScaledHeight, int ScaledWidth, int CropY, int CropX,
+internal readonly record struct AugmentParams(int ScaledHeight, int ScaledWidth, int CropY, int CropX,
     int OutHeight, int OutWidth, bool Flip, float BlurSigma, double Brightness = 1, double Contrast = 1, double Saturation = 1)
 {
     public bool Jitters => Brightness != 1 || Contrast != 1 || Saturation != 1;
 }
 
 /// <summary>The reference recipe's train and validation transforms, drawn deterministically.</summary>
-public static class Transforms
+internal static class Transforms
 {
     /// <summary>
     /// Train: flip with p=0.5; short side to a random integer in [MinScale, MaxScale] x base size,

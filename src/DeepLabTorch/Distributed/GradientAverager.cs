@@ -13,7 +13,7 @@ namespace DeepLabTorch.Distributed;
 /// latency term of each call is paid once per bucket). Buckets follow the reverse registration order,
 /// the order backward produces gradients in, as PyTorch's DDP does; the buffers are allocated once.
 /// </summary>
-public sealed class GradientAverager : IDisposable
+internal sealed class GradientAverager : IDisposable
 {
     /// <summary>25 MiB, PyTorch DDP's bucket_cap_mb default.</summary>
     public const long DefaultBucketBytes = 25L << 20;

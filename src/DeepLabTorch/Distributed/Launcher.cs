@@ -7,7 +7,7 @@ namespace DeepLabTorch.Distributed;
 /// PMIx), read from the variables the launchers set. MPI is initialised only for a launched process,
 /// so a plain run needs no MPI library.
 /// </summary>
-public static class Launcher
+internal static class Launcher
 {
     /// <summary>The variables that mark a process started by an MPI launcher.</summary>
     private static readonly string[] MpiVariables = { "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE" };

@@ -11,7 +11,7 @@ namespace DeepLabTorch.Distributed;
 /// after the kernels that made the gradients and before the optimizer's.
 /// Nothing here runs on a machine without a GPU; its tests skip visibly there.
 /// </summary>
-public static unsafe class Nccl
+internal static unsafe class Nccl
 {
     public const string InstallHint = "install NCCL 2 (libnccl2 from NVIDIA's CUDA repository, or the nvidia-nccl wheel's libnccl.so.2 on LD_LIBRARY_PATH)";
     public const int UniqueIdBytes = 128;           // NCCL_UNIQUE_ID_BYTES
@@ -41,13 +41,7 @@ public static unsafe class Nccl
         lock (Gate)
         {
             if (_lib != IntPtr.Zero) return null;
-            IntPtr lib = IntPtr.Zero, cudart = IntPtr.Zero;
-            foreach (var name in new[] { "libnccl.so.2", "libnccl.so" })
-                if (NativeLibrary.TryLoad(name, out lib)) break;
-            if (lib == IntPtr.Zero) return $"NCCL missing: libnccl.so.2 was not found; {InstallHint}";
-            foreach (var name in new[] { "libcudart.so.12", "libcudart.so.13", "libcudart.so.11.0", "libcudart.so" })
-                if (NativeLibrary.TryLoad(name, out cudart) || NativeLibrary.TryLoad(name, typeof(Nccl).Assembly, null, out cudart)) break;
-            if (cudart == IntPtr.Zero) return "the CUDA runtime (libcudart.so) was not found next to libtorch or on the library path";
+            if (Runtime.PlatformNatives.LoadNccl(InstallHint, out var lib, out var cudart) is { } problem) return problem;
             try
             {
                 _getVersion = (delegate* unmanaged<int*, int>)NativeLibrary.GetExport(lib, "ncclGetVersion");

@@ -4,7 +4,7 @@ using System.Text;
 namespace DeepLabTorch.Distributed;
 
 /// <summary>MPI is absent, or it is not Open MPI: the message says what to install.</summary>
-public sealed class MpiMissingException : UserException
+internal sealed class MpiMissingException : UserException
 {
     public MpiMissingException(string message) : base(message) { }
 }
@@ -18,7 +18,7 @@ public sealed class MpiMissingException : UserException
 /// Every call checks its return code; the world communicator keeps MPI's default error handler,
 /// which ends the whole job on a communication failure (what we want: no rank hangs).
 /// </summary>
-public static unsafe class OpenMpi
+internal static unsafe class OpenMpi
 {
     public const string InstallHint = "apt-get install openmpi-bin libopenmpi3";
     private const int ThreadSerialized = 2;   // MPI_THREAD_SERIALIZED in Open MPI's mpi.h
@@ -60,21 +60,8 @@ public static unsafe class OpenMpi
         lock (Gate)
         {
             if (_lib != IntPtr.Zero) return;
-            var lib = IntPtr.Zero;
-            string? from = null;
-            foreach (var name in new[] { "libmpi.so.40", "libmpi.so" })
-            {
-                if (NativeLibrary.TryLoad(name, out lib)) { from = name; break; }
-            }
-            if (lib == IntPtr.Zero)
-            {
-                if (NativeLibrary.TryLoad("libmpi.so.12", out var mpich))
-                {
-                    NativeLibrary.Free(mpich);
-                    throw new MpiMissingException("found MPICH (libmpi.so.12), but DeepLabTorch binds Open MPI's ABI: " + InstallHint);
-                }
-                throw new MpiMissingException($"MPI missing: Open MPI's libmpi.so.40 was not found; install it with: {InstallHint}");
-            }
+            var lib = Runtime.PlatformNatives.LoadOpenMpi(InstallHint, out var from, out var problem);
+            if (lib == IntPtr.Zero) throw new MpiMissingException(problem!);
             if (!NativeLibrary.TryGetExport(lib, "ompi_mpi_comm_world", out var world))
             {
                 NativeLibrary.Free(lib);
@@ -107,10 +94,13 @@ public static unsafe class OpenMpi
     }
 
     /// <summary>Whether Open MPI's library can be loaded here (nothing is initialised).</summary>
-    public static bool IsAvailable()
+    public static bool IsAvailable() => MissingReason() is null;
+
+    /// <summary>Why Open MPI cannot be used here (one line), or null when it loads.</summary>
+    public static string? MissingReason()
     {
-        try { Load(); return true; }
-        catch (MpiMissingException) { return false; }
+        try { Load(); return null; }
+        catch (MpiMissingException e) { return e.Message; }
     }
 
     private static IntPtr Export(IntPtr lib, string name) =>

@@ -11,7 +11,7 @@ namespace DeepLabTorch.Distributed;
 /// Collectives are called by every rank in the same order; a rank that calls one the others do not
 /// waits for ever, which is why the trainer agrees on every stop decision through them.
 /// </summary>
-public abstract class ProcessGroup : IDisposable
+internal abstract class ProcessGroup : IDisposable
 {
     /// <summary>One process: rank 0 of 1, every collective does nothing.</summary>
     public static ProcessGroup Single { get; } = new SingleProcess();
@@ -82,7 +82,7 @@ public abstract class ProcessGroup : IDisposable
 /// The processes an MPI launcher (mpirun, or Slurm's srun with PMIx) started: Open MPI for CPU tensors
 /// and host values, NCCL for CUDA tensors once <see cref="UseCuda"/> has made its communicator.
 /// </summary>
-public sealed class MpiProcessGroup : ProcessGroup
+internal sealed class MpiProcessGroup : ProcessGroup
 {
     [DllImport("LibTorchSharp")]
     private static extern IntPtr THSTensor_data(IntPtr handle);

@@ -98,7 +98,7 @@ internal sealed class SyncBatchNormFunction : autograd.SingleTensorFunction<Sync
 }
 
 /// <summary>Turns --sync-bn on for a model: every BatchNorm2d then normalises over the batch of all processes while training.</summary>
-public static class SyncBatchNorm
+internal static class SyncBatchNorm
 {
     /// <summary>Sets the group on every BatchNorm2d of the model; returns how many there are. A single-process group changes nothing.</summary>
     public static int Enable(nn.Module model, ProcessGroup group)

@@ -1,7 +1,7 @@
 namespace DeepLabTorch.Evaluation;
 
 /// <summary>Boundary precision, recall and F-measure of one image or a whole split.</summary>
-public sealed record BoundaryScore(double Precision, double Recall, double F, long PredictedBoundary, long TrueBoundary);
+internal sealed record BoundaryScore(double Precision, double Recall, double F, long PredictedBoundary, long TrueBoundary);
 
 /// <summary>
 /// Boundary F-score of binary masks (the contour accuracy of matting/portrait benchmarks): a boundary
@@ -13,7 +13,7 @@ public sealed record BoundaryScore(double Precision, double Recall, double F, lo
 /// Accumulate with <see cref="Update"/> for a split-level score (matched counts summed over images),
 /// or call <see cref="Compute"/> for one image.
 /// </summary>
-public sealed class BoundaryFScore
+internal sealed class BoundaryFScore
 {
     public const byte IgnoreValue = 255;
 

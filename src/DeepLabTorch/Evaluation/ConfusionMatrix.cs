@@ -11,7 +11,7 @@ namespace DeepLabTorch.Evaluation;
 /// copies predictions to the host. Pixels whose ground truth is the ignore label, or otherwise outside
 /// [0, NumClasses), are not counted, as in the reference Evaluator.
 /// </summary>
-public sealed class ConfusionMatrix : IDisposable
+internal sealed class ConfusionMatrix : IDisposable
 {
     private torch.Tensor? _counts;        // [C*C] int64 on the device of the first update
     private readonly long[] _host;        // host-side counts (from byte-span updates and merges)
@@ -119,7 +119,7 @@ public sealed class ConfusionMatrix : IDisposable
 /// are skipped by the means (NaN-mean); a class that is predicted but absent from the ground truth has
 /// IoU 0 and counts in the mean.
 /// </summary>
-public sealed record SegmentationMetrics(
+internal sealed record SegmentationMetrics(
     double PixelAccuracy,
     double MeanClassAccuracy,
     double MeanIoU,

@@ -9,13 +9,13 @@ using static TorchSharp.torch;
 namespace DeepLabTorch.Evaluation;
 
 /// <summary>One evaluated image kept for display: RGB input, ground-truth and predicted class indices (HxW).</summary>
-public sealed record EvalSample(string Id, int Height, int Width, byte[] Rgb, byte[] Truth, byte[] Prediction);
+internal sealed record EvalSample(string Id, int Height, int Width, byte[] Rgb, byte[] Truth, byte[] Prediction);
 
 /// <summary>The outcome of evaluating a split.</summary>
-public sealed record EvalResult(SegmentationMetrics Metrics, int Images, double Seconds, IReadOnlyList<EvalSample> Samples);
+internal sealed record EvalResult(SegmentationMetrics Metrics, int Images, double Seconds, IReadOnlyList<EvalSample> Samples);
 
 /// <summary>Options of an evaluation pass. Scales and Flip give multi-scale + flip testing.</summary>
-public sealed record EvalOptions
+internal sealed record EvalOptions
 {
     public double[] Scales { get; init; } = { 1.0 };
     public bool Flip { get; init; }
@@ -41,7 +41,7 @@ public sealed record EvalOptions
 /// Streams a whole split through a model into one confusion matrix. With the data loader's default
 /// eval mode every image is evaluated at its full original size.
 /// </summary>
-public static class SegmentationEvaluator
+internal static class SegmentationEvaluator
 {
     public static EvalResult Run(nn.Module<Tensor, Tensor> model, DataLoader loader, int totalImages, int numClasses, IReadOnlyList<string> classNames,
         Device device, EvalOptions options, CancellationToken ct = default)

@@ -15,7 +15,7 @@ namespace DeepLabTorch.Export;
 /// BatchNorm folded in, dropout disappears, and every resize takes its target size from a runtime
 /// shape so N, H and W stay dynamic.
 /// </summary>
-public static class DeepLabOnnxExporter
+internal static class DeepLabOnnxExporter
 {
     public static void Export(DeepLabV3Plus model, string path, bool withPreprocessing = false, bool argmax = false) =>
         OnnxExport.Write(model, path, withPreprocessing, argmax);

@@ -15,7 +15,7 @@ namespace DeepLabTorch.Export;
 /// networks share the context path, fusion and head layout (cp.arm16/32, cp.conv_head32/16, cp.conv_avg, ffm,
 /// conv_out) and differ in the backbone: ResNet-18 (cp.resnet) or STDCNet (cp.backbone.features).
 /// </summary>
-public static class FaceParsingOnnxExporter
+internal static class FaceParsingOnnxExporter
 {
     /// <summary>The logits of the main head at the input's size.</summary>
     public static string Logits(OnnxGraphBuilder g, SegmentationModel model, string input)

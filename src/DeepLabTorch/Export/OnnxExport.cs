@@ -14,6 +14,11 @@ public static class OnnxExport
     internal static T Module<T>(TorchSharp.torch.nn.Module root, string path) where T : TorchSharp.torch.nn.Module =>
         Extensions.ModuleExtensions.GetSubmodule(root, path) as T ?? throw new InvalidOperationException($"the model has no {typeof(T).Name} at '{path}'");
 
+    /// <summary>Writes <paramref name="model"/> (put in eval mode) to an ONNX file at <paramref name="path"/>, BatchNorms folded.</summary>
+    /// <param name="model">Any model of the catalogue, for example a loaded <see cref="LoadedModel.Model"/>.</param>
+    /// <param name="path">The .onnx file to write.</param>
+    /// <param name="withPreprocessing">Take uint8 NHWC RGB and normalise inside the graph, instead of normalised float NCHW.</param>
+    /// <param name="argmax">Output class ids [N,H,W] instead of logits [N,C,H,W].</param>
     public static void Write(SegmentationModel model, string path, bool withPreprocessing = false, bool argmax = false)
     {
         model.eval();

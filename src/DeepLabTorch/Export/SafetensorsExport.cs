@@ -10,6 +10,10 @@ namespace DeepLabTorch.Export;
 /// </summary>
 public static class SafetensorsExport
 {
+    /// <summary>Writes a weights-only safetensors file (reference key names) from a state_dict.</summary>
+    /// <param name="path">The file to write (atomically: a temporary file, renamed).</param>
+    /// <param name="stateDict">Key → tensor, for example a model's <c>state_dict()</c>.</param>
+    /// <param name="metadata">String pairs for the file's <c>__metadata__</c>.</param>
     /// <param name="aliases">alias key → canonical key; each alias is written as a copy of its canonical tensor.</param>
     public static void Write(string path, IReadOnlyDictionary<string, torch.Tensor> stateDict, IReadOnlyDictionary<string, string>? aliases = null,
         IReadOnlyDictionary<string, string>? metadata = null)

@@ -9,7 +9,7 @@ namespace DeepLabTorch.Extensions;
 /// finalize it while libtorch is reading it. Use these, or a Scalar in a <c>using</c> declaration for
 /// values known only at run time.
 /// </summary>
-public static class HeldScalars
+internal static class HeldScalars
 {
     public static readonly Scalar Zero = 0.0.ToScalar();
     public static readonly Scalar One = 1.0.ToScalar();
@@ -23,7 +23,7 @@ public static class HeldScalars
 /// Tensor sums without TorchSharp's hidden Scalar: <c>a + b</c>, <c>a.add(b)</c> and <c>a.add_(b)</c> (b a
 /// Tensor or a Scalar) all call <c>add(b, 1)</c>, whose implicit Scalar 1 is exposed to the finalizer like any other (see HeldScalars).
 /// </summary>
-public static class HeldScalarSums
+internal static class HeldScalarSums
 {
     /// <summary>a + b, out of place.</summary>
     public static torch.Tensor Plus(this torch.Tensor a, torch.Tensor b) => a.add(b, HeldScalars.IntegralOne);

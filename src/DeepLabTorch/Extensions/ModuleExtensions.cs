@@ -9,7 +9,7 @@ namespace DeepLabTorch.Extensions;
 /// parameter before every buffer; checkpoints, exports and tests use StateDictInOrder instead. Loading
 /// goes through Checkpoints.StateDictLoader (TorchSharp's load_state_dict broadcasts mismatched shapes).
 /// </summary>
-public static class ModuleExtensions
+internal static class ModuleExtensions
 {
     /// <summary>Parameters and persistent buffers in PyTorch's order: each module's own parameters, its own buffers, then its children, depth-first.</summary>
     public static Dictionary<string, Tensor> StateDictInOrder(this nn.Module module)

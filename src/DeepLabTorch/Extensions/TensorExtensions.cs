@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace DeepLabTorch.Extensions;
 
 /// <summary>What our code needs of a Tensor that TorchSharp 0.107 does not offer directly.</summary>
-public static class TensorExtensions
+internal static class TensorExtensions
 {
     [DllImport("LibTorchSharp")]
     private static extern IntPtr THSTensor_data(IntPtr handle);

@@ -7,7 +7,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace DeepLabTorch.Inference;
 
 /// <summary>What goes behind the person: a picture, a flat colour, or the frame itself blurred.</summary>
-public abstract record Background
+internal abstract record Background
 {
     private Background() { }
 
@@ -66,7 +66,7 @@ public abstract record Background
 /// Builds background frames [1,3,H,W] in [0,1] for a Background. A picture is decoded once (by the
 /// caller-supplied decoder) and cached per frame size, scaled to cover the frame and centre-cropped.
 /// </summary>
-public sealed class BackgroundRenderer : IDisposable
+internal sealed class BackgroundRenderer : IDisposable
 {
     private readonly Func<string, (byte[] Rgb, int Height, int Width)> _decode;
     private Tensor? _picture;

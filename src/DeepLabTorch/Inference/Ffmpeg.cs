@@ -6,7 +6,7 @@ using System.Text.Json;
 namespace DeepLabTorch.Inference;
 
 /// <summary>What ffprobe says about a video's first video stream.</summary>
-public sealed record VideoInfo(int Width, int Height, string FrameRate, long? FrameCount, bool HasAudio, string? AudioCodec = null)
+internal sealed record VideoInfo(int Width, int Height, string FrameRate, long? FrameCount, bool HasAudio, string? AudioCodec = null)
 {
     /// <summary>Frames per second as a number (FrameRate is ffmpeg's rational, e.g. "30000/1001").</summary>
     public double Fps
@@ -22,7 +22,7 @@ public sealed record VideoInfo(int Width, int Height, string FrameRate, long? Fr
 }
 
 /// <summary>Finding and running Debian's ffmpeg and ffprobe.</summary>
-public static class Ffmpeg
+internal static class Ffmpeg
 {
     public const string InstallHint = "install it with: sudo apt-get install ffmpeg";
 
@@ -109,7 +109,7 @@ public static class Ffmpeg
 }
 
 /// <summary>A long-lived ffmpeg child process with its stderr drained into a bounded buffer.</summary>
-public abstract class FfmpegProcess : IDisposable
+internal abstract class FfmpegProcess : IDisposable
 {
     private readonly StringBuilder _log = new();
     protected readonly Process Proc;
@@ -166,7 +166,7 @@ public abstract class FfmpegProcess : IDisposable
 /// Decodes a video into raw rgb24 frames read from ffmpeg's stdout. Frames pass through one for one
 /// (-vsync passthrough): a constant-rate resampler would duplicate frames of, e.g., AVIs without timestamps.
 /// </summary>
-public sealed class VideoReader : FfmpegProcess
+internal sealed class VideoReader : FfmpegProcess
 {
     private readonly Stream _stdout;
     private readonly string _path;
@@ -206,7 +206,7 @@ public sealed class VideoReader : FfmpegProcess
 /// Encodes raw rgb24 frames written to ffmpeg's stdin into H.264 (yuv420p), copying the audio of
 /// audioSource when it has any (map 1:a? — no audio is fine).
 /// </summary>
-public sealed class VideoWriter : FfmpegProcess
+internal sealed class VideoWriter : FfmpegProcess
 {
     private readonly Stream _stdin;
     private readonly string _path;

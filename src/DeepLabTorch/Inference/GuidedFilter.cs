@@ -9,7 +9,7 @@ namespace DeepLabTorch.Inference;
 /// He et al.'s guided filter (gray guide) over tensors, with O(1)-per-pixel box means built from
 /// cumulative sums, so the radius costs nothing. Used to snap a soft person mask to image edges.
 /// </summary>
-public static class GuidedFilter
+internal static class GuidedFilter
 {
     /// <summary>
     /// Mean over the (2r+1)² window around each pixel of x [N,C,H,W], counting only pixels inside the

@@ -4,7 +4,7 @@ using System.Text.RegularExpressions;
 namespace DeepLabTorch.Inference;
 
 /// <summary>Turns --input (a file, a folder, or a glob such as "photos/*.jpg" or "data/**/img_?.png") into a sorted file list.</summary>
-public static class InputFiles
+internal static class InputFiles
 {
     /// <summary>Image extensions a folder input picks up (files named directly are taken whatever their extension).</summary>
     public static readonly IReadOnlySet<string> ImageExtensions = new HashSet<string>(StringComparer.OrdinalIgnoreCase)

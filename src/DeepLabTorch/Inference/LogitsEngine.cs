@@ -9,7 +9,7 @@ namespace DeepLabTorch.Inference;
 /// Resizing, sliding windows and test-time augmentation stay in the Predictor, so every engine gets
 /// the same preprocessing and the same outputs.
 /// </summary>
-public interface ILogitsEngine
+internal interface ILogitsEngine
 {
     /// <summary>Where the Predictor puts input batches (an engine may move them again).</summary>
     Device Device { get; }
@@ -19,7 +19,7 @@ public interface ILogitsEngine
 }
 
 /// <summary>A TorchSharp module as the engine (the checkpoint path). The module stays the caller's to dispose.</summary>
-public sealed class TorchLogitsEngine : ILogitsEngine
+internal sealed class TorchLogitsEngine : ILogitsEngine
 {
     private readonly nn.Module<Tensor, Tensor> _model;
 

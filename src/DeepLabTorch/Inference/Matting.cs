@@ -6,7 +6,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace DeepLabTorch.Inference;
 
 /// <summary>How the person mask becomes an alpha matte.</summary>
-public sealed record MatteOptions
+internal sealed record MatteOptions
 {
     /// <summary>The class that is the person: null picks 1 for a 2-class (portrait) model and 15 (VOC person) otherwise.</summary>
     public int? PersonClass { get; init; }
@@ -60,7 +60,7 @@ public sealed record MatteOptions
 /// the image, optional temporal smoothing between frames, then alpha blending over a background.
 /// One instance per stream (it remembers the previous frame's alpha).
 /// </summary>
-public sealed class Matter : IDisposable
+internal sealed class Matter : IDisposable
 {
     private readonly Predictor _predictor;
     private Tensor? _previous;

@@ -11,7 +11,7 @@ namespace DeepLabTorch.Inference;
 /// Writes NumPy's .npy format, version 1.0: magic, a Python-dict header ('&lt;f4', C order, the shape)
 /// padded with spaces to a 64-byte boundary and closed by a newline, then little-endian float32 data.
 /// </summary>
-public static class NpyWriter
+internal static class NpyWriter
 {
     private static readonly byte[] Magic = { 0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0 };
 

@@ -12,7 +12,7 @@ namespace DeepLabTorch.Inference;
 /// come back as a new TorchSharp tensor, so the Predictor's resizing and test-time augmentation apply
 /// unchanged. Only logits models fit: [N,3,H,W] float32 in, [N,C,H,W] float32 out.
 /// </summary>
-public sealed class OnnxLogitsEngine : ILogitsEngine, IDisposable
+internal sealed class OnnxLogitsEngine : ILogitsEngine, IDisposable
 {
     private readonly InferenceSession _session;
     private readonly RunOptions _runOptions = new();

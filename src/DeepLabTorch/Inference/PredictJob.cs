@@ -11,7 +11,7 @@ using static TorchSharp.torch;
 namespace DeepLabTorch.Inference;
 
 /// <summary>Which files predict writes per image, next to each other in the output folder.</summary>
-public sealed record PredictOutputs
+internal sealed record PredictOutputs
 {
     /// <summary>&lt;stem&gt;.png: class indices with a colour palette.</summary>
     public bool Masks { get; init; } = true;
@@ -30,7 +30,7 @@ public sealed record PredictOutputs
 }
 
 /// <summary>The outcome of a predict run.</summary>
-public sealed record PredictSummary(int Images, int Failed, TimeSpan Elapsed, IReadOnlyList<string> FailedFiles)
+internal sealed record PredictSummary(int Images, int Failed, TimeSpan Elapsed, IReadOnlyList<string> FailedFiles)
 {
     public double ImagesPerSecond => Images / Math.Max(1e-9, Elapsed.TotalSeconds);
 }
@@ -39,7 +39,7 @@ public sealed record PredictSummary(int Images, int Failed, TimeSpan Elapsed, IR
 /// Runs a Predictor over a list of image files: decodes, batches consecutive images of the same size,
 /// writes the chosen outputs, reports unreadable files and carries on.
 /// </summary>
-public sealed class PredictJob
+internal sealed class PredictJob
 {
     private readonly Predictor _predictor;
     private readonly PredictOutputs _outputs;

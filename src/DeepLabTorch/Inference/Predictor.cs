@@ -21,14 +21,16 @@ public sealed class Predictor
     }
 
     /// <summary>Any engine, for example an exported model in ONNX Runtime (OnnxLogitsEngine).</summary>
-    public Predictor(ILogitsEngine engine, PredictOptions? options = null)
+    internal Predictor(ILogitsEngine engine, PredictOptions? options = null)
     {
         _engine = engine;
         Options = (options ?? new PredictOptions()).Validate();
         Device = engine.Device;
     }
 
+    /// <summary>The test-time augmentation and resizing this predictor applies.</summary>
     public PredictOptions Options { get; }
+    /// <summary>Where the model runs.</summary>
     public Device Device { get; }
 
     /// <summary>
@@ -73,7 +75,7 @@ public sealed class Predictor
     }
 
     /// <summary>The size with the short side scaled to shortSide and the aspect ratio kept.</summary>
-    public static (long Height, long Width) ResizedShort(long h, long w, int shortSide)
+    internal static (long Height, long Width) ResizedShort(long h, long w, int shortSide)
     {
         double f = (double)shortSide / Math.Min(h, w);
         return (Math.Max(1, (long)Math.Round(h * f)), Math.Max(1, (long)Math.Round(w * f)));

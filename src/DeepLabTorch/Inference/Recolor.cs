@@ -5,7 +5,7 @@ namespace DeepLabTorch.Inference;
 /// the pixels of the chosen classes the hue is replaced by the target colour's (and, for lips, the saturation
 /// too), while the value, and with it the shading and texture, stays the pixel's own. Other pixels are untouched.
 /// </summary>
-public static class Recolor
+internal static class Recolor
 {
     /// <summary>A recoloured copy of the RGB image (HWC bytes) where classes[i] is one of parts.</summary>
     /// <param name="takeSaturation">Also take the colour's saturation (the reference does so for lips).</param>

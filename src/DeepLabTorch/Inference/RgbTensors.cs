@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace DeepLabTorch.Inference;
 
 /// <summary>Conversions between RGB bytes (row-major HWC) and float tensors [1,3,H,W] in [0,1].</summary>
-public static class RgbTensors
+internal static class RgbTensors
 {
     /// <summary>ImageNet statistics the models were trained with: the data pipeline's own.</summary>
     public static float[] Mean => Data.ImageTensor.Mean;

@@ -11,7 +11,7 @@ namespace DeepLabTorch.Inference;
 /// logits rather than softmax probabilities keeps predict's saved logits pre-softmax, and one scale of
 /// 1.0 without flip is exactly the plain forward. A scaled side never goes below one pixel.
 /// </summary>
-public static class TestTimeAugmentation
+internal static class TestTimeAugmentation
 {
     /// <summary>Mean logits [N,C,H,W] at the input's size; <paramref name="run"/> maps [N,3,h,w] to [N,C,h',w'].</summary>
     public static Tensor AverageLogits(Func<Tensor, Tensor> run, Tensor images, IReadOnlyList<double> scales, bool flip, bool alignCorners)

@@ -3,7 +3,7 @@ using DeepLabTorch.Runtime;
 namespace DeepLabTorch.Inference;
 
 /// <summary>The outcome of a video run.</summary>
-public sealed record VideoResult(long Frames, TimeSpan Elapsed, VideoInfo Info)
+internal sealed record VideoResult(long Frames, TimeSpan Elapsed, VideoInfo Info)
 {
     public double Fps => Frames / Math.Max(1e-9, Elapsed.TotalSeconds);
 }
@@ -12,7 +12,7 @@ public sealed record VideoResult(long Frames, TimeSpan Elapsed, VideoInfo Info)
 /// Background replacement over a whole video: one ffmpeg decoding to raw rgb24 on a pipe, one encoding
 /// from a pipe (with the input's audio copied), and the Matter in between, frame by frame.
 /// </summary>
-public static class VideoMatting
+internal static class VideoMatting
 {
     /// <param name="progress">Told after each frame how many are done (label: the input's file name, unit "frames").</param>
     public static VideoResult Run(string input, string output, Matter matter, BackgroundRenderer background, IProgress<ProgressReport>? progress = null,

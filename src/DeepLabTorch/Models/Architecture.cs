@@ -6,7 +6,7 @@ namespace DeepLabTorch.Models;
 /// those of the reference PyTorch implementation (pytorch-deeplab-xception layout). Each backbone's
 /// own numbers (channels, schedule, taps) live in its module and its BackboneDescriptor.
 /// </summary>
-public static class Architecture
+internal static class Architecture
 {
     public static IReadOnlyList<int> OutputStrides { get; } = new[] { 8, 16 };
 

@@ -11,7 +11,7 @@ namespace DeepLabTorch.Models;
 /// each 256 channels; the 1280 concatenated channels are projected to 256 (conv, BatchNorm, ReLU,
 /// dropout 0.5). State names: aspp1..aspp4, global_avg_pool.{1,2}, conv1, bn1.
 /// </summary>
-public sealed class Aspp : nn.Module<Tensor, Tensor>
+internal sealed class Aspp : nn.Module<Tensor, Tensor>
 {
     private readonly AsppBranch aspp1;
     private readonly AsppBranch aspp2;

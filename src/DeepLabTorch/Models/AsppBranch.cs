@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace DeepLabTorch.Models;
 
 /// <summary>One ASPP branch: conv (1×1, or 3×3 atrous with padding = rate), BatchNorm, ReLU. State: atrous_conv, bn.</summary>
-public sealed class AsppBranch : nn.Module<Tensor, Tensor>
+internal sealed class AsppBranch : nn.Module<Tensor, Tensor>
 {
     private readonly Conv2d atrous_conv;
     private readonly BatchNorm2d bn;

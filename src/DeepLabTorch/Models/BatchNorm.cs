@@ -12,7 +12,7 @@ namespace DeepLabTorch.Models;
 /// ("alpha must not be a floating point number", "Scalar::toLong"). Here the counter is bumped with a
 /// Scalar held by a static field, which no collection can finalize.
 /// </summary>
-public sealed class BatchNorm2d : TorchSharp.Modules.BatchNorm
+internal sealed class BatchNorm2d : TorchSharp.Modules.BatchNorm
 {
     private static readonly Scalar One = 1L.ToScalar();
 
@@ -82,7 +82,7 @@ public sealed class BatchNorm2d : TorchSharp.Modules.BatchNorm
 /// The hook through which a BatchNorm2d normalises over more than its own batch while training: Models declares
 /// it, Distributed implements it (statistics all-reduced over the processes), so Models knows nothing of MPI.
 /// </summary>
-public interface IBatchNormSync
+internal interface IBatchNormSync
 {
     /// <summary>batch_norm in training mode over the global batch; updates the running statistics with <paramref name="momentum"/>.</summary>
     Tensor Normalize(Tensor input, Tensor weight, Tensor bias, Tensor? runningMean, Tensor? runningVar, double momentum, double eps);

@@ -10,7 +10,7 @@ namespace DeepLabTorch.Models;
 /// per-channel affine map, so the conv can absorb it and the BatchNorm pass (a full read and write of
 /// every activation) disappears. The ONNX exporter folds with the same function.
 /// </summary>
-public static class BatchNormFolding
+internal static class BatchNormFolding
 {
     /// <summary>
     /// The weight and bias of a conv that absorbs the eval-mode BatchNorm following it, computed in float64

@@ -12,7 +12,7 @@ namespace DeepLabTorch.Models;
 /// ReLU (dropout 0.5, then 0.1); a 1×1 classifier with bias. State names: conv1, bn1,
 /// last_conv.{0,1,4,5,8} (last_conv.8 is the classifier).
 /// </summary>
-public sealed class Decoder : nn.Module
+internal sealed class Decoder : nn.Module
 {
     private readonly Conv2d conv1;
     private readonly BatchNorm2d bn1;

@@ -19,6 +19,8 @@ public sealed class DeepLabV3Plus : SegmentationModel
     private readonly Backbone backbone;
     private readonly Aspp aspp;
     private readonly Decoder decoder;
+    /// <summary>Builds the network for a backbone (<see cref="ModelCatalog.Names"/>), an output stride (8 or 16) and a class count, with fresh weights.</summary>
+    /// <exception cref="UserException">The configuration names an unknown backbone or an unsupported output stride.</exception>
     public DeepLabV3Plus(ModelConfig config) : base(nameof(DeepLabV3Plus), config.Validate())
     {
         var entry = ModelCatalog.Get(config.Backbone);
@@ -28,15 +30,17 @@ public sealed class DeepLabV3Plus : SegmentationModel
         RegisterComponents();
     }
 
-    public Backbone Backbone => backbone;
-    public Aspp Aspp => aspp;
-    public Decoder Decoder => decoder;
+    internal Backbone Backbone => backbone;
+    internal Aspp Aspp => aspp;
+    internal Decoder Decoder => decoder;
 
     /// <summary>state_dict prefix of the final 1×1 classifier, whose shape depends on NumClasses.</summary>
     public string ClassifierPrefix => $"decoder.last_conv.{Decoder.ClassifierIndex}";
 
+    /// <inheritdoc/>
     public override IReadOnlyList<string> ClassifierPrefixes => new[] { ClassifierPrefix };
 
+    /// <inheritdoc/>
     public override string Description => $"DeepLabV3+ ({Config.Backbone}, output stride {Config.OutputStride}, {Config.NumClasses} classes)";
 
     /// <summary>Backbone parameters (trained at the base learning rate), in state_dict order.</summary>
@@ -52,6 +56,7 @@ public sealed class DeepLabV3Plus : SegmentationModel
         (HeadParameters().ToList(), Architecture.HeadLearningRateMultiplier),
     };
 
+    /// <summary>Logits [N,C,H,W] at the input's size for normalised images [N,3,H,W].</summary>
     public override Tensor forward(Tensor input)
     {
         Layers.CheckImageBatch(input, 3, nameof(DeepLabV3Plus));

@@ -10,7 +10,7 @@ namespace DeepLabTorch.Models;
 /// </summary>
 public static class ModelCatalog
 {
-    public static IReadOnlyList<BackboneDescriptor> Entries { get; } = new[]
+    internal static IReadOnlyList<BackboneDescriptor> Entries { get; } = new[]
     {
         MobileNetV2.Entry,
         AlignedXception.Entry,
@@ -22,7 +22,7 @@ public static class ModelCatalog
     public static IReadOnlyList<string> Names { get; } = Entries.Select(e => e.Name).ToArray();
 
     /// <summary>The whole networks beside DeepLabV3+: the real-time face-parsing networks.</summary>
-    public static IReadOnlyList<NetworkDescriptor> Networks { get; } = new[]
+    internal static IReadOnlyList<NetworkDescriptor> Networks { get; } = new[]
     {
         new NetworkDescriptor("bisenet", "BiSeNet, ResNet-18", n => new BiSeNet(n), @"^cp\.resnet\.conv1\.weight$"),
         new NetworkDescriptor("stdc1", "STDC1-Seg", n => new StdcSeg(StdcVariant.Stdc1, n), @"^cp\.backbone\.x2\.", @"^cp\.backbone\.features\.(1[0-9]|[89])\."),
@@ -39,17 +39,17 @@ public static class ModelCatalog
     public static string Describe() => string.Join(" | ", Entries.Select(e => $"{e.Name} ({e.Title})").Concat(Networks.Select(n => $"{n.Name} ({n.Title})")));
 
     /// <summary>The network for a whole-network name; null for a backbone name.</summary>
-    public static NetworkDescriptor? Network(string name) => Networks.FirstOrDefault(n => n.Name == name);
+    internal static NetworkDescriptor? Network(string name) => Networks.FirstOrDefault(n => n.Name == name);
 
     /// <summary>The entry for a backbone name; a UserException lists the known names otherwise.</summary>
-    public static BackboneDescriptor Get(string name) =>
+    internal static BackboneDescriptor Get(string name) =>
         Entries.FirstOrDefault(e => e.Name == name)
         ?? throw new UserException(IsNetwork(name)
             ? $"{name} is a whole network, not a DeepLabV3+ backbone"
             : $"unknown backbone '{name}': expected one of {string.Join(", ", AllNames)}");
 
     /// <summary>The backbone whose weights these keys are; null when none fits.</summary>
-    public static BackboneDescriptor? Recognise(IEnumerable<string> keys)
+    internal static BackboneDescriptor? Recognise(IEnumerable<string> keys)
     {
         var list = keys as IReadOnlyCollection<string> ?? keys.ToList();
         return Entries.FirstOrDefault(e => e.Recognises(list));

@@ -10,12 +10,14 @@ namespace DeepLabTorch.Models;
 /// <summary>The number format inference runs in: float32, or bfloat16 weights and activations.</summary>
 public enum Precision
 {
+    /// <summary>32-bit floats (the default).</summary>
     Float32,
+    /// <summary>bfloat16 activations and weights (fast on CPUs with AVX512-BF16 or AMX, and on GPUs).</summary>
     BFloat16,
 }
 
 /// <summary>Parses --precision.</summary>
-public static class PrecisionNames
+internal static class PrecisionNames
 {
     public static Precision Parse(string text) => text.Trim().ToLowerInvariant() switch
     {
@@ -28,8 +30,11 @@ public static class PrecisionNames
 /// <summary>What a caller asks of a weight file; unset fields come from the file.</summary>
 public sealed record ModelRequest
 {
+    /// <summary>The backbone or network to build; null: what the file says or its keys show.</summary>
     public string? Backbone { get; init; }
+    /// <summary>The output stride; null: the file's, else 16.</summary>
     public int? OutputStride { get; init; }
+    /// <summary>The class count; null: the classifier's in the file.</summary>
     public int? NumClasses { get; init; }
     /// <summary>A classifier trained for another number of classes is re-initialised (fine-tuning) instead of refused.</summary>
     public bool NewClassifier { get; init; }
@@ -38,7 +43,7 @@ public sealed record ModelRequest
 /// <summary>A model built from a weight file, and what the file said about it.</summary>
 public sealed class LoadedModel : IDisposable
 {
-    public LoadedModel(SegmentationModel model, IReadOnlyList<string>? fileClassNames, CheckpointInfo? info, StateDictLoadReport report)
+    internal LoadedModel(SegmentationModel model, IReadOnlyList<string>? fileClassNames, CheckpointInfo? info, StateDictLoadReport report)
     {
         Model = model;
         FileClassNames = fileClassNames;
@@ -46,7 +51,9 @@ public sealed class LoadedModel : IDisposable
         Report = report;
     }
 
+    /// <summary>The model with the file's weights; disposed with this object.</summary>
     public SegmentationModel Model { get; }
+    /// <summary>The model's backbone, output stride and class count.</summary>
     public ModelConfig Config => Model.Config;
     /// <summary>The class names the file recorded (our checkpoints), or null.</summary>
     public IReadOnlyList<string>? FileClassNames { get; }
@@ -54,12 +61,13 @@ public sealed class LoadedModel : IDisposable
     /// <summary>The file's class names; else, for a 19-class face-parsing network (a reference .pth), CelebAMask-HQ's; else the defaults for the count.</summary>
     public IReadOnlyList<string> ClassNames => FileClassNames
         ?? (ModelCatalog.IsNetwork(Config.Backbone) && Config.NumClasses == Data.CelebAMaskHq.ClassNames.Count ? Data.CelebAMaskHq.ClassNames : ModelLoader.DefaultClassNames(Config.NumClasses));
-    public CheckpointInfo? Info { get; }
-    public StateDictLoadReport Report { get; }
+    internal CheckpointInfo? Info { get; }
+    internal StateDictLoadReport Report { get; }
 
     /// <summary>Mask colours: the VOC map by index, except that a class named like a VOC class takes that class's colour.</summary>
     public byte[] Palette => ModelLoader.PaletteFor(ClassNames);
 
+    /// <summary>Disposes the model.</summary>
     public void Dispose() => Model.Dispose();
 }
 
@@ -71,6 +79,9 @@ public sealed class LoadedModel : IDisposable
 /// </summary>
 public static class ModelLoader
 {
+    /// <summary>Loads a weight file into the model it describes, in train mode on the CPU.</summary>
+    /// <param name="path">Our checkpoint, a safetensors state_dict, or a reference .pth/.pth.tar file.</param>
+    /// <param name="request">Overrides of what the file says (backbone, output stride, class count); a contradiction is an error naming both.</param>
     /// <param name="log">Where the loader's notes go (a re-initialised classifier, a tolerated key; see StateDictLoadOptions.Logger).</param>
     public static LoadedModel Load(string path, ModelRequest? request = null, ILogger? log = null)
     {
@@ -121,7 +132,7 @@ public static class ModelLoader
     }
 
     /// <summary>The model a file should be loaded into, given what the caller asks.</summary>
-    public static CheckpointModel Resolve(string path, CheckpointInfo? info, IReadOnlyDictionary<string, Tensor> sd, ModelRequest request)
+    internal static CheckpointModel Resolve(string path, CheckpointInfo? info, IReadOnlyDictionary<string, Tensor> sd, ModelRequest request)
     {
         if (request.Backbone is { } asked && !ModelCatalog.AllNames.Contains(asked, StringComparer.OrdinalIgnoreCase))
             throw new UserException($"--backbone {asked}: unknown backbone, expected one of {string.Join(", ", ModelCatalog.AllNames)}");
@@ -155,7 +166,7 @@ public static class ModelLoader
     }
 
     /// <summary>The classifier's output channels (decoder.last_conv.8.weight in the reference layout), if present.</summary>
-    public static int? ClassifierClasses(IReadOnlyDictionary<string, Tensor> sd)
+    internal static int? ClassifierClasses(IReadOnlyDictionary<string, Tensor> sd)
     {
         // DeepLabV3+'s classifier, else the main head of BiSeNet and STDC-Seg.
         foreach (var key in new[] { $"decoder.last_conv.{Decoder.ClassifierIndex}.weight", "conv_out.conv_out.weight" })
@@ -166,6 +177,7 @@ public static class ModelLoader
     /// <summary>VOC names for 21 classes, background/person for 2, else background, class1..classN-1.</summary>
     public static IReadOnlyList<string> DefaultClassNames(int numClasses) => ClassNames.Default(numClasses);
 
+    /// <summary>The mask colours (768 bytes, RGB per class index) for these class names: the VOC map, a VOC class name taking its VOC colour.</summary>
     public static byte[] PaletteFor(IReadOnlyList<string> classNames)
     {
         var voc = Data.Palette.Voc;
@@ -185,7 +197,7 @@ public static class ModelLoader
     }
 
     /// <summary>A class given by index or by name (case-insensitive).</summary>
-    public static int ResolveClass(string spec, IReadOnlyList<string> classNames, string flag)
+    internal static int ResolveClass(string spec, IReadOnlyList<string> classNames, string flag)
     {
         if (int.TryParse(spec, out var i))
         {

@@ -13,7 +13,7 @@ namespace DeepLabTorch.Models;
 /// <param name="Create">Builds the network for a number of classes.</param>
 /// <param name="WeightKeyPattern">A state_dict holding a key that matches this is recognised as this network's...</param>
 /// <param name="ExcludedKeyPattern">...unless it also holds a key that matches this (a deeper sibling).</param>
-public sealed record NetworkDescriptor(
+internal sealed record NetworkDescriptor(
     string Name,
     string Title,
     Func<int, SegmentationModel> Create,

@@ -22,9 +22,9 @@ public static class PretrainedBackbone
 {
     /// <summary>A backbone's reference file: its name in the cache, where the reference downloads it, and whether the
     /// hex part of its name is the start of its SHA-256 (torchvision's convention, which torch hub checks).</summary>
-    public sealed record Source(string Backbone, string FileName, string Url, bool NameCarriesHash);
+    internal sealed record Source(string Backbone, string FileName, string Url, bool NameCarriesHash);
 
-    public static IReadOnlyList<Source> Sources { get; } = new[]
+    internal static IReadOnlyList<Source> Sources { get; } = new[]
     {
         new Source("mobilenet", "mobilenet_v2-6a65762b.pth", "http://jeff95.me/models/mobilenet_v2-6a65762b.pth", false),
         new Source("resnet", "resnet101-5d3b4d8f.pth", "https://download.pytorch.org/models/resnet101-5d3b4d8f.pth", true),

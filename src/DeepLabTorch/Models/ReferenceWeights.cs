@@ -11,7 +11,7 @@ namespace DeepLabTorch.Models;
 /// key facts (aliases, classifier, description) that Checkpoints' one loader needs. Kept out of
 /// DeepLabV3Plus, which knows nothing of file formats.
 /// </summary>
-public static class ReferenceWeights
+internal static class ReferenceWeights
 {
     /// <summary>
     /// state_dict in PyTorch order plus the reference's alias keys, in the reference's order (what the

@@ -16,11 +16,13 @@ public abstract class SegmentationModel : nn.Module<Tensor, Tensor>
 {
     private bool _freezeBatchNorm;
 
+    /// <summary>Registers the module under <paramref name="name"/>; <paramref name="config"/> is what it was built for.</summary>
     protected SegmentationModel(string name, ModelConfig config) : base(name)
     {
         Config = config;
     }
 
+    /// <summary>The backbone or network, output stride and class count this model was built for.</summary>
     public ModelConfig Config { get; }
 
     /// <summary>The state_dict prefixes of the classifiers, whose shapes depend on the number of classes.</summary>
@@ -43,6 +45,7 @@ public abstract class SegmentationModel : nn.Module<Tensor, Tensor>
         }
     }
 
+    /// <summary>Train or eval mode, as TorchSharp's; with <see cref="FreezeBatchNorm"/> every BatchNorm stays in eval mode.</summary>
     public override void train(bool mode = true)
     {
         base.train(mode);
@@ -58,10 +61,10 @@ public abstract class SegmentationModel : nn.Module<Tensor, Tensor>
     /// Every output the training recipe puts a loss on: the main logits, the auxiliary heads' and the
     /// detail heads'. DeepLabV3+ has the main logits only.
     /// </summary>
-    public virtual ParsingOutputs ForwardAll(Tensor input) => new(forward(input), Array.Empty<Tensor>(), Array.Empty<Tensor>());
+    internal virtual ParsingOutputs ForwardAll(Tensor input) => new(forward(input), Array.Empty<Tensor>(), Array.Empty<Tensor>());
 
     /// <summary>True when training puts losses on more than the main logits (see <see cref="ForwardAll"/>).</summary>
-    public virtual bool HasTrainingOutputs => false;
+    internal virtual bool HasTrainingOutputs => false;
 
     /// <summary>Throws the one clear error for a training batch of one, which BatchNorm over a 1×1 map cannot normalise.</summary>
     protected void CheckTrainingBatch(Tensor input, string what)

@@ -6,10 +6,10 @@ using DeepLabTorch.Evaluation;
 namespace DeepLabTorch.Reporting;
 
 /// <summary>One validation example for the report: PNG bytes of the input, ground truth and prediction.</summary>
-public sealed record ReportImage(string Id, byte[] InputPng, byte[] TruthPng, byte[] PredictionPng);
+internal sealed record ReportImage(string Id, byte[] InputPng, byte[] TruthPng, byte[] PredictionPng);
 
 /// <summary>Everything report.html shows.</summary>
-public sealed record ReportData(
+internal sealed record ReportData(
     string Title,
     IReadOnlyList<(string Key, string Value)> Summary,
     IReadOnlyList<(long Step, double Loss)> Loss,
@@ -23,7 +23,7 @@ public sealed record ReportData(
 /// mIoU per epoch), the per-class IoU table and a grid of input / ground truth / prediction images
 /// as PNG data URIs. No scripts, no external files.
 /// </summary>
-public static class HtmlReport
+internal static class HtmlReport
 {
     public static void Write(string path, ReportData data)
     {

@@ -5,7 +5,7 @@ using DeepLabTorch.Evaluation;
 namespace DeepLabTorch.Reporting;
 
 /// <summary>Metrics as one JSON document (eval --json, score --json); NaN is null.</summary>
-public static class MetricsJson
+internal static class MetricsJson
 {
     public static string Serialize(SegmentationMetrics m, IReadOnlyDictionary<string, object?>? extra = null)
     {

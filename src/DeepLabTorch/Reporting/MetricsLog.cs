@@ -9,7 +9,7 @@ namespace DeepLabTorch.Reporting;
 /// "type": "train" lines carry epoch, iter, step, lr, loss, images_per_sec; "type": "eval" lines
 /// carry the evaluation metrics with per-class IoU by class name. NaN is written as null.
 /// </summary>
-public sealed class MetricsLog : IDisposable
+internal sealed class MetricsLog : IDisposable
 {
     private readonly StreamWriter _writer;
     private readonly object _lock = new();

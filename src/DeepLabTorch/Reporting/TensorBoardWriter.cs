@@ -9,7 +9,7 @@ namespace DeepLabTorch.Reporting;
 /// double values and long steps, PNG images we encoded ourselves, the file's path, and one lock, since
 /// SummaryWriter opens the file for every event and is not meant to be called from two threads at once.
 /// </summary>
-public sealed class TensorBoardWriter : IDisposable
+internal sealed class TensorBoardWriter : IDisposable
 {
     private readonly TbWriter _writer;
     private readonly object _lock = new();

@@ -4,7 +4,7 @@ using DeepLabTorch.Evaluation;
 namespace DeepLabTorch.Reporting;
 
 /// <summary>Pictures of evaluation samples: masks coloured with a palette, and input | truth | prediction strips.</summary>
-public static class Visuals
+internal static class Visuals
 {
     /// <summary>Class indices (HxW) to RGB with a 256-entry palette (default VOC; 255 is VOC's void colour).</summary>
     public static byte[] Colorize(byte[] indices, byte[]? palette = null)

@@ -10,7 +10,7 @@ namespace DeepLabTorch.Runtime;
 /// virtual machines zero that leaf; libtorch 2.10's oneDNN (v3.7.1) then takes every cache to be one
 /// byte (docs/cpu-kernels.md).
 /// </summary>
-public sealed record CpuIdentity(
+internal sealed record CpuIdentity(
     string Vendor, int Family, int Model, int Stepping, int BaseFamily, int BaseModel, int ExtFamily, int ExtModel,
     string Brand, bool AmdCacheLeafPresent, bool AmdCacheLeafEmpty, uint LegacyL1dBytes, uint LegacyL2Bytes, string CacheTopology = "")
 {

@@ -11,7 +11,7 @@ namespace DeepLabTorch.Runtime;
 /// loader's hard error into nothing at all; every other byte of the file stays as it was.
 /// Compiled into the library (for <c>deeplab info</c>) and into tools/ElfFix (run by the build).
 /// </summary>
-public static class ElfVersionNeeds
+internal static class ElfVersionNeeds
 {
     public const string TorchSharpLibrary = "libLibTorchSharp.so";
     public const string GlibcxxVersion = "GLIBCXX_3.4.32";

@@ -9,7 +9,7 @@ namespace DeepLabTorch.Runtime;
 /// The one engine set-up every verb and the trainer use: load TorchSharp, pick the device, set the
 /// intra-op threads and (for training) the seed. Messages name the flag.
 /// </summary>
-public static class Engine
+internal static class Engine
 {
     /// <summary>
     /// The device: --device if given (cpu, cuda, cuda:N), else cuda:first(gpuIds) when CUDA is there

@@ -8,7 +8,7 @@ namespace DeepLabTorch.Runtime;
 /// System V: the Context* is the first argument). Denormal floats run many times slower; with random
 /// weights in eval mode activations sink into them, so the benchmarks flush them on both sides.
 /// </summary>
-public static unsafe class FlushDenormal
+internal static unsafe class FlushDenormal
 {
     private const string GlobalContext = "_ZN2at13globalContextEv";
     private const string SetFlushDenormal = "_ZN2at7Context16setFlushDenormalEb";

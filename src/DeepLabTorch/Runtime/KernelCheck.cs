@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace DeepLabTorch.Runtime;
 
 /// <summary>One convolution of our networks, as the known-answer check runs it.</summary>
-public sealed record ConvShape(string Name, int InChannels, int OutChannels, int Kernel, int Stride, int Dilation, int Groups, int Height, int Width)
+internal sealed record ConvShape(string Name, int InChannels, int OutChannels, int Kernel, int Stride, int Dilation, int Groups, int Height, int Width)
 {
     public int Padding => Dilation * (Kernel - 1) / 2;
 
@@ -16,14 +16,14 @@ public sealed record ConvShape(string Name, int InChannels, int OutChannels, int
 }
 
 /// <summary>One run of a shape: batch, precision, layout.</summary>
-public sealed record KernelCase(ConvShape Shape, int Batch, ScalarType Precision, bool ChannelsLast)
+internal sealed record KernelCase(ConvShape Shape, int Batch, ScalarType Precision, bool ChannelsLast)
 {
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
         $"{Shape} batch {Batch} {(Precision == ScalarType.BFloat16 ? "bfloat16" : "float32")} {(ChannelsLast ? "channels-last" : "NCHW")}");
 }
 
 /// <summary>What the check found: null Failure when every case matched.</summary>
-public sealed record KernelCheckResult(int Cases, IReadOnlyList<string> Failures, TimeSpan Elapsed)
+internal sealed record KernelCheckResult(int Cases, IReadOnlyList<string> Failures, TimeSpan Elapsed)
 {
     public bool Passed => Failures.Count == 0;
 
@@ -40,7 +40,7 @@ public sealed record KernelCheckResult(int Cases, IReadOnlyList<string> Failures
 /// It runs at the thread count in force; the guard runs it in a child process, since a bad kernel may kill
 /// the process (SIGFPE).
 /// </summary>
-public static class KernelCheck
+internal static class KernelCheck
 {
     /// <summary>Largest |result - float64| over the largest |float64|: float32 accumulates K products in any order.</summary>
     public const double Float32Tolerance = 2e-4;

@@ -10,7 +10,7 @@ namespace DeepLabTorch.Runtime;
 /// and the protocol lines on its stdout. A kernel
 /// that kills the child (SIGFPE, SIGSEGV) or hangs it fails the configuration without harming the parent.
 /// </summary>
-public sealed class ChildProcessProbe(string fileName, IReadOnlyList<string> prefixArguments) : IKernelProbe
+internal sealed class ChildProcessProbe(string fileName, IReadOnlyList<string> prefixArguments) : IKernelProbe
 {
     /// <summary>Exit status of a child whose check found a wrong value.</summary>
     public const int WrongValues = 3;
@@ -93,7 +93,7 @@ public sealed class ChildProcessProbe(string fileName, IReadOnlyList<string> pre
 /// here and read by <see cref="ChildProcessProbe"/> above, so its two halves stay side by side; the process's
 /// console belongs to the program, which passes its stdout and stderr in (the library writes to no console).
 /// </summary>
-public static class KernelCheckChild
+internal static class KernelCheckChild
 {
     /// <summary>
     /// Test hook, read by the child only: "wrong" perturbs one result, "sigfpe" raises SIGFPE, "hang" sleeps,

@@ -8,7 +8,7 @@ using TorchSharp;
 namespace DeepLabTorch.Runtime;
 
 /// <summary>How libtorch runs its CPU convolutions, from fastest to slowest.</summary>
-public enum KernelConfiguration
+internal enum KernelConfiguration
 {
     /// <summary>As libtorch ships: oneDNN (mkldnn) kernels chosen for this CPU.</summary>
     Default,
@@ -24,7 +24,7 @@ public enum KernelConfiguration
 }
 
 /// <summary>What the guard decided for one CPU, libtorch version and thread count, and why.</summary>
-public sealed record KernelVerdict(
+internal sealed record KernelVerdict(
     string Cpu, string CacheTable, string LibTorch, int Threads, int CheckVersion,
     [property: JsonConverter(typeof(JsonStringEnumConverter<KernelConfiguration>))] KernelConfiguration Configuration,
     string Reason, IReadOnlyList<string> Tried, bool? NnpackAvailable, double CheckSeconds, DateTimeOffset Decided)
@@ -34,10 +34,10 @@ public sealed record KernelVerdict(
 }
 
 /// <summary>The outcome of the known-answer check under one configuration.</summary>
-public sealed record ProbeOutcome(bool Passed, string Detail, double Seconds, bool? NnpackAvailable);
+internal sealed record ProbeOutcome(bool Passed, string Detail, double Seconds, bool? NnpackAvailable);
 
 /// <summary>Runs the known-answer check under a configuration, somewhere a crash cannot take the caller down.</summary>
-public interface IKernelProbe
+internal interface IKernelProbe
 {
     ProbeOutcome Probe(KernelConfiguration configuration, int threads);
 }
@@ -50,7 +50,7 @@ public interface IKernelProbe
 /// is cached under the user's cache folder and applied in every later process. DEEPLAB_CPU_KERNELS overrides it.
 /// docs/cpu-kernels.md has the story.
 /// </summary>
-public static class KernelGuard
+internal static class KernelGuard
 {
     /// <summary>auto (the default), check (run the check again), or a configuration's name to use it unchecked.</summary>
     public const string OverrideVariable = "DEEPLAB_CPU_KERNELS";

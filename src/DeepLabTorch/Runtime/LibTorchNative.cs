@@ -10,7 +10,7 @@ namespace DeepLabTorch.Runtime;
 /// NNPACK switches (exported C++ symbols; under the Itanium ABI a member function takes `this` first), and
 /// oneDNN's copy of the CPU's cache sizes (a local symbol, found in the library's own symbol table).
 /// </summary>
-public static unsafe class LibTorchNative
+internal static unsafe class LibTorchNative
 {
     private const string GlobalContext = "_ZN2at13globalContextEv";
     private const string SetMkldnn = "_ZN2at7Context20setUserEnabledMkldnnEb";

@@ -13,7 +13,7 @@ namespace DeepLabTorch.Runtime;
 /// values. Text that may hold braces (a JSON config, a file name) goes in as a property value, never as
 /// template text. The library never writes to the console; tests/.../Runtime/LoggingRulesTests enforces both.
 /// </summary>
-public static class LogCategories
+internal static class LogCategories
 {
     public const string Training = "DeepLabTorch.Training";
     public const string Data = "DeepLabTorch.Data";
@@ -29,7 +29,7 @@ public static class LogCategories
 /// user's own logging) and, from Debug up, to the run folder's log file through Serilog's file sink, so
 /// the file keeps details (the resolved config) that the console leaves out. Disposing it closes the file.
 /// </summary>
-public sealed class RunLoggerFactory : ILoggerFactory
+internal sealed class RunLoggerFactory : ILoggerFactory
 {
     private readonly ILoggerFactory _outer;
     private readonly SerilogLoggerProvider _file;

@@ -12,7 +12,7 @@ namespace DeepLabTorch.Runtime;
 /// same effect from the MALLOC_MMAP_MAX_ and MALLOC_TRIM_THRESHOLD_ environment variables or a preloaded
 /// jemalloc or tcmalloc. The cost: the process keeps its peak heap until it exits.
 /// </summary>
-public static class NativeHeap
+internal static class NativeHeap
 {
     /// <summary>What <see cref="KeepFreedMemory"/> did, for `deeplab info` and the logs.</summary>
     public static string Status { get; private set; } = "glibc defaults (not configured)";

@@ -11,7 +11,7 @@ namespace DeepLabTorch.Runtime;
 /// <see cref="UseGuesses"/> sets the level count to 0, which is what oneDNN v3.10 itself does on such a machine.
 /// The object's layout is oneDNN v3.7's; every read checks it against CPUID first.
 /// </summary>
-public sealed unsafe class OneDnnCacheTable
+internal sealed unsafe class OneDnnCacheTable
 {
     private const string CpuFunction = "_ZN4dnnl4impl3cpu3x643cpuEv"; // dnnl::impl::cpu::x64::cpu()
 

@@ -42,10 +42,10 @@ public sealed record ProgressReport(string Label, long Done, long? Total, string
     public double EtaSeconds => KnownTotal is long t && Done > 0 ? Elapsed.TotalSeconds / Done * Math.Max(0, t - Done) : double.NaN;
 
     /// <summary>A value formatted for a field with the invariant culture: "0.0000" for a loss, "0.######" for a learning rate.</summary>
-    public static string Number(double value, string format) => value.ToString(format, CultureInfo.InvariantCulture);
+    internal static string Number(double value, string format) => value.ToString(format, CultureInfo.InvariantCulture);
 
     /// <summary>"45s", "1m05s", "2h03m"; "--" for NaN or infinity.</summary>
-    public static string Duration(double seconds)
+    internal static string Duration(double seconds)
     {
         if (double.IsNaN(seconds) || double.IsInfinity(seconds)) return "--";
         var t = TimeSpan.FromSeconds(Math.Max(0, Math.Round(seconds)));

@@ -11,7 +11,7 @@ namespace DeepLabTorch.Runtime;
 /// TorchSharp's fallback, which copies ~500 MB of natives from the NuGet cache into the app folder,
 /// never runs.
 /// </summary>
-public static class TorchRuntime
+internal static class TorchRuntime
 {
     private static readonly object Gate = new();
     private static string? _failure;
@@ -63,8 +63,9 @@ public static class TorchRuntime
         var hint = loaderMessage.Contains("GLIBCXX", StringComparison.Ordinal)
             ? " The system's libstdc++ is older than the one libLibTorchSharp.so was built against; the build marks that "
               + $"requirement weak (tools/ElfFix). Rebuild with scripts/bootstrap.sh, or run `dotnet tools/ElfFix/bin/Release/net10.0/elffix.dll` on the output folder."
-            : " Check that the build restored TorchSharp and libtorch-cpu-linux-x64 (scripts/bootstrap.sh).";
-        return "TorchSharp's native library (libLibTorchSharp.so) did not load: " + loaderMessage.Trim() + "." + hint;
+            : $" Check that the build restored TorchSharp and libtorch-cpu-{RuntimeInformation.RuntimeIdentifier} (scripts/bootstrap.sh in a clone; "
+              + "the DeepLabTorch package brings linux-x64, win-x64 and osx-arm64).";
+        return "TorchSharp's native library (LibTorchSharp) did not load: " + loaderMessage.Trim() + "." + hint;
     }
 
     public static string TorchSharpVersion =>
@@ -97,4 +98,4 @@ public static class TorchRuntime
 }
 
 /// <summary>TorchSharp's native library could not be loaded; the message says why and what to do.</summary>
-public sealed class TorchLoadException(string message) : Exception(message);
+internal sealed class TorchLoadException(string message) : Exception(message);

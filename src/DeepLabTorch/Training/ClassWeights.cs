@@ -11,7 +11,7 @@ namespace DeepLabTorch.Training;
 /// The reference counts its augmented training crops; we count the stored masks (deterministic and
 /// the same data) and cache the result as JSON, keyed by data set name, size and class count.
 /// </summary>
-public static class ClassWeights
+internal static class ClassWeights
 {
     public static double[] FromCounts(IReadOnlyList<long> counts)
     {

@@ -19,7 +19,7 @@ namespace DeepLabTorch.Training;
 /// stay alive until every call that uses them has returned. Tensors need no such care: the step runs
 /// in a dispose scope, which references every temporary.
 /// </summary>
-public sealed class HeldScalarSgd : SGD
+internal sealed class HeldScalarSgd : SGD
 {
     /// <summary>Per parameter group: whether it is a head group (ASPP, decoder, fusion, heads) trained at the head's multiple of the rate. Null: group 0 is the backbone, the rest heads.</summary>
     public IReadOnlyList<bool>? HeadGroups { get; init; }

@@ -13,7 +13,7 @@ namespace DeepLabTorch.Training;
 /// Every Scalar is a named local disposed at the end of its method: TorchSharp's implicit Scalar
 /// temporaries can be finalized during the native call when the loader's threads trigger a collection.
 /// </summary>
-public static class Losses
+internal static class Losses
 {
     public static readonly string[] Types = { "ce", "focal", "dice", "ohem" };
 

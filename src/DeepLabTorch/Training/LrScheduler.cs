@@ -11,7 +11,7 @@ namespace DeepLabTorch.Training;
 /// rate, an exponential warm-up as the face-parsing references train.
 /// Group 0 (backbone) gets the rate, every further group (ASPP + decoder) HeadMultiplier times it.
 /// </summary>
-public sealed class LrScheduler
+internal sealed class LrScheduler
 {
     public static readonly string[] Modes = { "poly", "step", "cos" };
 

@@ -17,7 +17,7 @@ namespace DeepLabTorch.Training;
 /// </list>
 /// With float32 (the default) both steps hand the tensors through unchanged.
 /// </summary>
-public sealed class MixedPrecision
+internal sealed class MixedPrecision
 {
     private MixedPrecision(Precision precision, bool channelsLast)
     {

@@ -10,7 +10,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace DeepLabTorch.Training;
 
 /// <summary>Settings of the model benchmark (defaults: the protocol).</summary>
-public sealed record ModelBenchmarkOptions
+internal sealed record ModelBenchmarkOptions
 {
     public string Backbone { get; init; } = "mobilenet";
     public int OutputStride { get; init; } = 16;
@@ -38,7 +38,7 @@ public sealed record ModelBenchmarkOptions
 /// cross-entropy, backward, SGD step with the two parameter groups) and the process's peak resident
 /// memory; the same protocol as tests/reference/model_bench.py. Used by scripts/bench/model.sh.
 /// </summary>
-public static class ModelBenchmark
+internal static class ModelBenchmark
 {
     /// <param name="log">Where the CPU-kernel guard reports a verdict it decides here.</param>
     public static JsonObject Run(ModelBenchmarkOptions o, ILogger? log = null)
@@ -140,7 +140,7 @@ public static class ModelBenchmark
                 ["optimizer"] = Math.Round(Median(phases[2]), 1),
             },
             ["loss_read_us_median"] = Math.Round(Median(lossReads), 1),
-            ["peak_rss_mb"] = PeakRssMb(),
+            ["peak_rss_mb"] = Runtime.PlatformNatives.PeakRssMb(),
         };
     }
 
@@ -148,16 +148,5 @@ public static class ModelBenchmark
     {
         var s = v.OrderBy(x => x).ToList();
         return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
-    }
-
-    /// <summary>VmHWM of this process in MiB (Linux), or -1 where /proc is not available.</summary>
-    public static double PeakRssMb()
-    {
-        const string path = "/proc/self/status";
-        if (!File.Exists(path)) return -1;
-        foreach (var line in File.ReadLines(path))
-            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                return Math.Round(long.Parse(line[6..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) / 1024.0, 1);
-        return -1;
     }
 }

@@ -9,7 +9,7 @@ namespace DeepLabTorch.Training;
 /// unless it continues that run (--resume of a checkpoint in it) or --overwrite clears it first.
 /// --overwrite removes only the files a run writes; anything else the user keeps there stays.
 /// </summary>
-public static class RunFolder
+internal static class RunFolder
 {
     /// <summary>The files and folders a run writes, by name ("epoch-*.safetensors" stands for the periodic checkpoints).</summary>
     public static readonly string[] OutputNames =

@@ -10,7 +10,7 @@ namespace DeepLabTorch.Training;
 /// SGD.Options: TorchSharp's SGD.ParamGroup(params, lr) form silently sets momentum and weight decay
 /// to 0. The optimizer is HeldScalarSgd (TorchSharp's SGD without its Scalar use-after-free). Build it after the model is on its device: Module.to replaces Parameter objects.
 /// </summary>
-public static class SgdFactory
+internal static class SgdFactory
 {
     /// <param name="decayNormAndBias">False: BatchNorm weights and biases and every bias (the one-dimensional parameters)
     /// get no weight decay, as the face-parsing references train; each group then splits in two.</param>

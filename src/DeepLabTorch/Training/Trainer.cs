@@ -34,6 +34,7 @@ public sealed record TrainSummary(
 /// <summary>A NaN or infinite loss: training stops before the update that would spoil the weights.</summary>
 public sealed class NonFiniteLossException : Exception
 {
+    /// <summary>The loss <paramref name="loss"/> at <paramref name="iteration"/> (<paramref name="epoch"/>, <paramref name="batch"/>).</summary>
     public NonFiniteLossException(double loss, long iteration, int epoch, int batch)
         : base($"the loss became {loss.ToString(CultureInfo.InvariantCulture)} at iteration {iteration} (epoch {epoch}, batch {batch}); " +
                "training stopped before that update. Lower --lr, check the data, or resume from the last checkpoint")
@@ -42,7 +43,9 @@ public sealed class NonFiniteLossException : Exception
         Iteration = iteration;
     }
 
+    /// <summary>The loss value (NaN or ±infinity).</summary>
     public double Loss { get; }
+    /// <summary>The iteration whose loss it was (0-based, over the whole run).</summary>
     public long Iteration { get; }
 }
 
@@ -62,6 +65,18 @@ public sealed class Trainer
     private readonly ProcessGroup _group;
     private ILogger _log;
 
+    /// <summary>A trainer for one run in this process. <see cref="Run"/> trains, evaluates and writes the run folder.</summary>
+    /// <param name="config">
+    /// The settings (<see cref="TrainConfig"/>'s defaults, a JSON file, flags); what is left unset (epochs, learning rate,
+    /// output folder) is filled in as <c>deeplab train</c> fills it.
+    /// </param>
+    /// <param name="loggers">Where messages go (category DeepLabTorch.Training); none: nowhere. The run adds train.log in its folder.</param>
+    /// <param name="progress">Told how each epoch and evaluation gets on; the trainer draws nothing itself.</param>
+    public Trainer(TrainConfig config, ILoggerFactory? loggers = null, IProgress<ProgressReport>? progress = null)
+        : this(config, loggers ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance, progress, null)
+    {
+    }
+
     /// <param name="config">A config already passed through TrainConfigRules.Resolve.</param>
     /// <param name="loggers">Where messages go (category DeepLabTorch.Training); the run adds train.log in its folder.</param>
     /// <param name="progress">
@@ -72,7 +87,7 @@ public sealed class Trainer
     /// The processes training together (Distributed.Launcher.Join); default: this one alone. Rank 0
     /// writes the run's files; the others should be given loggers that show warnings only, and no progress.
     /// </param>
-    public Trainer(TrainConfig config, ILoggerFactory loggers, IProgress<ProgressReport>? progress = null, ProcessGroup? group = null)
+    internal Trainer(TrainConfig config, ILoggerFactory loggers, IProgress<ProgressReport>? progress, ProcessGroup? group)
     {
         _group = group ?? ProcessGroup.Single;
         _c = config.Epochs is null || config.Lr is null || config.Output is null ? TrainConfigRules.Resolve(config, _group.Size) : config;
@@ -81,12 +96,17 @@ public sealed class Trainer
         _progress = progress;
     }
 
+    /// <summary>The settings as resolved: every default filled in, as written to the run folder's config.json.</summary>
     public TrainConfig Config => _c;
 
     /// <summary>What one pass over the training batches did.</summary>
     private readonly record struct EpochOutcome(int Done, bool StoppedEarly, bool HitLimit, double MeanLoss, long Images, double Seconds,
         double DataWaitSeconds = 0, int Steps = 0);
 
+    /// <summary>Trains for the configured epochs (or iterations, or time), evaluating and checkpointing as configured.</summary>
+    /// <param name="ct">Cancelling stops after the current iteration and saves last.safetensors; <see cref="TrainSummary.Interrupted"/> is then true.</param>
+    /// <exception cref="NonFiniteLossException">The loss became NaN or infinite.</exception>
+    /// <exception cref="UserException">A setting, the data or a weight file is wrong; the message names it.</exception>
     public TrainSummary Run(CancellationToken ct = default)
     {
         var wall = Stopwatch.StartNew();

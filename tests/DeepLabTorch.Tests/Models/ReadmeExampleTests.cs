@@ -31,13 +31,9 @@ public class ReadmeExampleTests
 
         var path = dir["deeplab-mobilenet.safetensors"];
         DeepLabTorch.Checkpoints.Safetensors.Write(path, model.StateDictInOrder(), new Dictionary<string, string>());
-        var fresh = new DeepLabV3Plus(new ModelConfig("mobilenet", OutputStride: 16, NumClasses: 21));
-        var sd = DeepLabTorch.Checkpoints.WeightFiles.LoadStateDict(path, out _);
-        fresh.LoadReferenceStateDict(sd);
-        Assert.True(fresh.Decoder.Classifier.weight.Equals(model.Decoder.Classifier.weight));
-        foreach (var t in sd.Values) t.Dispose();
+        using (var loaded = ModelLoader.Load(path))
+            Assert.True(((DeepLabV3Plus)loaded.Model).Decoder.Classifier.weight.Equals(model.Decoder.Classifier.weight));
         head.Dispose();
-        fresh.Dispose();
         sgd.Dispose();
         before.Dispose();
     }

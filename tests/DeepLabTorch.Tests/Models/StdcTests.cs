@@ -29,12 +29,14 @@ public class StdcTests : IClassFixture<StdcTests.Goldens>
         _out = output;
     }
 
-    public static TheoryData<StdcVariant> Variants() => new() { StdcVariant.Stdc1, StdcVariant.Stdc2 };
+    // StdcVariant is internal: the theories take its name (xUnit's test methods are public).
+    public static TheoryData<string> Variants() => new() { nameof(StdcVariant.Stdc1), nameof(StdcVariant.Stdc2) };
 
     [Theory]
     [MemberData(nameof(Variants))]
-    public void StateDictKeysOrderAndShapesArePyTorchs(StdcVariant variant)
+    public void StateDictKeysOrderAndShapesArePyTorchs(string variantName)
     {
+        var variant = Enum.Parse<StdcVariant>(variantName);
         var golden = _goldens.Get(variant);
         using var model = new StdcSeg(variant, Classes);
         var ours = model.StateDictInOrder().Select(kv => (kv.Key, Shape: kv.Value.shape, DType: DTypeName(kv.Value.dtype))).ToList();
@@ -55,8 +57,9 @@ public class StdcTests : IClassFixture<StdcTests.Goldens>
 
     [Theory]
     [MemberData(nameof(Variants))]
-    public void PthLoadedThroughTheImporterGivesPyTorchsOutputs(StdcVariant variant)
+    public void PthLoadedThroughTheImporterGivesPyTorchsOutputs(string variantName)
     {
+        var variant = Enum.Parse<StdcVariant>(variantName);
         using var threads = new PinnedThreads(ParityTests.GoldenThreads);
         var golden = _goldens.Get(variant);
         using var model = new StdcSeg(variant, Classes);
@@ -257,7 +260,7 @@ public class StdcTests : IClassFixture<StdcTests.Goldens>
         private readonly Dictionary<StdcVariant, ReferenceGolden> _made = new();
         private readonly object _lock = new();
 
-        public ReferenceGolden Get(StdcVariant variant)
+        internal ReferenceGolden Get(StdcVariant variant)
         {
             lock (_lock)
             {

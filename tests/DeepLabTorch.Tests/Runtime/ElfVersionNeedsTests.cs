@@ -107,7 +107,7 @@ public class ElfVersionNeedsTests
     }
 
     /// <summary>The build patched the copy this test run loads, and TorchSharp works through it.</summary>
-    [Fact]
+    [LinuxFact("the build patches libLibTorchSharp.so, TorchSharp's Linux library")]
     public void TheBuildOutputIsPatchedAndTorchSharpLoads()
     {
         var (path, weak) = TorchRuntime.ElfFixStatus();

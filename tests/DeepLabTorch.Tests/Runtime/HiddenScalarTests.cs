@@ -49,7 +49,8 @@ public class HiddenScalarTests
         trees.Add(CSharpSyntaxTree.ParseText(string.Join("\n", new[] { "System", "System.IO", "System.Linq", "System.Collections.Generic", "System.Net.Http", "System.Threading", "System.Threading.Tasks" }
             .Select(n => $"global using global::{n};")), parse, "GlobalUsings.g.cs"));
         var self = project.EndsWith(".Cli", StringComparison.Ordinal) ? "deeplab.dll" : "DeepLabTorch.dll";
-        return CSharpCompilation.Create("scan", trees, References(self),
+        // Named as the assembly it stands for: the library's InternalsVisibleTo("deeplab") then lets the CLI's sources see its internals.
+        return CSharpCompilation.Create(Path.GetFileNameWithoutExtension(self), trees, References(self),
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, allowUnsafe: true, nullableContextOptions: NullableContextOptions.Enable));
     }
 

@@ -35,7 +35,7 @@ public class NativeHeapTests
         return CliRunner.Run(AppContext.BaseDirectory, env, args);
     }
 
-    [Fact]
+    [LinuxFact("glibc's heap settings (mallopt)")]
     public void TheCommandKeepsFreedMemoryAndInfoSaysSo()
     {
         var kept = Deeplab(null, "info");
@@ -54,7 +54,7 @@ public class NativeHeapTests
     /// megabytes, which glibc's defaults map and unmap on every call) touch far fewer fresh pages when freed
     /// memory is kept.
     /// </summary>
-    [Fact]
+    [LinuxFact("glibc's heap settings and page faults from /proc")]
     public void KeptMemoryMeansFewerFreshPagesPerForward()
     {
         long Faults(string? choice)

@@ -51,11 +51,13 @@ internal static class Python
 
     /// <summary>
     /// Runs a process and returns its stdout; a non-zero exit throws InvalidOperationException with the
-    /// output, a timeout TimeoutException. ompThreads sets OMP_NUM_THREADS (null leaves the environment's).
+    /// output, a timeout TimeoutException. ompThreads sets OMP_NUM_THREADS (null leaves the environment's);
+    /// workingDirectory, where it runs (null: this process's).
     /// </summary>
-    public static string RunProcess(string exe, string[] args, int timeoutSeconds = 120, int? ompThreads = 1)
+    public static string RunProcess(string exe, string[] args, int timeoutSeconds = 120, int? ompThreads = 1, string? workingDirectory = null)
     {
         var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (workingDirectory is not null) psi.WorkingDirectory = workingDirectory;
         foreach (var a in args) psi.ArgumentList.Add(a);
         if (ompThreads is int n) psi.Environment["OMP_NUM_THREADS"] = n.ToString(System.Globalization.CultureInfo.InvariantCulture);
         using var p = Process.Start(psi)!;

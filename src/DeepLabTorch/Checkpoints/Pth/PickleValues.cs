@@ -5,13 +5,13 @@ using static TorchSharp.torch;
 namespace DeepLabTorch.Checkpoints.Pth;
 
 /// <summary>A class or function named by GLOBAL that passed the allow-list.</summary>
-public sealed record PickleGlobal(string Module, string Name)
+internal sealed record PickleGlobal(string Module, string Name)
 {
     public override string ToString() => $"{Module}.{Name}";
 }
 
 /// <summary>A Python tuple.</summary>
-public sealed class PickleTuple
+internal sealed class PickleTuple
 {
     public PickleTuple(object?[] items) { Items = items; }
     public object?[] Items { get; }
@@ -20,7 +20,7 @@ public sealed class PickleTuple
 }
 
 /// <summary>A Python dict (or OrderedDict) keeping insertion order.</summary>
-public sealed class PickleDict
+internal sealed class PickleDict
 {
     private readonly List<KeyValuePair<object, object?>> _items = new();
     private readonly Dictionary<object, int> _index = new();
@@ -51,10 +51,10 @@ public sealed class PickleDict
 }
 
 /// <summary>A storage named by a persistent id: ('storage', FloatStorage, key, location, numel).</summary>
-public sealed record PickleStorage(string Key, ScalarType Dtype, string Location, long Numel);
+internal sealed record PickleStorage(string Key, ScalarType Dtype, string Location, long Numel);
 
 /// <summary>A tensor as torch._utils._rebuild_tensor_v2 describes it: a strided view of a storage.</summary>
-public sealed record PickleTensor(PickleStorage Storage, long Offset, long[] Size, long[] Stride, bool RequiresGrad);
+internal sealed record PickleTensor(PickleStorage Storage, long Offset, long[] Size, long[] Stride, bool RequiresGrad);
 
 /// <summary>A numpy dtype, kept only to decode numpy scalars (e.g. a best score saved as np.float64).</summary>
 internal sealed record NumpyDtype(string Code);

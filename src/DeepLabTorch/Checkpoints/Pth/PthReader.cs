@@ -9,7 +9,7 @@ namespace DeepLabTorch.Checkpoints.Pth;
 /// Reads torch.save files (the zip container of PyTorch 1.6 and later): "&lt;root&gt;/data.pkl" through
 /// the allow-list Unpickler, and "&lt;root&gt;/data/&lt;key&gt;" for each storage.
 /// </summary>
-public static class PthReader
+internal static class PthReader
 {
     private const long MaxPickleBytes = 512L << 20;
 

@@ -12,7 +12,7 @@ namespace DeepLabTorch.Checkpoints.Pth;
 /// (OrderedDict, tensor and parameter rebuilding, storage types, numpy scalars). Any other global
 /// is refused by name, like PyTorch's weights_only=True.
 /// </summary>
-public sealed class Unpickler
+internal sealed class Unpickler
 {
     private const int MaxStack = 10_000_000;
     private const int MaxMemo = 10_000_000;

@@ -13,7 +13,7 @@ namespace DeepLabTorch.Data;
 /// the 20 VOC categories out of COCO's 80 (the reference's CAT_LIST), instance masks merged with the first instance
 /// winning where they overlap, and only images with more than 1000 labelled pixels.
 /// </summary>
-public static class Coco
+internal static class Coco
 {
     public const string Name = "coco";
 
@@ -71,7 +71,7 @@ public static class Coco
 /// in parallel, and kept as palette PNGs in <c>annotations/deeplabtorch-masks/{split}2017/</c> (or the user's cache
 /// folder when the data root is read-only), so later runs read neither the JSON nor the polygons.
 /// </summary>
-public sealed class CocoDataset : ISegmentationDataset
+internal sealed class CocoDataset : ISegmentationDataset
 {
     private const string FormatLine = "# deeplabtorch coco masks v1";
     private readonly string _images;

@@ -6,7 +6,7 @@ namespace DeepLabTorch.Data;
 /// Polygons become such runs by pycocotools' rasteriser, reproduced here to the pixel: a pixel belongs to the
 /// polygon when its centre (x + ½, y + ½) lies inside, with the reference's rounding on a 5× grid.
 /// </summary>
-public static class CocoRle
+internal static class CocoRle
 {
     /// <summary>
     /// Decodes a compressed RLE string ("counts" as a string): 5 bits per character in ASCII 48-111, a continuation

@@ -1,7 +1,7 @@
 namespace DeepLabTorch.Data.Png;
 
 /// <summary>The five PNG colour types (the IHDR byte).</summary>
-public enum PngColorType : byte
+internal enum PngColorType : byte
 {
     Gray = 0,
     Rgb = 2,
@@ -11,7 +11,7 @@ public enum PngColorType : byte
 }
 
 /// <summary>The IHDR fields that matter for decoding.</summary>
-public readonly record struct PngHeader(int Width, int Height, int BitDepth, PngColorType ColorType, bool Interlaced)
+internal readonly record struct PngHeader(int Width, int Height, int BitDepth, PngColorType ColorType, bool Interlaced)
 {
     public int Channels => ColorType switch
     {
@@ -32,7 +32,7 @@ public readonly record struct PngHeader(int Width, int Height, int BitDepth, Png
 /// A decoded PNG: samples unpacked to one byte each (up to 8 bits, unscaled: a 4-bit palette index stays 0-15) or
 /// two big-endian bytes each at 16 bits; row-major, <see cref="PngHeader.Channels"/> samples per pixel.
 /// </summary>
-public sealed class PngImage
+internal sealed class PngImage
 {
     public PngImage(PngHeader header, byte[] samples, byte[]? palette)
     {

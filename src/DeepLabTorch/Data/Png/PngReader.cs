@@ -9,7 +9,7 @@ namespace DeepLabTorch.Data.Png;
 /// library hands out palette indices). Every failure is a <see cref="DataException"/> naming the file;
 /// sizes are checked against limits and against the compressed data before anything large is allocated.
 /// </summary>
-public static class PngReader
+internal static class PngReader
 {
     /// <summary>The largest side accepted (as the native codec did): absurd headers must not allocate gigabytes.</summary>
     public const int MaxSide = 1 << 15;

@@ -5,7 +5,7 @@ using System.IO.Compression;
 namespace DeepLabTorch.Data.Png;
 
 /// <summary>A managed PNG encoder for masks, predictions and report images: 8-bit palette, gray and RGB, not interlaced.</summary>
-public static class PngWriter
+internal static class PngWriter
 {
     // Masks and predictions are small and flat: a fast level keeps writing cheap (libpng's level 3, as before).
     private const int CompressionLevel = 3;

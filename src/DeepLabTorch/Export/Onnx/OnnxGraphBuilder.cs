@@ -18,7 +18,7 @@ namespace DeepLabTorch.Export.Onnx;
 /// the optional uint8 NHWC preprocessing. The messages are onnx.proto's, generated at build time
 /// (Export/Onnx/onnx.proto).
 /// </summary>
-public sealed class OnnxGraphBuilder
+internal sealed class OnnxGraphBuilder
 {
     public const int Opset = 13;
     public const int IrVersion = 7;

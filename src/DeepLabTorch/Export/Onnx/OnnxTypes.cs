@@ -3,7 +3,7 @@ using DataType = DeepLabTorch.Export.Onnx.Proto.TensorProto.Types.DataType;
 namespace DeepLabTorch.Export.Onnx;
 
 /// <summary>The element types the exporter emits: onnx.proto's TensorProto.DataType numbers (from onnx.proto itself).</summary>
-public enum OnnxType
+internal enum OnnxType
 {
     Float = (int)DataType.Float,
     UInt8 = (int)DataType.Uint8,
@@ -17,7 +17,7 @@ public enum OnnxType
 }
 
 /// <summary>One dimension of a graph input/output: a fixed size or a named symbolic one.</summary>
-public readonly record struct OnnxDim(long? Value, string? Param)
+internal readonly record struct OnnxDim(long? Value, string? Param)
 {
     public static implicit operator OnnxDim(long v) => new(v, null);
     public static implicit operator OnnxDim(string p) => new(null, p);

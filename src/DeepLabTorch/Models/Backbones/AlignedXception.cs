@@ -11,7 +11,7 @@ namespace DeepLabTorch.Models.Backbones;
 /// Strides become dilation at output strides 8 and 16. Low-level features: relu(block1) (128
 /// channels, stride 4); output: 2048 channels.
 /// </summary>
-public sealed class AlignedXception : Backbone
+internal sealed class AlignedXception : Backbone
 {
     /// <summary>Entry block 3's stride, the middle flow's dilation and the exit flow's two dilations.</summary>
     public readonly record struct Schedule(int EntryBlock3Stride, int MiddleDilation, int ExitDilation1, int ExitDilation2);

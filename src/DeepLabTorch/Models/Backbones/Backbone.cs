@@ -8,7 +8,7 @@ namespace DeepLabTorch.Models.Backbones;
 /// The two feature maps a DeepLabV3+ backbone hands to the head. Disposing releases both handles
 /// (autograd keeps what it needs on its own).
 /// </summary>
-public sealed class BackboneFeatures : IDisposable
+internal sealed class BackboneFeatures : IDisposable
 {
     public BackboneFeatures(Tensor output, Tensor lowLevel) { Output = output; LowLevel = lowLevel; }
 
@@ -25,7 +25,7 @@ public sealed class BackboneFeatures : IDisposable
 }
 
 /// <summary>A feature extractor: image batch [N,3,H,W] → (high-level, low-level) features.</summary>
-public abstract class Backbone : nn.Module<Tensor, BackboneFeatures>
+internal abstract class Backbone : nn.Module<Tensor, BackboneFeatures>
 {
     protected Backbone(string name, BackboneDescriptor descriptor, int outputStride) : base(name)
     {

@@ -18,7 +18,7 @@ namespace DeepLabTorch.Models.Backbones;
 /// <param name="WeightKeyPattern">A state_dict holding a key that matches this is recognised as this backbone's...</param>
 /// <param name="ExcludedKeyPattern">...unless it also holds a key that matches this (a deeper sibling of the same family).</param>
 /// <param name="ReferenceAliases">Given canonical keys ("backbone.…"), the reference's (alias, canonical) pairs in its order; null when it has none.</param>
-public sealed record BackboneDescriptor(
+internal sealed record BackboneDescriptor(
     string Name,
     string Title,
     Func<BackboneDescriptor, int, Backbone> Factory,

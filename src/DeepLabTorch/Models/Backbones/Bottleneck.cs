@@ -10,7 +10,7 @@ namespace DeepLabTorch.Models.Backbones;
 /// ReLU after the first two and after the residual sum. "downsample" (1×1 conv + BatchNorm)
 /// projects the shortcut when the shape changes.
 /// </summary>
-public sealed class Bottleneck : nn.Module<Tensor, Tensor>
+internal sealed class Bottleneck : nn.Module<Tensor, Tensor>
 {
     /// <summary>conv3 widens to this many times the block's planes.</summary>
     public const int Expansion = 4;

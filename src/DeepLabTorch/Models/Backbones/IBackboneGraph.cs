@@ -7,7 +7,7 @@ namespace DeepLabTorch.Models.Backbones;
 /// values are names, every call returns the name of its result. Declared here so that each backbone
 /// describes its own graph and the exporter stays free of per-backbone code.
 /// </summary>
-public interface IBackboneGraph
+internal interface IBackboneGraph
 {
     /// <summary>conv followed by bn, as one convolution with the BatchNorm folded in.</summary>
     string ConvBn(string x, Conv2d conv, BatchNorm bn);

@@ -10,7 +10,7 @@ namespace DeepLabTorch.Models.Backbones;
 /// 1×1 linear projection, each followed by BatchNorm, ReLU6 after the first two; identity shortcut
 /// when shape is kept. State names: conv.{0,1,3,4[,6,7]}.
 /// </summary>
-public sealed class InvertedResidual : nn.Module<Tensor, Tensor>
+internal sealed class InvertedResidual : nn.Module<Tensor, Tensor>
 {
     private readonly Sequential conv;
     private readonly bool _residual;

@@ -13,7 +13,7 @@ namespace DeepLabTorch.Models.Backbones;
 /// The reference also exposes features[0:4] and features[4:] as "low_level_features" and
 /// "high_level_features"; those names are aliases of the same tensors (see <see cref="ReferenceAliases"/>).
 /// </summary>
-public sealed class MobileNetV2 : Backbone
+internal sealed class MobileNetV2 : Backbone
 {
     /// <summary>One row of MobileNetV2's inverted-residual table: expansion t, channels c, repeats n, stride s.</summary>
     public readonly record struct InvertedResidualStage(int Expansion, int Channels, int Repeats, int Stride);

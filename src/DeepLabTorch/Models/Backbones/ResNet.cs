@@ -11,7 +11,7 @@ namespace DeepLabTorch.Models.Backbones;
 /// bottlenecks with dilations (1, 2, 4) × the stage dilation. Low-level features: layer1 (256
 /// channels, stride 4); output: 2048 channels.
 /// </summary>
-public sealed class ResNet : Backbone
+internal sealed class ResNet : Backbone
 {
     public static BackboneDescriptor ResNet101 { get; } = Describe("resnet", "ResNet-101", [3, 4, 23]);
     /// <summary>torchvision's resnet50 layout, with the same stem, output-stride schedule and multi-grid layer4.</summary>

@@ -9,7 +9,7 @@ namespace DeepLabTorch.Models.Backbones;
 /// Xception's separable conv: 3×3 depthwise (fixed padding, stride, dilation), BatchNorm, 1×1 pointwise.
 /// State names: conv1, bn, pointwise.
 /// </summary>
-public sealed class SeparableConv2d : nn.Module<Tensor, Tensor>
+internal sealed class SeparableConv2d : nn.Module<Tensor, Tensor>
 {
     private readonly Conv2d conv1;
     private readonly BatchNorm2d bn;

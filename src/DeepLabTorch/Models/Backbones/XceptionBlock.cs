@@ -11,7 +11,7 @@ namespace DeepLabTorch.Models.Backbones;
 /// when stride is 2 and an extra triple for the last block of a flow. The shortcut is a 1×1 conv +
 /// BatchNorm ("skip", "skipbn") when the shape changes, otherwise the identity.
 /// </summary>
-public sealed class XceptionBlock : nn.Module<Tensor, Tensor>
+internal sealed class XceptionBlock : nn.Module<Tensor, Tensor>
 {
     private readonly Conv2d? skip;
     private readonly BatchNorm2d? skipbn;

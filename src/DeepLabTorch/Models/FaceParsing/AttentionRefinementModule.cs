@@ -8,7 +8,7 @@ namespace DeepLabTorch.Models.FaceParsing;
 /// Attention refinement: a 3×3 ConvBNReLU, then a channel attention from the global average of its output
 /// (1×1 conv without bias, BatchNorm, sigmoid) that scales it. State names: conv.{conv,bn}, conv_atten, bn_atten.
 /// </summary>
-public sealed class AttentionRefinementModule : nn.Module<Tensor, Tensor>
+internal sealed class AttentionRefinementModule : nn.Module<Tensor, Tensor>
 {
     private readonly ConvBNReLU conv;
     private readonly Conv2d conv_atten;

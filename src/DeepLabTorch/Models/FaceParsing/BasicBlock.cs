@@ -10,7 +10,7 @@ namespace DeepLabTorch.Models.FaceParsing;
 /// first and after the residual sum. "downsample" (1×1 conv with the stride, BatchNorm) projects the shortcut
 /// when the channels or the resolution change. State names: conv1, bn1, conv2, bn2, downsample.{0,1}.
 /// </summary>
-public sealed class BasicBlock : nn.Module<Tensor, Tensor>
+internal sealed class BasicBlock : nn.Module<Tensor, Tensor>
 {
     private readonly Conv2d conv1;
     private readonly BatchNorm2d bn1;

@@ -13,7 +13,7 @@ namespace DeepLabTorch.Models.FaceParsing;
 /// stride-8 and stride-16 context (named after the reference). Every output is upsampled bilinearly with aligned
 /// corners to the input size. State names: cp, ffm, conv_out, conv_out16, conv_out32.
 /// </summary>
-public sealed class BiSeNet : SegmentationModel
+internal sealed class BiSeNet : SegmentationModel
 {
     private readonly ContextPath cp;
     private readonly FeatureFusionModule ffm;
@@ -62,9 +62,9 @@ public sealed class BiSeNet : SegmentationModel
     }
 
     /// <summary>The main logits and the auxiliary heads' (conv_out16, then conv_out32), all at the input size; no detail outputs.</summary>
-    public override bool HasTrainingOutputs => true;
+    internal override bool HasTrainingOutputs => true;
 
-    public override ParsingOutputs ForwardAll(Tensor input)
+    internal override ParsingOutputs ForwardAll(Tensor input)
     {
         Check(input);
         using var scope = NewDisposeScope();

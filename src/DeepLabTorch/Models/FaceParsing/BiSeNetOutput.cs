@@ -8,7 +8,7 @@ namespace DeepLabTorch.Models.FaceParsing;
 /// A BiSeNet head: a 3×3 ConvBNReLU to the middle width, then a 1×1 classifier without bias, at the features'
 /// resolution. State names: conv.{conv,bn}, conv_out.
 /// </summary>
-public sealed class BiSeNetOutput : nn.Module<Tensor, Tensor>
+internal sealed class BiSeNetOutput : nn.Module<Tensor, Tensor>
 {
     private readonly ConvBNReLU conv;
     private readonly Conv2d conv_out;

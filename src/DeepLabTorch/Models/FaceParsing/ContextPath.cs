@@ -12,7 +12,7 @@ namespace DeepLabTorch.Models.FaceParsing;
 /// size and refined by conv_head16. Each upsampling goes to the next feature map's own size, so inputs of any size
 /// work. State names: resnet, arm16, arm32, conv_head32, conv_head16, conv_avg (registration order).
 /// </summary>
-public sealed class ContextPath : nn.Module
+internal sealed class ContextPath : nn.Module
 {
     private readonly ResNet18 resnet;
     private readonly AttentionRefinementModule arm16;

@@ -7,7 +7,7 @@ namespace DeepLabTorch.Models.FaceParsing;
 /// <summary>
 /// Convolution without bias, BatchNorm, ReLU: BiSeNet's basic unit. State names: conv, bn.
 /// </summary>
-public sealed class ConvBNReLU : nn.Module<Tensor, Tensor>
+internal sealed class ConvBNReLU : nn.Module<Tensor, Tensor>
 {
     private readonly Conv2d conv;
     private readonly BatchNorm2d bn;

@@ -10,7 +10,7 @@ namespace DeepLabTorch.Models.FaceParsing;
 /// style attention (global average, 1×1 conv to a quarter of the channels, ReLU, 1×1 conv back, sigmoid; no
 /// bias, no BatchNorm) whose product with the features is added to them. State names: convblk.{conv,bn}, conv1, conv2.
 /// </summary>
-public sealed class FeatureFusionModule : nn.Module
+internal sealed class FeatureFusionModule : nn.Module
 {
     private readonly ConvBNReLU convblk;
     private readonly Conv2d conv1;

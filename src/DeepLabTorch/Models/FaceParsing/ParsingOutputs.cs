@@ -8,7 +8,7 @@ namespace DeepLabTorch.Models.FaceParsing;
 /// logits (one channel each, at the resolution the reference returns them; empty for BiSeNet).
 /// In eval mode the networks' forward returns Main alone.
 /// </summary>
-public sealed record ParsingOutputs(Tensor Main, IReadOnlyList<Tensor> Auxiliary, IReadOnlyList<Tensor> Detail) : IDisposable
+internal sealed record ParsingOutputs(Tensor Main, IReadOnlyList<Tensor> Auxiliary, IReadOnlyList<Tensor> Detail) : IDisposable
 {
     public void Dispose()
     {

@@ -10,7 +10,7 @@ namespace DeepLabTorch.Models.FaceParsing;
 /// the features of layer2, layer3 and layer4 (strides 8, 16, 32). State names are torchvision's resnet18 without
 /// fc: conv1, bn1, layer1.0.conv1 … layer4.1.bn2, layerN.0.downsample.{0,1} for N = 2, 3, 4.
 /// </summary>
-public sealed class ResNet18 : nn.Module
+internal sealed class ResNet18 : nn.Module
 {
     private readonly Conv2d conv1;
     private readonly BatchNorm2d bn1;

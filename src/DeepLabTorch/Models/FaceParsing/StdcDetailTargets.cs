@@ -21,7 +21,7 @@ namespace DeepLabTorch.Models.FaceParsing;
 /// then the batch mean). The reference trains with their sum.
 /// </para>
 /// </summary>
-public static class StdcDetailTargets
+internal static class StdcDetailTargets
 {
     private static readonly Scalar Threshold = 0.1.ToScalar();
     private static readonly Scalar Two = 2.0.ToScalar();

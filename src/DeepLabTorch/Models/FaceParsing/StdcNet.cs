@@ -6,7 +6,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace DeepLabTorch.Models.FaceParsing;
 
 /// <summary>The two STDC backbones: STDC1 ("STDCNet813", 2-2-2 blocks) and STDC2 ("STDCNet1446", 4-5-3 blocks).</summary>
-public enum StdcVariant
+internal enum StdcVariant
 {
     Stdc1,
     Stdc2,
@@ -15,7 +15,7 @@ public enum StdcVariant
 /// <summary>
 /// STDC's basic unit ("ConvX"): a bias-free convolution padded by kernel/2, BatchNorm, ReLU. Keys: conv.*, bn.*.
 /// </summary>
-public sealed class StdcConvX : nn.Module<Tensor, Tensor>
+internal sealed class StdcConvX : nn.Module<Tensor, Tensor>
 {
     private readonly Conv2d conv;
     private readonly BatchNorm2d bn;
@@ -37,7 +37,7 @@ public sealed class StdcConvX : nn.Module<Tensor, Tensor>
 /// second ConvX, and puts the first ConvX's output through a 3×3 average pool (stride 2, padding 1, padding
 /// counted) for the concatenation; every ConvX itself has stride 1. Keys: conv_list.{i}.*, then avd_layer.{0,1}.*.
 /// </summary>
-public sealed class StdcCatBottleneck : nn.Module<Tensor, Tensor>
+internal sealed class StdcCatBottleneck : nn.Module<Tensor, Tensor>
 {
     // Declaration order is registration order, as the reference's state_dict lists them.
     private readonly ModuleList<StdcConvX> conv_list;
@@ -104,7 +104,7 @@ public sealed class StdcCatBottleneck : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>The backbone's features at strides 2, 4, 8, 16 and 32 (32, 64, 256, 512 and 1024 channels); Dispose frees all five.</summary>
-public sealed record StdcFeatures(Tensor F2, Tensor F4, Tensor F8, Tensor F16, Tensor F32) : IDisposable
+internal sealed record StdcFeatures(Tensor F2, Tensor F4, Tensor F8, Tensor F16, Tensor F32) : IDisposable
 {
     public void Dispose()
     {
@@ -125,7 +125,7 @@ public sealed record StdcFeatures(Tensor F2, Tensor F4, Tensor F8, Tensor F16, T
 /// "features": x8.0.2.*, x8.0.3.* for STDC1). Here those slices hold the same module objects, so both names
 /// read and load the same tensors (parameters() lists each once, as PyTorch's does).
 /// </summary>
-public sealed class StdcNet : nn.Module<Tensor, StdcFeatures>
+internal sealed class StdcNet : nn.Module<Tensor, StdcFeatures>
 {
     /// <summary>Base width: the stem ends with this many channels; the stages have 4×, 8× and 16× it.</summary>
     public const long BaseWidth = 64;
@@ -241,7 +241,7 @@ public sealed class StdcNet : nn.Module<Tensor, StdcFeatures>
 /// num_batches_tracked), which the reference saves and segmentation never runs: a holder of those tensors, not a
 /// BatchNorm, so that nothing that walks the model's BatchNorms (folding, synchronised statistics) meets it.
 /// </summary>
-public sealed class StdcClassifierNorm : nn.Module
+internal sealed class StdcClassifierNorm : nn.Module
 {
     private readonly Parameter weight;
     private readonly Parameter bias;

@@ -35,7 +35,7 @@ internal static class StdcHeadNorm
 }
 
 /// <summary>Convolution (bias-free, padding kernel/2), head BatchNorm, ReLU ("ConvBNReLU"). Keys: conv.weight, bn.*.</summary>
-public sealed class StdcConvBnRelu : nn.Module<Tensor, Tensor>
+internal sealed class StdcConvBnRelu : nn.Module<Tensor, Tensor>
 {
     private readonly Conv2d conv;
     private readonly BatchNorm2d bn;
@@ -55,7 +55,7 @@ public sealed class StdcConvBnRelu : nn.Module<Tensor, Tensor>
 /// Attention refinement: a 3×3 ConvBNReLU, then the features times sigmoid(BN(1×1 conv(global average))).
 /// Keys: conv.*, conv_atten.weight, bn_atten.*.
 /// </summary>
-public sealed class StdcAttentionRefinement : nn.Module<Tensor, Tensor>
+internal sealed class StdcAttentionRefinement : nn.Module<Tensor, Tensor>
 {
     private readonly StdcConvBnRelu conv;
     private readonly Conv2d conv_atten;
@@ -83,7 +83,7 @@ public sealed class StdcAttentionRefinement : nn.Module<Tensor, Tensor>
 /// What the context path hands on: the backbone's features, and the refined context at 1/8 ("feat_cp8", from the
 /// 1/16 branch) and 1/16 ("feat_cp16", from the 1/32 branch), 128 channels each. Dispose frees all.
 /// </summary>
-public sealed record StdcContext(StdcFeatures Backbone, Tensor Context8, Tensor Context16) : IDisposable
+internal sealed record StdcContext(StdcFeatures Backbone, Tensor Context8, Tensor Context16) : IDisposable
 {
     public void Dispose()
     {
@@ -100,7 +100,7 @@ public sealed record StdcContext(StdcFeatures Backbone, Tensor Context8, Tensor 
 /// added to the refined 1/16 features, nearest-upsampled to the 1/8 size and through conv_head16, the 1/8 context.
 /// Keys: backbone.*, arm16.*, arm32.*, conv_head32.*, conv_head16.*, conv_avg.*.
 /// </summary>
-public sealed class StdcContextPath : nn.Module<Tensor, StdcContext>
+internal sealed class StdcContextPath : nn.Module<Tensor, StdcContext>
 {
     /// <summary>Width of the context path.</summary>
     public const long Channels = 128;
@@ -159,7 +159,7 @@ public sealed class StdcContextPath : nn.Module<Tensor, StdcContext>
 /// Feature fusion of the 1/8 backbone features and the 1/8 context: concatenated, a 1×1 ConvBNReLU, then
 /// f + f·sigmoid(conv2(relu(conv1(global average of f)))) with a 4× channel squeeze. Keys: convblk.*, conv1.weight, conv2.weight.
 /// </summary>
-public sealed class StdcFeatureFusion : nn.Module<Tensor, Tensor, Tensor>
+internal sealed class StdcFeatureFusion : nn.Module<Tensor, Tensor, Tensor>
 {
     private readonly StdcConvBnRelu convblk;
     private readonly Conv2d conv1;
@@ -190,7 +190,7 @@ public sealed class StdcFeatureFusion : nn.Module<Tensor, Tensor, Tensor>
 }
 
 /// <summary>An output head ("BiSeNetOutput"): 3×3 ConvBNReLU to a middle width, then a bias-free 1×1 convolution. Keys: conv.*, conv_out.weight.</summary>
-public sealed class StdcOutputHead : nn.Module<Tensor, Tensor>
+internal sealed class StdcOutputHead : nn.Module<Tensor, Tensor>
 {
     private readonly StdcConvBnRelu conv;
     private readonly Conv2d conv_out;
@@ -211,7 +211,7 @@ public sealed class StdcOutputHead : nn.Module<Tensor, Tensor>
 /// configurations: Sp8 (its released scripts), Sp4 | Sp8, Sp2 | Sp4 | Sp8, or None; it never returns sp16.
 /// </summary>
 [Flags]
-public enum StdcDetailHeads
+internal enum StdcDetailHeads
 {
     None = 0,
     Sp2 = 1,
@@ -229,7 +229,7 @@ public enum StdcDetailHeads
 /// logits stay at their head's resolution. Any input size works (the sizes follow each stride-2 layer: ⌈H/2⌉).
 /// forward returns the main logits; ForwardAll adds [out16, out32] and the configured detail heads.
 /// </summary>
-public sealed class StdcSeg : SegmentationModel
+internal sealed class StdcSeg : SegmentationModel
 {
     private readonly StdcContextPath cp;
     private readonly StdcFeatureFusion ffm;
@@ -302,9 +302,9 @@ public sealed class StdcSeg : SegmentationModel
     }
 
     /// <summary>Main logits, [out16, out32] and the configured detail logits (sp2, sp4, sp8 order, as the reference returns them).</summary>
-    public override bool HasTrainingOutputs => true;
+    internal override bool HasTrainingOutputs => true;
 
-    public override ParsingOutputs ForwardAll(Tensor input)
+    internal override ParsingOutputs ForwardAll(Tensor input)
     {
         CheckInput(input);
         var made = new List<Tensor>();
