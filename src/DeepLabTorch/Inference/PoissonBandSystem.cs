@@ -59,7 +59,7 @@ internal sealed class BandSystem : IDisposable
         var df = self.F - f.narrow(0, 1, 4);
         var db = self.B - b.narrow(0, 1, 4);
         var guidance = df.mul_(mean).PlusInPlace(db.mul_(mean.neg().PlusInPlace(HeldScalars.One)));
-        var rhs = guidance.PlusInPlace(composite.narrow(0, 1, 4) * off).sum(0);
+        var rhs = guidance.PlusInPlace(composite.narrow(0, 1, 4) * off).sum(dim: 0);
         if (screening > 0)
         {
             using Scalar eps = screening.ToScalar();
@@ -88,7 +88,7 @@ internal sealed class BandSystem : IDisposable
     /// <summary>A·u for u held as [M+1,3] with a zero last row: (4+ε)·u_p − Σ of the band neighbours.</summary>
     private Tensor Apply(Tensor extended)
     {
-        var neighbourSum = extended.index_select(0, _neighbours).view(4, _m, 3).sum(0);
+        var neighbourSum = extended.index_select(0, _neighbours).view(4, _m, 3).sum(dim: 0);
         return extended.narrow(0, 0, _m).mul(_diagonal).sub_(neighbourSum);
     }
 
@@ -102,7 +102,7 @@ internal sealed class BandSystem : IDisposable
         var r = _rhs - Apply(cat(new[] { u, zeros(1, 3, ScalarType.Float32, u.device) }));
         var pExt = cat(new[] { r, zeros(1, 3, ScalarType.Float32, u.device) });
         var p = pExt.narrow(0, 0, _m);
-        var rs = (r * r).sum(0);
+        var rs = (r * r).sum(dim: 0);
         using Scalar tiny = 1e-30.ToScalar();
         double rms = Math.Sqrt(rs.max().item<float>() / _m);
         int it = 0;
@@ -110,10 +110,10 @@ internal sealed class BandSystem : IDisposable
         {
             using var step = NewDisposeScope();
             var ap = Apply(pExt);
-            var stepSize = rs / (p * ap).sum(0).clamp_min(tiny);
+            var stepSize = rs / (p * ap).sum(dim: 0).clamp_min(tiny);
             u.PlusInPlace(p * stepSize);
             r.sub_(ap.mul_(stepSize));
-            var rsNext = (r * r).sum(0);
+            var rsNext = (r * r).sum(dim: 0);
             p.mul_(rsNext / rs.clamp_min(tiny)).PlusInPlace(r);
             rs.copy_(rsNext);
             rms = Math.Sqrt(rs.max().item<float>() / _m);

@@ -97,6 +97,37 @@ public static class PoissonBlend
         return outp.clamp_(HeldScalars.Zero, HeldScalars.One).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// The seam error of a composite [N,3,H,W]: the mean, over every pair of 4-neighbours p, q that the outline
+    /// separates (one has alpha ≥ threshold, the other not) and over the three channels, of
+    /// |(u_q − u_p) − (ā·(fg_q − fg_p) + (1 − ā)·(bg_q − bg_p))|, ā = (alpha_p + alpha_q)/2: how far the composite's
+    /// step across the outline is from the photo's gradient on the person and the background's off it. A pasted
+    /// edge scores the colour jump |fg − bg|; 0 is seamless. Returns 0 when there is no outline.
+    /// </summary>
+    public static double SeamError(Tensor composite, Tensor fg, Tensor bg, Tensor alpha, double threshold = 0.5)
+    {
+        CheckShapes(fg, bg, alpha);
+        using var scope = NewDisposeScope();
+        using var grad = no_grad();
+        using var level = threshold.ToScalar();
+        using Scalar half = 0.5.ToScalar();
+        var mask = alpha.ge(level);
+        Tensor sum = zeros(1, ScalarType.Float64), count = zeros(1, ScalarType.Float64);
+        foreach (var dim in new[] { 2, 3 })
+        {
+            long n = alpha.size(dim) - 1;
+            if (n <= 0) continue;
+            Tensor Step(Tensor t) => (t.narrow(dim, 1, n) - t.narrow(dim, 0, n)).to(ScalarType.Float64);
+            var seam = mask.narrow(dim, 1, n).not_equal(mask.narrow(dim, 0, n)).to(ScalarType.Float64);
+            var mean = alpha.narrow(dim, 1, n).add(alpha.narrow(dim, 0, n), HeldScalars.IntegralOne).mul_(half).to(ScalarType.Float64);
+            var expected = (Step(fg) * mean).PlusInPlace(Step(bg) * mean.neg().PlusInPlace(HeldScalars.One));
+            sum.PlusInPlace(((Step(composite) - expected).abs() * seam).sum());
+            count.PlusInPlace(seam.sum().mul(fg.size(1)));
+        }
+        double c = count.item<double>();
+        return c == 0 ? 0 : sum.item<double>() / c;
+    }
+
     private static void CheckShapes(Tensor fg, Tensor bg, Tensor alpha)
     {
         string S(Tensor t) => $"[{string.Join(",", t.shape)}]";
