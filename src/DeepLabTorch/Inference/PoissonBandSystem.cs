@@ -45,11 +45,11 @@ internal sealed class BandSystem : IDisposable
         var a = alpha.take(pos).unsqueeze(2);                         // [5,M,1]
         var composite = (f * a).PlusInPlace(b * a.neg().PlusInPlace(HeldScalars.One));
 
-        // Compact index of every pixel of the batch: M where the pixel is not a band pixel.
-        using Scalar mScalar = m.ToScalar();
-        var compact = full(n * h * w, mScalar, ScalarType.Int64, fg.device);
-        compact.index_put_(arange(0L, m, 1L, ScalarType.Int64, fg.device), band);
-        var neighbours = compact.take(pos.narrow(0, 1, 4));          // [4,M]
+        // Compact index of each neighbour: its place in the ascending band, or M when it is not a band pixel.
+        using Scalar mScalar = m.ToScalar(), last = (m - 1).ToScalar();
+        var others = pos.narrow(0, 1, 4);
+        var place = searchsorted(band, others).clamp_max_(last);
+        var neighbours = place.masked_fill_(band.take(place).not_equal(others), mScalar); // [4,M]
         var off = neighbours.eq(mScalar).unsqueeze(2).to(ScalarType.Float32);
 
         // Guidance v_pq summed over the four neighbours, plus the fixed neighbours' values.

@@ -95,7 +95,8 @@ public class PoissonBlendTests
         using var plain = Matter.Composite(fg, bg, alpha);
         using var poisson = PoissonBlend.Composite(fg, bg, alpha, new PoissonOptions { BandRadius = 4 });
         double ea = PoissonBlend.SeamError(plain, fg, bg, alpha), ep = PoissonBlend.SeamError(poisson, fg, bg, alpha);
-        Assert.True(ea > 0.1, $"alpha's seam error {ea} should show the 0.25 offset");
+        // The soft 2-pixel edge halves the step alpha blending leaves; it is still several hundredths (0.061 when written).
+        Assert.True(ea > 0.04, $"alpha's seam error {ea} should show the brightness offset");
         Assert.True(ep < ea / 3, $"Poisson's seam error {ep} is not well below alpha's {ea}");
         Assert.True(poisson.min().item<float>() >= 0 && poisson.max().item<float>() <= 1);
     }
