@@ -110,9 +110,9 @@ public sealed class BlendBenchmark : IBenchmark
         }
         try
         {
-            var y = arange(0L, h, 1L, ScalarType.Float32).view(1, 1, h, 1);
-            var x = arange(0L, w, 1L, ScalarType.Float32).view(1, 1, 1, w);
-            var c = arange(0L, 3L, 1L, ScalarType.Float32).view(1, 3, 1, 1);
+            var y = arange(S(0), S(h), S(1), ScalarType.Float32).view(1, 1, h, 1);
+            var x = arange(S(0), S(w), S(1), ScalarType.Float32).view(1, 1, 1, w);
+            var c = arange(S(0), S(3), S(1), ScalarType.Float32).view(1, 3, 1, 1);
             var fg = x.div(S(17)).Plus(c).sin_().mul(y.div(S(23)).cos()).mul_(S(0.3)).PlusInPlace(S(0.5));
             var bg = x.div(S(29)).sub(c).cos_().mul(y.div(S(31)).sin()).mul_(S(0.2)).PlusInPlace(S(0.3 + offset));
             var dx = x.sub(S(w / 2.0)).div_(S(0.25 * w)).square();

@@ -38,7 +38,8 @@ internal sealed class BandSystem : IDisposable
         var pos = Neighbourhoods(band, h, w);                        // [5,M]: p, left, right, up, down
         using Scalar plane = (h * w).ToScalar(), twoPlanes = (2 * h * w).ToScalar();
         var image = pos.div(plane, rounding_mode: RoundingMode.floor);
-        var offsets = arange(0L, 3L, 1L, ScalarType.Int64, fg.device).mul_(plane).view(1, 1, 3);
+        using Scalar three = 3L.ToScalar();
+        var offsets = arange(HeldScalars.Zero, three, HeldScalars.IntegralOne, ScalarType.Int64, fg.device).mul_(plane).view(1, 1, 3);
         var flat = pos.Plus(image.mul_(twoPlanes)).unsqueeze(2).Plus(offsets); // [5,M,3]
         var f = fg.take(flat);
         var b = bg.take(flat);

@@ -26,10 +26,10 @@ public sealed record PoissonOptions
     public double Threshold { get; init; } = 0.5;
 
     /// <summary>The most conjugate-gradient iterations per frame.</summary>
-    public int MaxIterations { get; init; } = 100;
+    public int MaxIterations { get; init; } = 200;
 
     /// <summary>Stop when the root-mean-square residual per band pixel and channel falls below this (colour units, [0,1]).</summary>
-    public double Tolerance { get; init; } = 2e-4;
+    public double Tolerance { get; init; } = 5e-5;
 
     /// <summary>
     /// Weight of a screening term ε·|u − alpha composite|² added to the Poisson energy: it keeps the system
@@ -110,7 +110,7 @@ public static class PoissonBlend
         using var scope = NewDisposeScope();
         using var grad = no_grad();
         using var level = threshold.ToScalar();
-        using Scalar half = 0.5.ToScalar();
+        using Scalar half = 0.5.ToScalar(), channels = fg.size(1).ToScalar();
         var mask = alpha.ge(level);
         Tensor sum = zeros(1, ScalarType.Float64), count = zeros(1, ScalarType.Float64);
         foreach (var dim in new[] { 2, 3 })
@@ -122,7 +122,7 @@ public static class PoissonBlend
             var mean = alpha.narrow(dim, 1, n).add(alpha.narrow(dim, 0, n), HeldScalars.IntegralOne).mul_(half).to(ScalarType.Float64);
             var expected = (Step(fg) * mean).PlusInPlace(Step(bg) * mean.neg().PlusInPlace(HeldScalars.One));
             sum.PlusInPlace(((Step(composite) - expected).abs() * seam).sum());
-            count.PlusInPlace(seam.sum().mul(fg.size(1)));
+            count.PlusInPlace(seam.sum().mul(channels));
         }
         double c = count.item<double>();
         return c == 0 ? 0 : sum.item<double>() / c;
