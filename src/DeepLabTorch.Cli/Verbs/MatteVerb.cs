@@ -33,6 +33,11 @@ public sealed class MatteVerb : ModelRunOptions
     public double EdgeEps { get; set; } = 1e-3;
     [Option("smooth", Default = 0.0, HelpText = "Video: temporal smoothing of the mask in [0, 1): alpha = s*previous + (1-s)*current. 0 is off.")]
     public double Smooth { get; set; }
+    [Option("blend", Default = "alpha", HelpText = "How the person meets the background: alpha (alpha blending) or poisson (gradient-domain " +
+        "blending in a band around the outline: the photo's gradients, no colour seam).")]
+    public string Blend { get; set; } = "alpha";
+    [Option("blend-band", HelpText = "With --blend poisson: the band's half-width in pixels (default: 1% of the short side, at least 2).")]
+    public int? BlendBand { get; set; }
     [Option("save-alpha", HelpText = "Images: also write <stem>_alpha.png, the refined matte as 8-bit gray.")]
     public bool SaveAlpha { get; set; }
 
@@ -47,6 +52,8 @@ public sealed class MatteVerb : ModelRunOptions
     {
         var predictOptions = PredictVerb.BuildOptions(Scales, Flip, Resize, null, 1.0 / 3.0);
         var background = Inference.Background.Parse(Background);
+        var blend = ParseBlend(Blend);
+        var poisson = new PoissonOptions { BandRadius = BlendBand }.Validate();
         var files = InputFiles.Expand(Input, includeVideo: true);
         var log = Loggers.CreateLogger(LogCategories.Inference);
         var device = Engine.SetUp(Device, Threads, log: Loggers.CreateLogger(LogCategories.Runtime));
@@ -63,6 +70,7 @@ public sealed class MatteVerb : ModelRunOptions
         {
             PersonClasses = persons is { Length: > 1 } ? persons : null, PersonClass = persons is [var one] ? one : null,
             EdgeRadius = EdgeRadius, EdgeEps = EdgeEps, Smoothing = Smooth,
+            Blend = blend, Poisson = poisson,
         }.Validate();
         var classes = matteOptions.ResolvePersonClasses(loaded.Config.NumClasses);
         log.LogInformation("matte: {Inputs} input(s), person = class {PersonClass} ({PersonName}), background {Background}",
@@ -108,7 +116,7 @@ public sealed class MatteVerb : ModelRunOptions
                     var frame = RgbTensors.FromBytes(rgb, h, w);
                     var alpha = matter.Alpha(frame);
                     var bg = renderer.Render(frame);
-                    var outp = RgbTensors.ToBytes(Matter.Composite(frame, bg, alpha));
+                    var outp = RgbTensors.ToBytes(matter.Blend(frame, bg, alpha));
                     WriteImage(target, outp, h, w);
                     if (SaveAlpha)
                     {
@@ -133,6 +141,14 @@ public sealed class MatteVerb : ModelRunOptions
             $"matte: {images} image(s), {videos} video(s) in {clock.Elapsed.TotalSeconds:F1} s; {failed} failed; output in {Output}"));
         return failed > 0 ? 1 : 0;
     }
+
+    /// <summary>--blend alpha|poisson, any case; anything else is one UserException.</summary>
+    public static BlendMode ParseBlend(string value) => value.Trim().ToLowerInvariant() switch
+    {
+        "alpha" => BlendMode.Alpha,
+        "poisson" => BlendMode.Poisson,
+        _ => throw new UserException($"--blend '{value}' is not a blend mode: give alpha or poisson"),
+    };
 
     private static void WriteImage(string path, byte[] rgb, int h, int w)
     {

@@ -33,7 +33,7 @@ internal static class GuidedFilter
     }
 
     /// <summary>Sum over [i-r, i+r] ∩ [0, n) along one dim: a zero-padded cumulative sum and one difference.</summary>
-    private static Tensor BoxSum(Tensor x, long dim, int r)
+    internal static Tensor BoxSum(Tensor x, long dim, int r)
     {
         long n = x.size((int)dim);
         var pads = dim == 3 ? new long[] { r + 1, r } : new long[] { 0, 0, r + 1, r };

@@ -26,8 +26,16 @@ internal sealed record MatteOptions
     /// <summary>Temporal smoothing for video: alpha_t = s·alpha_{t−1} + (1−s)·alpha_now. 0 is off.</summary>
     public double Smoothing { get; init; }
 
+    /// <summary>How the person meets the background: alpha blending, or Poisson (gradient-domain) blending in a band around the outline.</summary>
+    public BlendMode Blend { get; init; } = BlendMode.Alpha;
+
+    /// <summary>Settings of the Poisson blend (null: the defaults); used when <see cref="Blend"/> is Poisson.</summary>
+    public PoissonOptions? Poisson { get; init; }
+
     public MatteOptions Validate()
     {
+        if (!Enum.IsDefined(Blend)) throw new UserException($"blend mode {(int)Blend} is neither alpha nor poisson");
+        Poisson?.Validate();
         if (PersonClass is int c && c < 0) throw new UserException($"--person-class {c} must be a class index (0 or more)");
         if (PersonClasses is { } cs && (cs.Count == 0 || cs.Any(k => k < 0))) throw new UserException("--person-class: give one or more class indices (0 or more)");
         if (EdgeRadius is int r && (r < 0 || r > 1000)) throw new UserException($"edge radius {r} must lie in [0, 1000]");
@@ -57,7 +65,7 @@ internal sealed record MatteOptions
 
 /// <summary>
 /// Background replacement: person probability from the model, edges refined with a guided filter on
-/// the image, optional temporal smoothing between frames, then alpha blending over a background.
+/// the image, optional temporal smoothing between frames, then alpha or Poisson blending over a background.
 /// One instance per stream (it remembers the previous frame's alpha).
 /// </summary>
 internal sealed class Matter : IDisposable
@@ -108,6 +116,10 @@ internal sealed class Matter : IDisposable
         return outp.MoveToOuterDisposeScope();
     }
 
+    /// <summary>The composite this matter's options ask for: <see cref="Composite"/> or <see cref="PoissonBlend.Composite"/>.</summary>
+    public Tensor Blend(Tensor fg, Tensor bg, Tensor alpha) =>
+        Options.Blend == BlendMode.Poisson ? PoissonBlend.Composite(fg, bg, alpha, Options.Poisson) : Composite(fg, bg, alpha);
+
     /// <summary>Default guided-filter radius for a frame: about 1.5% of the short side, at least 2.</summary>
     public static int AutoRadius(long height, long width) => (int)Math.Max(2, Math.Round(Math.Min(height, width) * 0.015));
 
@@ -139,7 +151,7 @@ internal sealed class Matter : IDisposable
         var frame = RgbTensors.FromBytes(rgb, height, width);
         var alpha = Alpha(frame);
         var bg = background.Render(frame);
-        return RgbTensors.ToBytes(Composite(frame, bg, alpha));
+        return RgbTensors.ToBytes(Blend(frame, bg, alpha));
     }
 
     /// <summary>Forgets the previous frame (start of a new stream).</summary>

@@ -52,4 +52,28 @@ public class LeakTests
         Settle();
         Assert.Equal(before, Tensor.TotalCount);
     }
+
+    [Fact]
+    public void PoissonBlendFreesItsTemporaries()
+    {
+        using var net = new TinyNet(2);
+        var rgb = TestImage(16, 18);
+        using var matter = new Matter(new Predictor(net), new MatteOptions { EdgeRadius = 0, Blend = BlendMode.Poisson, Poisson = new PoissonOptions { BandRadius = 2 } });
+        using var colour = new BackgroundRenderer(new Background.Colour(20, 200, 40), _ => throw new InvalidOperationException());
+        using var fg = Image(1, 16, 18).sigmoid();
+        using var bg = Image(1, 16, 18, seed: 12).sigmoid();
+        using var alpha = Image(1, 16, 18, seed: 13).narrow(1, 0, 1).sigmoid();
+        matter.Process(rgb, 16, 18, colour);
+        using (PoissonBlend.Composite(fg, bg, alpha)) { }
+        Settle();
+        long before = Tensor.TotalCount;
+        for (int i = 0; i < 3; i++)
+        {
+            matter.Process(rgb, 16, 18, colour);
+            using (PoissonBlend.CompositeWithReport(fg, bg, alpha, new PoissonOptions { BandRadius = 3 }, out var report))
+                Assert.True(report.BandPixels > 0);
+        }
+        Settle();
+        Assert.Equal(before, Tensor.TotalCount);
+    }
 }
