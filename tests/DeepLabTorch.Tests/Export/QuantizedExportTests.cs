@@ -289,4 +289,45 @@ public class QuantizedExportTests(ITestOutputHelper output)
         // float32 model's, within 5% of the logit scale (measured 1.7%: float16 has 11 bits of mantissa).
         DeepLabOnnxTests.AssertOrtMatches(model, dir["m.onnx"], "fp16", 0.05, output, new long[] { 1, 3, 49, 57 });
     }
+
+    private static (int Code, string Stdout, string Stderr) Cli(params string[] args)
+    {
+        var (stdout, stderr) = (new StringWriter(), new StringWriter());
+        int code = DeepLabTorch.Cli.Program.Run(args, stdout, stderr);
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    /// <summary>Through the CLI: export --quantize int8 logs what it quantised; predict takes the int8 and fp16 files like any .onnx; flags are checked.</summary>
+    [Fact]
+    public void ExportVerbWritesFilesThatPredictTakes()
+    {
+        using var dir = new TempDir();
+        var weights = DeepLabTorch.Tests.Inference.OnnxPredictTests.SaveTrainedLooking(dir.Path, 11);
+        WriteImages(dir["calib"], 3);
+        var (code, stdout, stderr) = Cli("export", "--weights", weights, "--format", "onnx", "--output", dir["int8.onnx"],
+            "--quantize", "int8", "--calibration", dir["calib"], "--calibration-count", "2", "--calibration-method", "percentile");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("int8 QDQ", stdout);
+        Assert.Contains("calibrated on 2 image(s)", stdout);
+        Assert.Contains("convolution(s) quantised", stderr);
+        Assert.Contains("kept in float32: backbone.features.0.0, decoder.last_conv.8", stderr);
+        (code, _, stderr) = Cli("export", "--weights", weights, "--format", "onnx", "--output", dir["fp16.onnx"], "--quantize", "fp16");
+        Assert.True(code == 0, stderr);
+        foreach (var file in new[] { "int8.onnx", "fp16.onnx" })
+        {
+            (code, _, stderr) = Cli("predict", "--weights", dir[file], "--input", dir["calib"], "--output", dir["out-" + file], "--threads", "1", "--quiet");
+            Assert.True(code == 0, stderr);
+            Assert.Equal(3, Directory.GetFiles(dir["out-" + file], "*.png").Length);
+        }
+
+        (code, _, stderr) = Cli("export", "--weights", weights, "--format", "onnx", "--output", dir["x.onnx"], "--quantize", "int8");
+        Assert.NotEqual(0, code);
+        Assert.Contains("--quantize int8 needs --calibration DIR", stderr);
+        (code, _, stderr) = Cli("export", "--weights", weights, "--format", "onnx", "--output", dir["x.onnx"], "--calibration", dir["calib"]);
+        Assert.NotEqual(0, code);
+        Assert.Contains("apply to --quantize int8 only", stderr);
+        (code, _, stderr) = Cli("export", "--weights", weights, "--output", dir["x.onnx"], "--quantize", "int4");
+        Assert.NotEqual(0, code);
+        Assert.Contains("--quantize must be int8 or fp16, got 'int4'", stderr);
+    }
 }
