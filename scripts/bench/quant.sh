@@ -43,8 +43,24 @@ record() { echo "$1" >> "$results"; }
 evaluate() { # seed engine weights [precision]
   local json
   json=$("${deeplab[@]}" eval --weights "$3" --dataset synthetic --data-root "$data" --split val --threads "$threads" --workers 1 \
-    --precision "${4:-float32}" --json --log-level warning)
+    --precision "${4:-float32}" --json --log-level warning --quiet | tr '\n' ' ')
   record "{\"kind\": \"miou\", \"seed\": $1, \"engine\": \"$2\", \"metrics\": $json}"
+}
+first="$work/seed$(echo $seeds | cut -d' ' -f1)"
+timed() { # name, bench infer settings...
+  local name="$1"; shift
+  echo "quant: timing $name ..." >&2
+  local out; out=$(/usr/bin/time -f "%M" -o "$work/rss.txt" "${deeplab[@]}" bench infer size=513 batch=8 "iters_b1=$iters1" "iters_batch=$itersb" --threads "$threads" "$@")
+  record "{\"kind\": \"speed\", \"engine\": \"$name\", \"peak_rss_kb\": $(tail -1 "$work/rss.txt"), \"bench\": $out}"
+}
+speed() { # the first seed: five engines at 513², batch 1 and 8; int8 activations exported to time them against uint8
+"${deeplab[@]}" export --weights "$first/run/last.safetensors" --format onnx --output "$first/int8-s8.onnx" --quantize int8 \
+  --calibration "$work/calibration" --calibration-count "$calib" --calibration-method "$method" --activations int8 --log-level warning >&2
+  timed torch_float32 "weights=$first/run/last.safetensors"
+timed torch_bf16 "weights=$first/run/last.safetensors" precision=bf16
+timed ort_float32 "onnx=$first/float32.onnx"
+timed ort_int8 "onnx=$first/int8.onnx"
+timed ort_int8_s8 "onnx=$first/int8-s8.onnx"
 }
 for seed in $seeds; do
   dir="$work/seed$seed"; ckpt="$dir/run/last.safetensors"
@@ -70,22 +86,8 @@ for seed in $seeds; do
   evaluate "$seed" torch_bf16 "$ckpt" bf16
   evaluate "$seed" ort_float32 "$dir/float32.onnx"
   evaluate "$seed" ort_int8 "$dir/int8.onnx"
+  [ "$seed" = "$(echo $seeds | cut -d' ' -f1)" ] && speed
 done
-
-first="$work/seed$(echo $seeds | cut -d' ' -f1)"
-"${deeplab[@]}" export --weights "$first/run/last.safetensors" --format onnx --output "$first/int8-s8.onnx" --quantize int8 \
-  --calibration "$work/calibration" --calibration-count "$calib" --calibration-method "$method" --activations int8 --log-level warning >&2
-timed() { # name, bench infer settings...
-  local name="$1"; shift
-  echo "quant: timing $name ..." >&2
-  local out; out=$(/usr/bin/time -f "%M" -o "$work/rss.txt" "${deeplab[@]}" bench infer size=513 batch=8 "iters_b1=$iters1" "iters_batch=$itersb" --threads "$threads" "$@")
-  record "{\"kind\": \"speed\", \"engine\": \"$name\", \"peak_rss_kb\": $(tail -1 "$work/rss.txt"), \"bench\": $out}"
-}
-timed torch_float32 "weights=$first/run/last.safetensors"
-timed torch_bf16 "weights=$first/run/last.safetensors" precision=bf16
-timed ort_float32 "onnx=$first/float32.onnx"
-timed ort_int8 "onnx=$first/int8.onnx"
-timed ort_int8_s8 "onnx=$first/int8-s8.onnx"
 
 /usr/bin/python3 "$root/scripts/bench/quant_report.py" "$results" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" \
   "$(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" "$budget" "$calib" "$method" "$threads"
