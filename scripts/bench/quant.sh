@@ -50,7 +50,7 @@ first="$work/seed$(echo $seeds | cut -d' ' -f1)"
 timed() { # name, bench infer settings...
   local name="$1"; shift
   echo "quant: timing $name ..." >&2
-  local out; out=$(/usr/bin/time -f "%M" -o "$work/rss.txt" "${deeplab[@]}" bench infer size=513 batch=8 "iters_b1=$iters1" "iters_batch=$itersb" --threads "$threads" "$@")
+  local out; out=$(/usr/bin/time -f "%M" -o "$work/rss.txt" "${deeplab[@]}" bench infer size=513 batch=8 "iters_b1=$iters1" "iters_batch=$itersb" --threads "$threads" "$@" | tr '\n' ' ')
   record "{\"kind\": \"speed\", \"engine\": \"$name\", \"peak_rss_kb\": $(tail -1 "$work/rss.txt"), \"bench\": $out}"
 }
 speed() { # the first seed: five engines at 513², batch 1 and 8; int8 activations exported to time them against uint8

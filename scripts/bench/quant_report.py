@@ -5,7 +5,17 @@ import json
 import os
 import sys
 
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+def records(text):
+    decoder, i, out = json.JSONDecoder(), 0, []
+    while True:
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i >= len(text):
+            return out
+        obj, i = decoder.raw_decode(text, i)
+        out.append(obj)
+
+rows = records(open(sys.argv[1]).read())
 speed = {r["engine"]: r for r in rows if r["kind"] == "speed"}
 sizes = {r["seed"]: r for r in rows if r["kind"] == "size"}
 miou = {}

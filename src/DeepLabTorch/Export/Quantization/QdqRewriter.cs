@@ -53,7 +53,9 @@ internal sealed class QdqRewriter
         }
         _g.Node.Clear();
         _g.Node.AddRange(_nodes);
-        var kept = _g.Initializer.Where(t => !_replacedInit.Contains(t.Name)).ToList();
+        // The float weights now quantised, and the Clip bounds of absorbed ReLU6s, are no longer read by any node.
+        var read = _nodes.SelectMany(n => n.Input).ToHashSet(StringComparer.Ordinal);
+        var kept = _g.Initializer.Where(t => !_replacedInit.Contains(t.Name) && read.Contains(t.Name)).ToList();
         _g.Initializer.Clear();
         _g.Initializer.AddRange(kept);
         _g.Initializer.AddRange(_newInit);
