@@ -20,7 +20,7 @@ public sealed class InferBenchmark : IBenchmark
     public string Name => "infer";
     public string Description => "inference latency at batch 1 and throughput at batch N (size=513 batch=8 iters_b1=10 iters_batch=3 backbone=mobilenet os=16 device=cpu flush_denormal=true channels_last=true precision=float32|bf16 fold_bn=true|false, default true as predict; " +
         "engine=torch|onnx: onnx exports the model and runs it in ONNX Runtime, tuned by ort_threads=N ort_opt=basic|extended|all ort_mode=sequential|parallel " +
-        "ort_mem_pattern=true|false ort_spinning=true|false)";
+        "ort_mem_pattern=true|false ort_spinning=true|false; weights=PATH: a trained model instead of random weights; onnx=PATH: run this .onnx file (e.g. an int8 export) in ONNX Runtime)";
 
     public JsonObject Run(IReadOnlyDictionary<string, string> args, ILogger log)
     {
@@ -35,7 +35,10 @@ public sealed class InferBenchmark : IBenchmark
         bool flushed = flush && FlushDenormal.Set(true);
 
         manual_seed(0);
-        using var model = ModelFactory.Build(new ModelConfig(backbone, os, 21));
+        using var loaded = args.TryGetValue("weights", out var weightsPath) ? ModelLoader.Load(weightsPath, null, log) : null;
+        using var random = loaded is null ? ModelFactory.Build(new ModelConfig(backbone, os, 21)) : null;
+        var model = loaded?.Model ?? random!;
+        if (loaded is not null) backbone = model.Config.Backbone;
         // Prepared as predict, matte and eval prepare theirs: channels-last weights on the CPU
         // (the convolutions then run in oneDNN's NHWC layout; inputs stay as they come).
         bool channelsLast = device.type == DeviceType.CPU && (!args.TryGetValue("channels_last", out var cl) || cl != "false");
@@ -46,7 +49,15 @@ public sealed class InferBenchmark : IBenchmark
         OnnxLogitsEngine? onnx = null;
         string? onnxPath = null;
         JsonObject? ortSettings = null;
-        if (engineName == "onnx")
+        if (args.TryGetValue("onnx", out var givenOnnx))
+        {
+            // A file deeplab export wrote (float32, fp16 or int8), run as predict runs it.
+            if (precision != Precision.Float32) throw new UserException("bench infer: onnx=PATH runs the file as it is; leave precision out");
+            engineName = "onnx";
+            ortSettings = new JsonObject();
+            onnx = new OnnxLogitsEngine(givenOnnx, get_num_threads(), o => ortSettings = TuneOrt(o, args));
+        }
+        else if (engineName == "onnx")
         {
             // predict --engine onnx runs a file that deeplab export wrote: the same export (BatchNorm folded by the exporter), float32.
             if (precision != Precision.Float32) throw new UserException("bench infer: engine=onnx runs float32 only");
@@ -81,6 +92,8 @@ public sealed class InferBenchmark : IBenchmark
         if (onnxPath is not null) File.Delete(onnxPath);
         return new JsonObject
         {
+            ["weights"] = weightsPath,
+            ["onnx_file"] = givenOnnx,
             ["engine"] = engineName == "onnx" ? "onnxruntime " + OrtVersion() : "torchsharp",
             ["onnxruntime_settings"] = ortSettings,
             ["size"] = size,

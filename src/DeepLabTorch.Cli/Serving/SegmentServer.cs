@@ -237,7 +237,7 @@ internal sealed class SegmentServer : IAsyncDisposable
             picture = Uploads.Decode(bg, "background image", _settings.MaxPixels);
         var background = ParseBackground(backgroundSpec, picture);
         bool jpeg = c.Request.Headers.Accept.Any(a => a?.Contains("image/jpeg", StringComparison.OrdinalIgnoreCase) == true);
-        if (blend == "poisson") throw new HttpError(501, "Poisson blending is not built into this server yet; use blend=alpha");
+        bool poisson = blend == "poisson";
         var eps = new MatteOptions().EdgeEps;
         var (rgb, _, totalMs) = await _batcher.RunAsync(image.Rgb, image.Height, image.Width, (logits, image01) =>
         {
@@ -246,7 +246,7 @@ internal sealed class SegmentServer : IAsyncDisposable
             if (alphaOnly) return alpha.mul(HeldScalars.Byte255).round().clamp(HeldScalars.Zero, HeldScalars.Byte255).to(ScalarType.Byte).ToArray<byte>();
             using var renderer = new BackgroundRenderer(background, _ => (picture!.Rgb, picture.Height, picture.Width));
             var bgFrame = renderer.Render(image01);
-            return RgbTensors.ToBytes(Matter.Composite(image01, bgFrame, alpha));
+            return RgbTensors.ToBytes(poisson ? PoissonBlend.Composite(image01, bgFrame, alpha) : Matter.Composite(image01, bgFrame, alpha));
         }, Timeout, c.RequestAborted);
         if (alphaOnly) await Write(c, Data.Png.PngWriter.EncodeGray(rgb, image.Height, image.Width), "image/png", totalMs);
         else if (jpeg) await Write(c, ImageCodec.EncodeJpeg(rgb, image.Height, image.Width), "image/jpeg", totalMs);

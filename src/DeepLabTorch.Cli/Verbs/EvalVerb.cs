@@ -9,6 +9,7 @@ using DeepLabTorch.Models;
 using DeepLabTorch.Reporting;
 using DeepLabTorch.Extensions;
 using TorchSharp;
+using static TorchSharp.torch;
 using DeepLabTorch.Cli.Progress;
 using Microsoft.Extensions.Logging;
 
@@ -73,12 +74,18 @@ public sealed class EvalVerb : VerbBase
             Dataset = Dataset, DataRoot = DataRoot, UseSbd = UseSbd, BaseSize = BaseSize, CropSize = CropSize, ValCrop = ValCrop, Workers = Workers,
         };
         var ds = Datasets.Open(options, Split, dataLog);
-        using var loaded = ModelLoader.LoadForInference(Weights, new ModelRequest { Backbone = Backbone, OutputStride = OutStride, NumClasses = NumClasses },
+        bool onnx = Weights.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase);
+        using var loaded = onnx ? null : ModelLoader.LoadForInference(Weights, new ModelRequest { Backbone = Backbone, OutputStride = OutStride, NumClasses = NumClasses },
             device, Loggers.CreateLogger(LogCategories.Checkpoints), PrecisionNames.Parse(Precision));
-        var model = loaded.Model;
-        var numClasses = model.Config.NumClasses;
+        using var engine = onnx ? OpenOnnx() : null;
+        nn.Module<Tensor, Tensor> network = loaded?.Model ?? (nn.Module<Tensor, Tensor>)engine!;
+        var numClasses = loaded?.Model.Config.NumClasses ?? engine!.NumClasses;
+        var (backbone, outputStride) = loaded is null ? ("onnx", 0) : (loaded.Model.Config.Backbone, loaded.Model.Config.OutputStride);
+        // An .onnx graph fixes its resizes' corner mode; every DeepLabV3+ we export aligns corners unless told, so test-time scales do too.
+        bool alignCorners = loaded?.Model.Config.AlignCorners ?? true;
+
         {
-            var names = loaded.FileClassNames
+            var names = loaded?.FileClassNames
                 ?? (ds.ClassNames.Count == numClasses ? ds.ClassNames : Enumerable.Range(0, numClasses).Select(i => $"class {i}").ToArray());
             if (SavePredictions is not null) Directory.CreateDirectory(SavePredictions);
             using var loader = new DataLoader(ds, options, train: false, 1, log: dataLog);
@@ -88,14 +95,14 @@ public sealed class EvalVerb : VerbBase
             Loggers.CreateLogger(LogCategories.Inference).LogInformation(Flip
                     ? "eval: {Images} image(s) of {Dataset} {Split}, {Backbone} OS{OutputStride}, {Classes} classes, device {Device}, scales {Scales} + flip"
                     : "eval: {Images} image(s) of {Dataset} {Split}, {Backbone} OS{OutputStride}, {Classes} classes, device {Device}, scales {Scales}",
-                images, ds.Name, Split, model.Config.Backbone, model.Config.OutputStride, numClasses, device.ToString(), scaleText);
+                images, ds.Name, Split, backbone, outputStride, numClasses, device.ToString(), scaleText);
             var progress = ConsoleProgress.ForStderr(Quiet);
-            var r = SegmentationEvaluator.Run(model, loader, ds.Count, numClasses, names, device, new EvalOptions
+            var r = SegmentationEvaluator.Run(network, loader, ds.Count, numClasses, names, device, new EvalOptions
             {
                 Scales = scales,
                 Flip = Flip,
                 MaxImages = MaxImages,
-                AlignCorners = model.Config.AlignCorners,
+                AlignCorners = alignCorners,
                 OnPrediction = SavePredictions is null ? null : (id, pred, h, w) =>
                     ImageCodec.WritePalettePng(Path.Combine(SavePredictions, id + ".png"), pred, h, w),
                 Progress = progress.OrNull,
@@ -115,6 +122,36 @@ public sealed class EvalVerb : VerbBase
                 Results.WriteLine(r.Metrics.FormatTable());
             }
             return 0;
+        }
+    }
+
+    /// <summary>An exported .onnx (float32, fp16 or int8) run by ONNX Runtime on the CPU; flags the graph already fixes are refused.</summary>
+    private OnnxModule OpenOnnx()
+    {
+        if (Backbone is not null || OutStride is not null)
+            throw new UserException("--backbone and --out-stride do not apply to an ONNX model: the exported graph fixes them");
+        if (PrecisionNames.Parse(Precision) != Models.Precision.Float32)
+            throw new UserException("--precision bf16 applies to checkpoints; an ONNX model runs as it was exported");
+        var module = new OnnxModule(new OnnxLogitsEngine(Weights, Threads));
+        if (NumClasses is int n && n != module.NumClasses)
+        {
+            module.Dispose();
+            throw new UserException($"--num-classes {n}: {Weights} predicts {module.NumClasses} classes");
+        }
+        return module;
+    }
+
+    /// <summary>ONNX Runtime's logits as a module, so the evaluator's test-time augmentation and confusion matrix apply unchanged.</summary>
+    private sealed class OnnxModule(OnnxLogitsEngine engine) : nn.Module<Tensor, Tensor>("onnx")
+    {
+        public int NumClasses => engine.NumClasses;
+
+        public override Tensor forward(Tensor input) => engine.Forward(input);
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) engine.Dispose();
+            base.Dispose(disposing);
         }
     }
 }

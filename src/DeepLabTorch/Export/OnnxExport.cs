@@ -19,10 +19,15 @@ public static class OnnxExport
     /// <param name="path">The .onnx file to write.</param>
     /// <param name="withPreprocessing">Take uint8 NHWC RGB and normalise inside the graph, instead of normalised float NCHW.</param>
     /// <param name="argmax">Output class ids [N,H,W] instead of logits [N,C,H,W].</param>
-    public static void Write(SegmentationModel model, string path, bool withPreprocessing = false, bool argmax = false)
+    public static void Write(SegmentationModel model, string path, bool withPreprocessing = false, bool argmax = false) =>
+        Build(model, withPreprocessing, argmax).Save(path);
+
+    /// <summary>The float32 graph, not yet written: its Conv nodes are named after their modules' state_dict paths.</summary>
+    internal static OnnxGraphBuilder Build(SegmentationModel model, bool withPreprocessing = false, bool argmax = false)
     {
         model.eval();
         var g = new OnnxGraphBuilder();
+        g.NameModulesOf(model);
         string input = withPreprocessing
             ? g.Preprocess(g.Input("input", OnnxType.UInt8, "N", "H", "W", 3L), ImageTensor.Mean, ImageTensor.Std)
             : g.Input("input", OnnxType.Float, "N", 3L, "H", "W");
@@ -30,6 +35,6 @@ public static class OnnxExport
         long classes = model.Config.NumClasses;
         if (argmax) g.Output(g.ArgMax(full, 1), "labels", OnnxType.Int64, "N", "H", "W");
         else g.Output(full, "logits", OnnxType.Float, "N", classes, "H", "W");
-        g.Save(path);
+        return g;
     }
 }

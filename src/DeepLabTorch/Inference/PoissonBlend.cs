@@ -37,7 +37,7 @@ public sealed record PoissonOptions
     /// </summary>
     public double Screening { get; init; } = 1e-4;
 
-    public PoissonOptions Validate()
+    internal PoissonOptions Validate()
     {
         if (BandRadius is int r && (r < 1 || r > 500)) throw new UserException($"Poisson band radius {r} (--blend-band) must lie in [1, 500] pixels");
         if (!(Threshold > 0 && Threshold < 1)) throw new UserException($"Poisson threshold {Threshold} must lie in (0, 1)");

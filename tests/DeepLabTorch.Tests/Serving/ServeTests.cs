@@ -127,6 +127,15 @@ public class ServeTests(ServeFixture f) : IClassFixture<ServeFixture>
         Assert.Equal(0xFF, jpeg[0]);
         Assert.Equal(0xD8, jpeg[1]);
 
+        // Poisson blending: what `matte --blend poisson` writes.
+        var poissonTarget = Path.Combine(f.Dir, "matte", "poisson.png");
+        r = CliRunner.Run(f.Dir, "matte", "--weights", f.Weights, "--input", f.Photo, "--background", "#2040ff", "--output", poissonTarget,
+            "--blend", "poisson", "--device", "cpu", "--quiet");
+        Assert.True(r.Code == 0, r.Stderr);
+        var expectedPoisson = ImageCodec.DecodeImage(poissonTarget).Rgb;
+        Assert.NotEqual(expected, expectedPoisson);
+        Assert.Equal(expectedPoisson, ImageCodec.DecodeImage("response", await PostOk("/v1/matte?background=%232040ff&blend=poisson", Body(f.PhotoBytes))).Rgb);
+
         // An uploaded background: a flat picture comes out where the person is not.
         var flat = ImageCodec.EncodePng(Enumerable.Repeat((byte)200, 20 * 30 * 3).ToArray(), 20, 30);
         var withPicture = await PostOk("/v1/matte", new MultipartFormDataContent { { Body(f.PhotoBytes), "image", "p.png" }, { Body(flat), "background", "b.png" } });

@@ -29,6 +29,8 @@ internal sealed class OnnxGraphBuilder
     private readonly List<ValueInfoProto> _inputs = new();
     private readonly List<ValueInfoProto> _outputs = new();
     private readonly HashSet<string> _names = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _nodeNames = new(StringComparer.Ordinal);
+    private readonly Dictionary<nn.Module, string> _modulePaths = new(ReferenceEqualityComparer.Instance);
     private int _counter;
 
     public OnnxGraphBuilder(string graphName = "deeplabv3plus") { _graphName = graphName; }
@@ -50,10 +52,11 @@ internal sealed class OnnxGraphBuilder
         return name;
     }
 
-    private string Node(string op, string[] inputs, IEnumerable<AttributeProto>? attrs = null, string? output = null)
+    private string Node(string op, string[] inputs, IEnumerable<AttributeProto>? attrs = null, string? output = null, string? nodeName = null)
     {
         var outName = Claim(output, op.ToLowerInvariant());
-        var node = new NodeProto { OpType = op, Name = outName + "_node" };
+        // A module used twice (none is today) keeps its path on its first node only: node names stay unique.
+        var node = new NodeProto { OpType = op, Name = nodeName is not null && _nodeNames.Add(nodeName) ? nodeName : outName + "_node" };
         node.Input.AddRange(inputs);
         node.Output.Add(outName);
         if (attrs is not null) node.Attribute.AddRange(attrs);
@@ -63,7 +66,7 @@ internal sealed class OnnxGraphBuilder
 
     // ------------------------------------------------------------------ messages
     // proto2: a set field is written even at its default, so an INT attribute of 0 keeps its value.
-    private static AttributeProto AttrInt(string name, long v) => new() { Name = name, Type = AttributeType.Int, I = v };
+    internal static AttributeProto AttrInt(string name, long v) => new() { Name = name, Type = AttributeType.Int, I = v };
     private static AttributeProto AttrString(string name, string v) => new() { Name = name, Type = AttributeType.String, S = ByteString.CopyFromUtf8(v) };
     private static AttributeProto AttrInts(string name, long[] v)
     {
@@ -73,14 +76,14 @@ internal sealed class OnnxGraphBuilder
     }
 
     /// <summary>A tensor whose little-endian bytes the builder owns from here on (wrapped, not copied).</summary>
-    private static TensorProto Tensor(string name, OnnxType type, long[] dims, byte[] raw)
+    internal static TensorProto Tensor(string name, OnnxType type, long[] dims, byte[] raw)
     {
         var t = new TensorProto { Name = name, DataType = (int)type, RawData = UnsafeByteOperations.UnsafeWrap(raw) };
         t.Dims.AddRange(dims);
         return t;
     }
 
-    private static ValueInfoProto ValueInfo(string name, OnnxType type, OnnxDim[] dims)
+    internal static ValueInfoProto ValueInfo(string name, OnnxType type, OnnxDim[] dims)
     {
         var shape = new TensorShapeProto();
         foreach (var d in dims)
@@ -144,7 +147,19 @@ internal sealed class OnnxGraphBuilder
     public string ConstScalar(float value) => ConstFloats(new[] { value }, Array.Empty<long>());
 
     // ------------------------------------------------------------------ convolutions
-    public string Conv(string x, torch.Tensor weight, torch.Tensor? bias, long[] stride, long[] padding, long[] dilation, long groups, string? output = null)
+    /// <summary>
+    /// Names every Conv node after its module's state_dict path (e.g. "decoder.last_conv.8"), so the quantiser's
+    /// log and --keep-float speak of layers, not of generated value names.
+    /// </summary>
+    public void NameModulesOf(nn.Module root)
+    {
+        foreach (var (path, module) in root.named_modules())
+            if (path.Length > 0) _modulePaths.TryAdd(module, path);
+    }
+
+    private string? PathOf(nn.Module module) => _modulePaths.TryGetValue(module, out var p) ? p : null;
+
+    public string Conv(string x, torch.Tensor weight, torch.Tensor? bias, long[] stride, long[] padding, long[] dilation, long groups, string? output = null, string? nodeName = null)
     {
         var w = weight.shape;
         var inputs = new List<string> { x, Initializer(weight) };
@@ -156,18 +171,18 @@ internal sealed class OnnxGraphBuilder
             AttrInts("pads", new[] { padding[0], padding[1], padding[0], padding[1] }),
             AttrInts("dilations", new[] { dilation[0], dilation[1] }),
             AttrInt("group", groups),
-        }, output);
+        }, output, nodeName);
     }
 
     public string Conv(string x, Conv2d conv, string? output = null) =>
-        Conv(x, conv.weight, conv.bias, conv.stride!, conv.padding ?? [0, 0], conv.dilation!, conv.groups, output);
+        Conv(x, conv.weight, conv.bias, conv.stride!, conv.padding ?? [0, 0], conv.dilation!, conv.groups, output, PathOf(conv));
 
     /// <summary>One Conv whose weight and bias absorb an eval-mode BatchNorm that follows the conv.</summary>
     public string ConvBn(string x, Conv2d conv, BatchNorm bn, string? output = null)
     {
         var (w, b) = FoldBatchNorm(conv, bn);
         using (w) using (b)
-            return Conv(x, w, b, conv.stride!, conv.padding ?? [0, 0], conv.dilation!, conv.groups, output);
+            return Conv(x, w, b, conv.stride!, conv.padding ?? [0, 0], conv.dilation!, conv.groups, output, PathOf(conv));
     }
 
     /// <summary>BatchNorm folded into the preceding conv (float32 results the caller disposes); the math is BatchNormFolding's, shared with inference.</summary>
