@@ -85,14 +85,7 @@ public sealed class BlendBenchmark : IBenchmark
         return Math.Round(times[times.Count / 2], 1);
     }
 
-    private static string CpuName()
-    {
-        const string path = "/proc/cpuinfo";
-        if (!File.Exists(path)) return "unknown";
-        var lines = File.ReadLines(path).ToList();
-        string Field(string key) => lines.FirstOrDefault(l => l.StartsWith(key, StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "?";
-        return $"{Field("model name")} (cpu family {Field("cpu family")})";
-    }
+    private static string CpuName() => Runtime.CpuIdentity.Current?.Describe() ?? System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString();
 
     /// <summary>
     /// A synthetic frame [1,3,H,W] in [0,1]: a textured photo, a differently textured background 0.25 brighter
