@@ -24,8 +24,11 @@ fi
 # 1. Debian packages. The engine (TorchSharp + libtorch) comes from NuGet, so no compiler or -dev
 #    package is needed: ffmpeg serves video; python3-torch and friends make golden files and baselines,
 #    with OpenBLAS (OpenMP build) as the BLAS of the Python baselines, as PyTorch users have it; Open MPI
-#    (mpirun and libmpi.so.40) runs data-parallel training and its tests; time (/usr/bin/time) times the benchmarks.
-packages=(time ffmpeg libopenblas0-openmp python3 python3-torch python3-torchvision python3-numpy python3-pil python3-scipy python3-onnx openmpi-bin libopenmpi3)
+#    (mpirun and libmpi.so.40) runs data-parallel training and its tests; time (/usr/bin/time) times the benchmarks;
+#    chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver) drive serve's page headless in its
+#    browser test (tests/DeepLabTorch.Tests/Serving/PageBrowserTests.cs), which Selenium is never let to download.
+packages=(time ffmpeg libopenblas0-openmp python3 python3-torch python3-torchvision python3-numpy python3-pil python3-scipy python3-onnx openmpi-bin libopenmpi3
+  chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
