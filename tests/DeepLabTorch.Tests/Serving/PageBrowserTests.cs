@@ -170,6 +170,31 @@ public class PageBrowserTests(PageFixture f) : IClassFixture<PageFixture>
         AssertStacked(driver);
         if (Environment.GetEnvironmentVariable("DEEPLAB_SCREENSHOT") is { Length: > 0 } shot)
             driver.GetScreenshot().SaveAsFile(shot);
+
+        // An uploaded picture as the background: it replaces the colour, and the page sends it as the 'background' field.
+        var picture = Path.Combine(f.Dir, "stripes.png");
+        var stripes = new byte[40 * 50 * 3];
+        for (int i = 0; i < stripes.Length; i++) stripes[i] = (byte)((i / 3 % 50) < 25 ? 230 : 20 + i % 3 * 60);
+        ImageCodec.WritePng(picture, stripes, 40, 50);
+        driver.FindElement(By.Id("bgfile")).SendKeys(picture);
+        Assert.Empty(driver.FindElements(By.CssSelector(".swatch.on")));
+        Run(driver);
+        var onPicture = await Direct("blend=poisson", picture);
+        Assert.NotEqual(Rgb(poisson), Rgb(onPicture));
+        AssertShows(driver, onPicture, await Direct("blend=poisson&alpha=1", picture));
+
+        // A swatch after the picture drops the picture.
+        driver.FindElement(By.CssSelector(".swatch[title=night]")).Click();
+        Assert.Equal("", driver.FindElement(By.Id("bgfile")).GetAttribute("value"));
+        driver.FindElement(By.Id("poisson")).Click();
+        Run(driver);
+        AssertShows(driver, night, await Direct("background=%231d2330&blend=alpha&alpha=1"));
+
+        // A new photo clears the last answer: no old result on show, nothing to download.
+        driver.FindElement(By.Id("photo")).SendKeys(picture);
+        Assert.Null(driver.FindElement(By.Id("result")).GetAttribute("src"));
+        Assert.Null(driver.FindElement(By.Id("matte")).GetAttribute("src"));
+        Assert.False(driver.FindElement(By.Id("download")).Displayed);
         AssertNoConsoleErrors(driver);
     }
 
@@ -274,11 +299,18 @@ public class PageBrowserTests(PageFixture f) : IClassFixture<PageFixture>
     }
 
     /// <summary>POST /v1/matte with the photo and a query: the server's own answer, the reference for the page.</summary>
-    private async Task<byte[]> Direct(string query)
+    private async Task<byte[]> Direct(string query, string? backgroundFile = null)
     {
         var image = new ByteArrayContent(await File.ReadAllBytesAsync(f.Photo));
         image.Headers.ContentType = new MediaTypeHeaderValue("image/png");
-        using var response = await f.Server.Client.PostAsync("/v1/matte?" + query, new MultipartFormDataContent { { image, "image", "figure.png" } });
+        var form = new MultipartFormDataContent { { image, "image", "figure.png" } };
+        if (backgroundFile != null)
+        {
+            var background = new ByteArrayContent(await File.ReadAllBytesAsync(backgroundFile));
+            background.Headers.ContentType = new MediaTypeHeaderValue("image/png");
+            form.Add(background, "background", Path.GetFileName(backgroundFile));
+        }
+        using var response = await f.Server.Client.PostAsync("/v1/matte?" + query, form);
         var bytes = await response.Content.ReadAsByteArrayAsync();
         Assert.True(response.StatusCode == HttpStatusCode.OK, $"{query}: {(int)response.StatusCode} {System.Text.Encoding.UTF8.GetString(bytes)}");
         return bytes;
