@@ -15,7 +15,7 @@ public class PthImportTests : IClassFixture<PthFixture>
     private readonly PthFixture _files;
     public PthImportTests(PthFixture files) { _files = files; }
 
-    [Theory]
+    [LinuxTheory(LinuxOnly.Python)]
     [InlineData("bare.pth", "pytorch-state-dict")]
     [InlineData("reference.pth.tar", "pytorch-reference")]
     [InlineData("port.pth", "pytorch-port")]
@@ -54,7 +54,7 @@ public class PthImportTests : IClassFixture<PthFixture>
         }
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void StridedSharedAndTypedStoragesMatchPyTorch()
     {
         using var archive = PthReader.Open(_files["views.pth"]);
@@ -82,7 +82,7 @@ public class PthImportTests : IClassFixture<PthFixture>
         Assert.Same(((PickleTensor)a!).Storage, ((PickleTensor)rows!).Storage);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void AForeignGlobalIsRefusedByNameAndNothingRuns()
     {
         var e = Assert.Throws<CheckpointException>(() => WeightFiles.LoadStateDict(_files["evil.pth"], out _));
@@ -90,7 +90,7 @@ public class PthImportTests : IClassFixture<PthFixture>
         Assert.False(File.Exists(_files["pwned"]));
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void ATruncatedZipIsReported()
     {
         var bytes = File.ReadAllBytes(_files["bare.pth"]);
@@ -100,7 +100,7 @@ public class PthImportTests : IClassFixture<PthFixture>
         Assert.Contains("truncated or corrupt", e.Message);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void AWrongStorageSizeIsReported()
     {
         var path = _files["short-storage.pth"];
@@ -117,7 +117,7 @@ public class PthImportTests : IClassFixture<PthFixture>
         Assert.Contains("storage '1' holds 12 bytes, but 4 Float32 elements need 16", e.Message);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void TheLegacyFormatIsRefusedClearly()
     {
         var e = Assert.Throws<CheckpointException>(() => WeightFiles.LoadStateDict(_files["legacy.pth"], out _));
@@ -137,7 +137,7 @@ public class PthImportTests : IClassFixture<PthFixture>
         return ms.ToArray();
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void TheUnpicklerReadsPlainDataAndRefusesTheRest()
     {
         // {'a': [1, -2, 300, 2**40, 1.5, True, None, 'é'], 'b': (1, 2)} in protocol 2

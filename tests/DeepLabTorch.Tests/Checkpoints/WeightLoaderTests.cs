@@ -17,7 +17,7 @@ public class WeightLoaderTests : IClassFixture<PthFixture>
     private static StateDictLoadOptions FineTune(Microsoft.Extensions.Logging.ILogger? log) =>
         new() { Keys = TinyKeys, Classifier = ClassifierRule.ReinitialiseIfDifferent, Logger = log };
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void ADifferentClassCountReinitialisesOnlyTheClassifier()
     {
         using var net = new TinyNet(3);
@@ -40,7 +40,7 @@ public class WeightLoaderTests : IClassFixture<PthFixture>
         Assert.Equal("pytorch-reference", info!.Source);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void WithoutExpectedClassesAClassifierMismatchIsAnError()
     {
         using var net = new TinyNet(3);
@@ -49,7 +49,7 @@ public class WeightLoaderTests : IClassFixture<PthFixture>
         Assert.Contains("--num-classes", e.Message);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void MismatchesOutsideTheClassifierNameKeysAndShapes()
     {
         using var dir = new TempDir();
@@ -68,7 +68,7 @@ public class WeightLoaderTests : IClassFixture<PthFixture>
         Assert.StartsWith(path, e.Message);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void AliasesAndModulePrefixesAreResolved()
     {
         using var dir = new TempDir();
@@ -86,7 +86,7 @@ public class WeightLoaderTests : IClassFixture<PthFixture>
         Assert.True(net.classifier.weight.Equals(src.classifier.weight));
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void FlagsThatContradictACheckpointNameBothValues()
     {
         var info = new CheckpointInfo { Model = new CheckpointModel("mobilenet", 16, 21) };

@@ -23,7 +23,7 @@ public sealed class NumbersTests : IDisposable
         "--crop-size", "49", "--base-size", "48", "--workers", "1", "--threads", "2", "--log-interval", "1", "--epochs", "2", "--output", run,
     }.Concat(extra).ToArray();
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void EpochsCountFromOneAndTheReportPlotsTheWholeResumedRun()
     {
         var run = Path.Combine(_dir, "run");
@@ -59,7 +59,7 @@ public sealed class NumbersTests : IDisposable
         Assert.Contains("Per-class IoU (validation after epoch 2)", html);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Terminal)]
     public void TheProgressLineFitsTheTerminal()
     {
         // A real terminal of 60 columns, through script(1): every redrawn frame is at most 59 characters.

@@ -47,7 +47,7 @@ public sealed class ProgressCliTests : IDisposable
         Assert.Contains("predict: 2 image(s)", quiet.Stdout);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Terminal)]
     public void ATerminalGetsRedrawsThatFitAndTheSummaryOnALineOfItsOwn()
     {
         // A real terminal of 50 columns, through script(1), with CI unset.

@@ -64,7 +64,7 @@ public sealed class SignalTests : IDisposable
         lock (stdout) lock (stderr) return (p.ExitCode, stdout.ToString(), stderr.ToString(), run);
     }
 
-    [Theory]
+    [LinuxTheory(LinuxOnly.Signals)]
     [InlineData("INT", 130)]
     [InlineData("TERM", 143)]
     [InlineData("HUP", 129)]
@@ -86,7 +86,7 @@ public sealed class SignalTests : IDisposable
         Assert.Equal(info.Iteration + 1, CheckpointStore.ReadInfo(last)!.Iteration);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Signals)]
     public async Task ASecondSignalQuitsAtOnce()
     {
         // Large crops make an iteration long next to the few milliseconds between the two signals.

@@ -120,7 +120,7 @@ public sealed class StrictArgumentsTests : IDisposable
         Assert.Contains("--start-epoch must be in [0, 3)", bad.Stderr);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void SeveralInputPathsAreAllPredicted()
     {
         // What a shell makes of an unquoted glob: several words after --input.

@@ -151,7 +151,7 @@ public class TrainCliTests : IClassFixture<TrainedRunFixture>
         Assert.InRange(msr.GetProperty("pixel_acc").GetDouble(), 0, 1);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Signals)]
     public async Task CtrlCStopsAfterTheCurrentIterationAndSaves()
     {
         AssertTrained();

@@ -113,7 +113,7 @@ public class BadInputTests
         Assert.Contains("clean", output2);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void CheckNamesUnreadableMatFilesInSbd()
     {
         var sbd = Path.Combine(DataTestUtil.TempDir("sbdbad"), "benchmark_RELEASE", "dataset");

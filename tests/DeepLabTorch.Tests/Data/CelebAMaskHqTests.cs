@@ -51,7 +51,7 @@ public sealed class CelebAMaskHqTests : IDisposable
         Assert.Equal("hair", CelebAMaskHq.ClassNames[17]);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void TheMergeEqualsTheReferencePreparationOnTheSameFiles()
     {
         var root = _dir["tree"];

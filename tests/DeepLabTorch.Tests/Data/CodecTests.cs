@@ -9,7 +9,7 @@ public class CodecTests
 {
     private static string Fx(string name) => Path.Combine(DataTestUtil.ImageFixtures, name);
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void SolidJpegDecodesToItsColour()
     {
         var (rgb, h, w) = ImageCodec.DecodeImage(Fx("solid.jpg"));
@@ -22,7 +22,7 @@ public class CodecTests
         }
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void JpegMatchesPilDecode()
     {
         var (rgb, h, w) = ImageCodec.DecodeImage(Fx("pattern.jpg"));
@@ -33,7 +33,7 @@ public class CodecTests
         Assert.True(maxDiff <= 2, $"max difference to PIL's decode is {maxDiff}");
     }
 
-    [Theory]
+    [LinuxTheory(LinuxOnly.Python)]
     [InlineData("photo.bmp", 0)]
     [InlineData("photo.webp", 0)]
     [InlineData("cmyk.jpg", 2)]
@@ -50,7 +50,7 @@ public class CodecTests
         Assert.True(maxDiff <= tolerance, $"max difference to PIL's decode is {maxDiff}");
     }
 
-    [Theory]
+    [LinuxTheory(LinuxOnly.Python)]
     [InlineData("pattern.jpg", "JPEG")]
     [InlineData("progressive.jpg", "JPEG")]
     [InlineData("photo.webp", "WEBP")]
@@ -66,7 +66,7 @@ public class CodecTests
         }
     }
 
-    [Theory]
+    [LinuxTheory(LinuxOnly.Python)]
     [InlineData("gray_mask.jpg", 0)]
     [InlineData("pattern.jpg", 1)]
     public void JpegMasksReadAsLuminance(string file, int tolerance)
@@ -93,7 +93,7 @@ public class CodecTests
         Assert.Contains("truncated JPEG", m.Reason);
     }
 
-    [Theory]
+    [LinuxTheory(LinuxOnly.Python)]
     [InlineData("palette.png")]
     [InlineData("palette4.png")]
     [InlineData("gray.png")]
@@ -107,7 +107,7 @@ public class CodecTests
         Assert.Equal(DataTestUtil.Bin(Fx(expectedFile)), idx);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void SixteenBitMaskAbove255IsRefused()
     {
         var e = Assert.Throws<DataException>(() => ImageCodec.DecodeMask(Fx("gray16_big.png")));
@@ -115,7 +115,7 @@ public class CodecTests
         Assert.Contains("does not fit", e.Message);
     }
 
-    [Theory]
+    [LinuxTheory(LinuxOnly.Python)]
     [InlineData("rgb.png")]
     [InlineData("rgba.png")]
     [InlineData("gray_img.png")]
@@ -134,7 +134,7 @@ public class CodecTests
         else Assert.Equal(DataTestUtil.Bin(Fx(file + ".bin")), rgb);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void PalettePngRoundTripsAndPilSeesIndices()
     {
         var dir = DataTestUtil.TempDir("pal");
@@ -185,7 +185,7 @@ public class CodecTests
         Assert.True(smooth.Zip(back, (a, b) => Math.Abs(a - b)).Average() < 3);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void BilinearResizeMatchesTorch()
     {
         var dir = DataTestUtil.TempDir("resize");

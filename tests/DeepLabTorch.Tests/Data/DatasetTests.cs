@@ -20,7 +20,7 @@ public class DatasetTests
         File.WriteAllLines(Path.Combine(sbd, "val.txt"), val);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void TrainAugDeduplicatesAndExcludesVocVal()
     {
         var root = DataTestUtil.TempDir("trainaug");

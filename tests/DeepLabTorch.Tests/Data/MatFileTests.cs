@@ -5,7 +5,7 @@ namespace DeepLabTorch.Tests.Data;
 
 public class MatFileTests
 {
-    [Theory]
+    [LinuxTheory(LinuxOnly.Python)]
     [InlineData("u8_plain.mat")]
     [InlineData("u8_zlib.mat")]
     [InlineData("f64_zlib.mat")]
@@ -17,7 +17,7 @@ public class MatFileTests
         Assert.Equal(File.ReadAllBytes(Path.Combine(DataTestUtil.MatFixtures, "expected.bin")), mask);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void MatWithoutGtclsIsNamed()
     {
         var path = Path.Combine(DataTestUtil.MatFixtures, "other.mat");
@@ -26,7 +26,7 @@ public class MatFileTests
         Assert.Contains("GTcls", e.Reason);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void TruncatedAndGarbageMatFilesAreDataErrors()
     {
         var dir = DataTestUtil.TempDir("badmat");

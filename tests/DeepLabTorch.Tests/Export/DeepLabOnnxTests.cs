@@ -80,18 +80,18 @@ public class DeepLabOnnxTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void OnnxRuntimeMatchesTheModelAtTwoSizes() =>
         CheckParity("mobilenet", 16, true, 1e-4, new long[] { 1, 3, 65, 97 }, new long[] { 2, 3, 48, 40 });
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void OnnxRuntimeMatchesTheModelAtOutputStride8() =>
         CheckParity("mobilenet", 8, false, 1e-4, new long[] { 1, 3, 65, 97 }, new long[] { 2, 3, 48, 40 });
 
     // Measured: 1.3e-6 (Xception) and 2e-6 (ResNet) of the logit scale, against 2.5e-5 for MobileNetV2,
     // whose ReLU6 blocks amplify rounding. 1e-5 also catches small graph mistakes deep in the backbone
     // (a block-start ReLU left out of Xception's export moves its logits by about 1e-4 of their scale).
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void XceptionExportMatchesOnnxRuntime()
     {
         CheckParity("xception", 16, true, 1e-5, new long[] { 1, 3, 65, 97 }, new long[] { 2, 3, 33, 41 });
@@ -99,7 +99,7 @@ public class DeepLabOnnxTests(ITestOutputHelper output)
     }
 
     /// <summary>Every catalogue backbone writes its own graph (Backbone.WriteGraph): one small input each, at the loosest tolerance above.</summary>
-    [Theory]
+    [LinuxTheory(LinuxOnly.Python)]
     [MemberData(nameof(CatalogueBackbones))]
     public void EveryCatalogueBackboneExports(string backbone) =>
         CheckParity(backbone, 16, true, 1e-4, new long[] { 1, 3, 33, 41 });
@@ -111,7 +111,7 @@ public class DeepLabOnnxTests(ITestOutputHelper output)
         return data;
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void ResNetExportMatchesOnnxRuntime()
     {
         CheckParity("resnet", 8, false, 1e-5, new long[] { 1, 3, 65, 97 }, new long[] { 2, 3, 33, 41 });

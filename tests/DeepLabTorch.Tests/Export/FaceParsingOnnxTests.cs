@@ -21,7 +21,7 @@ public class FaceParsingOnnxTests(ITestOutputHelper output)
         return m;
     }
 
-    [Theory]
+    [LinuxTheory(LinuxOnly.Python)]
     [InlineData("bisenet")]
     [InlineData("stdc1")]
     [InlineData("stdc2")]

@@ -123,7 +123,7 @@ public class OnnxExportTests
         return path;
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void TheModelPassesOnnxCheckerWithDynamicShapes()
     {
         using var dir = new TempDir();
@@ -177,7 +177,7 @@ public class OnnxExportTests
         }
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void PreprocessingAndArgmaxVariantsMatch()
     {
         using var dir = new TempDir();

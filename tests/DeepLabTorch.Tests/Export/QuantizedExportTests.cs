@@ -46,7 +46,7 @@ public class QuantizedExportTests(ITestOutputHelper output)
     private static QuantizationSummary ExportInt8(DeepLabV3Plus model, string folder, string path, Int8Options? options = null) =>
         QuantizedOnnxExport.WriteInt8(model, path, options ?? new Int8Options(folder, 4), NullLogger.Instance);
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void Int8GraphPutsQdqAroundEveryQuantisedConvolution()
     {
         using var dir = new TempDir();
@@ -267,7 +267,7 @@ public class QuantizedExportTests(ITestOutputHelper output)
         Assert.Contains("backbone.features.0.0", summary.QuantisedConvs);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void Float16GraphKeepsFloat32InputAndOutput()
     {
         using var dir = new TempDir();

@@ -14,7 +14,7 @@ public class SafetensorsExportTests : IClassFixture<PthFixture>
     private readonly PthFixture _files;
     public SafetensorsExportTests(PthFixture files) { _files = files; }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void PyTorchLoadsTheExportStrictlyAndGivesOurLogits()
     {
         using var dir = new TempDir();
@@ -42,7 +42,7 @@ public class SafetensorsExportTests : IClassFixture<PthFixture>
         for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - theirs[i]) <= 1e-5, $"logit {i}: ours {a[i]}, PyTorch {theirs[i]}");
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void TheExportVerbTurnsAReferenceCheckpointIntoPlainWeights()
     {
         using var dir = new TempDir();
@@ -61,7 +61,7 @@ public class SafetensorsExportTests : IClassFixture<PthFixture>
         Assert.Null(CheckpointStore.ReadInfo(output, f.Metadata)); // weights only, no training state
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void AliasKeysAreWrittenAsCopiesOfTheirCanonicalTensors()
     {
         using var dir = new TempDir();
@@ -73,7 +73,7 @@ public class SafetensorsExportTests : IClassFixture<PthFixture>
         Assert.Throws<ArgumentException>(() => SafetensorsExport.Write(path, net.StateDictInOrder(), new Dictionary<string, string> { ["x"] = "nope" }));
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void TheExportVerbExplainsMissingPiecesAndBadFlags()
     {
         using var dir = new TempDir();

@@ -90,7 +90,7 @@ public class MatteVerbTests
         return (h, w);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Ffmpeg)]
     public void VideoKeepsFramesSizeAndAudio()
     {
         var dir = TempDir("matte-video");

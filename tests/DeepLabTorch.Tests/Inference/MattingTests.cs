@@ -94,7 +94,7 @@ public class MattingTests
             }
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void RefinedCompositeMatchesNumpyGuidedFilter()
     {
         const int h = 12, w = 10, radius = 2;

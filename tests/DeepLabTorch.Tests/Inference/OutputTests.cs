@@ -10,7 +10,7 @@ namespace DeepLabTorch.Tests.Inference;
 
 public class OutputTests
 {
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void NpyLoadsInNumpyWithShapeDtypeAndValues()
     {
         var dir = TempDir("npy");

@@ -42,7 +42,7 @@ public class PredictVerbTests
         return model.forward(x).ToArray<float>();
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void FolderGivesIndexMasksWithPaletteNpyAndProbabilities()
     {
         var dir = TempDir("predict-verb");

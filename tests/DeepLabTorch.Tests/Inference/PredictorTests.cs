@@ -107,7 +107,7 @@ public class PredictorTests
     }
 
     /// <summary>Every TTA path against PyTorch running the same weights through tests/reference/infer_predict.py.</summary>
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void MatchesPyTorchForScalesFlipResizeAndWindows()
     {
         var dir = TempDir("predict");

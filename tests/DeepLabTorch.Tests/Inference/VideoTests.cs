@@ -49,7 +49,7 @@ public class VideoTests
     private static Matter PortraitMatter(nn.Module<Tensor, Tensor> net, double smoothing = 0) =>
         new(new Predictor(net), new MatteOptions { Smoothing = smoothing });
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Ffmpeg)]
     public void MattedVideoKeepsFrameCountSizeAndAudio()
     {
         var dir = TempDir("video");
@@ -78,7 +78,7 @@ public class VideoTests
         finally { Directory.Delete(dir, true); }
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Ffmpeg)]
     public void VideoWithoutAudioStaysSilentAndFramesRoundTrip()
     {
         var dir = TempDir("video-silent");
@@ -109,7 +109,7 @@ public class VideoTests
         finally { Directory.Delete(dir, true); }
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Ffmpeg)]
     public void PcmAudioThatMp4CannotHoldIsReencoded()
     {
         var dir = TempDir("video-pcm");
@@ -145,7 +145,7 @@ public class VideoTests
         finally { Directory.Delete(empty, true); }
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Ffmpeg)]
     public void BrokenVideoIsADataErrorNamingTheFile()
     {
         var dir = TempDir("badvideo");

@@ -80,7 +80,7 @@ public class ArchitectureTests
         return data;
     }
 
-    [Theory]
+    [LinuxTheory(LinuxOnly.Python)]
     [MemberData(nameof(CatalogueBackbonesAndStrides))]
     public void StructureEqualsTheReference(string backbone, int outputStride)
     {

@@ -27,7 +27,7 @@ public class BiSeNetTests
 
     private static string S(long v) => v.ToString(CultureInfo.InvariantCulture);
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void StateDictKeysOrderAndShapesAreThoseOfPyTorch()
     {
         var stdout = ReferenceGolden.RunPython(ReferenceGolden.ScriptPath(Script), "--mode", "keys", "--classes", S(FaceClasses));
@@ -59,7 +59,7 @@ public class BiSeNetTests
     /// A reference .pth with no metadata goes through ModelLoader as predict and eval take it: the keys say
     /// bisenet, the main classifier's shape the class count, and the loaded network gives PyTorch's logits.
     /// </summary>
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void TheModelLoaderRecognisesAReferencePth()
     {
         using var threads = new PinnedThreads(ParityTests.GoldenThreads);
@@ -79,7 +79,7 @@ public class BiSeNetTests
     /// PyTorch's eval-mode outputs (main and both auxiliary heads) at a size that is a multiple of 32 and one that is
     /// not (the nearest upsampling between context stages then repeats rows and columns unevenly).
     /// </summary>
-    [Theory]
+    [LinuxTheory(LinuxOnly.Python)]
     [InlineData(64, 64)]
     [InlineData(65, 97)]
     public void EvalOutputsFromPthMatchPyTorch(int height, int width)

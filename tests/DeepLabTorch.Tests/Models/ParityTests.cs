@@ -44,7 +44,7 @@ public class ParityTests
         return data;
     }
 
-    [Theory]
+    [LinuxTheory(LinuxOnly.Python)]
     [MemberData(nameof(CatalogueBackbones))]
     public void EvalLogitsMatchPyTorch(string backbone, int outputStride)
     {
@@ -100,7 +100,7 @@ public class ParityTests
         }
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void EvalLogitsMatchPyTorchWithoutAlignedCorners()
     {
         using var threads = new PinnedThreads(GoldenThreads);
@@ -123,7 +123,7 @@ public class ParityTests
     /// the same weights and buffers as PyTorch. Dropout is set to p = 0 on both sides, since the two
     /// sides cannot draw the same dropout masks.
     /// </summary>
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void OneSgdStepMatchesPyTorch()
     {
         const double lr = 0.01;

@@ -35,7 +35,7 @@ public class PretrainedBackboneTests(PretrainedFiles files) : IClassFixture<Pret
         Assert.True(e.to(actual.dtype).equal(actual).all().item<bool>(), $"{what}: values differ");
     }
 
-    [Theory]
+    [LinuxTheory(LinuxOnly.Python)]
     [InlineData("resnet50", "resnet50.pth", "layer3.5.conv2.weight")]
     [InlineData("resnet50", "resnet50.pth", "layer4.2.bn3.running_var")]
     [InlineData("mobilenet", "mobilenet.pth", "features.17.conv.3.weight")]
@@ -57,7 +57,7 @@ public class PretrainedBackboneTests(PretrainedFiles files) : IClassFixture<Pret
         }
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void BiSeNetsContextPathStartsFromTorchvisionsResNet18()
     {
         using var model = ModelFactory.Build(new ModelConfig("bisenet", 16, 19));
@@ -77,7 +77,7 @@ public class PretrainedBackboneTests(PretrainedFiles files) : IClassFixture<Pret
         Assert.Equal("none", TrainConfigRules.Resolve(new TrainConfig { Dataset = "celebamask-hq", Backbone = "stdc1" }).PretrainedBackbone);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void TorchvisionsMobileNetMapsByStructure()
     {
         using var model = new DeepLabV3Plus(new ModelConfig("mobilenet", 16, 21));
@@ -100,7 +100,7 @@ public class PretrainedBackboneTests(PretrainedFiles files) : IClassFixture<Pret
         }
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void CadeneXceptionGoesThroughTheReferencesCopies()
     {
         using var model = new DeepLabV3Plus(new ModelConfig("xception", 16, 21));
@@ -130,7 +130,7 @@ public class PretrainedBackboneTests(PretrainedFiles files) : IClassFixture<Pret
         }
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void MaxItersZeroSavesTheStartingWeightsWithTheBackboneFromTheFile()
     {
         var dir = Python.NewTempDir("pretrained-cli");
@@ -166,7 +166,7 @@ public class PretrainedBackboneTests(PretrainedFiles files) : IClassFixture<Pret
         }
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void AShapeMismatchAndAWholeNetworkAreRefused()
     {
         // A file whose tensor has another shape than the backbone's is refused outright, naming it and both shapes.
@@ -201,7 +201,7 @@ public class PretrainedBackboneTests(PretrainedFiles files) : IClassFixture<Pret
         }
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void AFileForAnotherBackboneIsAnErrorNotNoise()
     {
         using var model = new DeepLabV3Plus(new ModelConfig("mobilenet", 16, 21));
@@ -210,7 +210,7 @@ public class PretrainedBackboneTests(PretrainedFiles files) : IClassFixture<Pret
         Assert.Contains("not an ImageNet file for this backbone", e.Message);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void AutoFindsTheFileInTorchHubsCacheOrSaysWhatToDo()
     {
         var saved = (Environment.GetEnvironmentVariable("TORCH_HOME"), Environment.GetEnvironmentVariable("XDG_CACHE_HOME"),
@@ -247,7 +247,7 @@ public class PretrainedBackboneTests(PretrainedFiles files) : IClassFixture<Pret
         }
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void RealDataSetsDefaultToAutoAndTheSyntheticSetToNone()
     {
         Assert.Equal("auto", TrainConfigRules.Resolve(new TrainConfig { Dataset = "pascal", Backbone = "mobilenet" }).PretrainedBackbone);

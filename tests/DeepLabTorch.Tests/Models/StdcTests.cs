@@ -32,7 +32,7 @@ public class StdcTests : IClassFixture<StdcTests.Goldens>
     // StdcVariant is internal: the theories take its name (xUnit's test methods are public).
     public static TheoryData<string> Variants() => new() { nameof(StdcVariant.Stdc1), nameof(StdcVariant.Stdc2) };
 
-    [Theory]
+    [LinuxTheory(LinuxOnly.Python)]
     [MemberData(nameof(Variants))]
     public void StateDictKeysOrderAndShapesArePyTorchs(string variantName)
     {
@@ -55,7 +55,7 @@ public class StdcTests : IClassFixture<StdcTests.Goldens>
         _out.WriteLine($"{variant}: {ours.Count} state_dict entries, {parameters} parameters");
     }
 
-    [Theory]
+    [LinuxTheory(LinuxOnly.Python)]
     [MemberData(nameof(Variants))]
     public void PthLoadedThroughTheImporterGivesPyTorchsOutputs(string variantName)
     {
@@ -141,7 +141,7 @@ public class StdcTests : IClassFixture<StdcTests.Goldens>
         Assert.True(rel <= limit, $"{what}: max abs diff {diff} > {limit} x {scale}");
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void DetailTargetAndLossArePyTorchs()
     {
         var golden = _goldens.Get(StdcVariant.Stdc1);

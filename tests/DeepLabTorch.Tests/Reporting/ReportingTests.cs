@@ -16,7 +16,7 @@ public class ReportingTests : IDisposable
     // The PNG signature plus some bytes: the HTML report embeds bytes as given.
     private static readonly byte[] FakePng = new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 1, 2, 3, 4, 5 };
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void TensorBoardEventsParseBackWithValidCrcsAndFields()
     {
         // A real 3×4 RGB image with distinct pixels: the writer may re-encode it, the pixels must stay.
@@ -69,7 +69,7 @@ public class ReportingTests : IDisposable
         Assert.Equal(Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(rgb)).ToLowerInvariant(), i.GetProperty("rgb_sha256").GetString());
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void TheEventParserRejectsACorruptedFile()
     {
         string file;

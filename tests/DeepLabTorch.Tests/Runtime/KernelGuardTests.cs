@@ -165,7 +165,7 @@ public class KernelGuardTests
         Assert.False(File.Exists(dir["v.json"]), "an unchecked verdict is not cached");
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.UnixPaths)]
     public void TheCacheFolderHonoursXdgCacheHome()
     {
         Assert.Equal("/x/cache/deeplabtorch/cpu-kernels.json",

@@ -229,7 +229,7 @@ public class ServeTests(ServeFixture f) : IClassFixture<ServeFixture>
         Assert.Contains("--timeout-s", await response.Content.ReadAsStringAsync());
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Signals)]
     public async Task SigtermFinishesTheRequestsInFlight()
     {
         var big = ImageCodec.EncodePng(InferenceTestUtil.TestImage(256, 256, 5), 256, 256);

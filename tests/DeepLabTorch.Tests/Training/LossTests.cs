@@ -24,7 +24,7 @@ public class LossTests : IDisposable
     private torch.Tensor I64(string name, params long[] shape) => torch.tensor(ReferenceScripts.ReadRaw<long>(Path.Combine(_dir, name)), shape);
     private double E(string key) => _expected.GetProperty(key).GetDouble();
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void CrossEntropyMatchesTheReferenceWithIgnoreWeightsAndBatchAverage()
     {
         using var scope = torch.NewDisposeScope();
@@ -43,7 +43,7 @@ public class LossTests : IDisposable
         for (var i = 0; i < grad.Length; i++) Assert.Equal(want[i], grad[i], 6);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void OhemMatchesTheFaceParsingReferenceInBothBranches()
     {
         using var scope = torch.NewDisposeScope();
@@ -59,7 +59,7 @@ public class LossTests : IDisposable
         Assert.Throws<UserException>(() => Losses.Ohem(logits, target, 1.5));
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void FocalMatchesTheReferenceFormula()
     {
         using var scope = torch.NewDisposeScope();
@@ -73,7 +73,7 @@ public class LossTests : IDisposable
         Assert.Equal(Losses.CrossEntropy(logits, target).item<float>(), Losses.Focal(logits, target, gamma: 0, alpha: 1).item<float>(), 6);
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void DiceMatchesTheSoftDiceFormula()
     {
         using var scope = torch.NewDisposeScope();
@@ -84,7 +84,7 @@ public class LossTests : IDisposable
         Assert.Throws<UserException>(() => Losses.Dice(three, torch.zeros(new long[] { 1, 2, 2 }, torch.int64)));
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void BuildRejectsUnknownLossTypes()
     {
         Assert.Throws<UserException>(() => Losses.Build("hinge", null));

@@ -63,7 +63,7 @@ public sealed class MixedPrecisionTests
     /// network at this tiny crop is so ill-conditioned that float32 gradients already stray ~2% from float64
     /// and bf16 ones (PyTorch's too) by more than their own size, which would test nothing.
     /// </summary>
-    [Theory]
+    [LinuxTheory(LinuxOnly.Python)]
     [InlineData(true)]
     [InlineData(false)]
     public void Bf16StepGradientsMatchFloat64AsPyTorchAutocastDoes(bool channelsLast)
@@ -120,7 +120,7 @@ public sealed class MixedPrecisionTests
     /// image-pooling branch normalises two values per channel (one per image), which rounding moves arbitrarily
     /// (float32 against float64 already differ there by half a standard deviation after the ASPP).
     /// </summary>
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void Bf16TrainForwardKeepsFloat32BatchNormStatistics()
     {
         using var golden = Golden();

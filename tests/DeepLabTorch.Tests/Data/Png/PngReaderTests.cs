@@ -8,7 +8,7 @@ namespace DeepLabTorch.Tests.Data.Png;
 
 public class PngReaderTests
 {
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void EveryColourTypeDepthFilterAndInterlaceReadsExactly()
     {
         var dir = PngTestFiles.Fixtures;
@@ -38,7 +38,7 @@ public class PngReaderTests
         Assert.True(interlaced >= 60 && count >= 130, $"{count} files, {interlaced} interlaced");
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void PaletteMasksGiveIndicesAndSixteenBitGrayItsValues()
     {
         var dir = PngTestFiles.Fixtures;
@@ -57,7 +57,7 @@ public class PngReaderTests
         }
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void GrayAlphaMasksGiveTheGrayAndColourMasksMustBeVocColours()
     {
         var la = Path.Combine(PngTestFiles.Fixtures, "pil_LA_8.png");

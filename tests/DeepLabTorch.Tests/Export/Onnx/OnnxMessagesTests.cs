@@ -49,7 +49,7 @@ public class OnnxMessagesTests
         return t;
     }
 
-    [Fact]
+    [LinuxFact(LinuxOnly.Python)]
     public void PythonOnnxReadsTheQuantisationTypesAndExternalData()
     {
         using var dir = new TempDir();
