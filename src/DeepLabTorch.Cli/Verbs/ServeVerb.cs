@@ -44,35 +44,27 @@ public sealed class ServeVerb : ModelRunOptions
         var predictor = new Predictor(model.Engine, new PredictOptions { ResizeShort = Resize }.Validate());
         var served = new ServedModel(predictor, model.ClassNames, ModelLoader.PaletteFor(model.ClassNames), model.Backbone, model.OutputStride,
             model.Precision, model.EngineName, model.Description);
-        return RunServer(served, settings, log);
+        return RunServer(served, settings, log).GetAwaiter().GetResult();
     }
 
-    /// <summary>Kestrel on the thread pool; the model on this (the main) thread, as Batcher explains.</summary>
-    private int RunServer(ServedModel served, ServeSettings settings, ILogger log)
+    private async Task<int> RunServer(ServedModel served, ServeSettings settings, ILogger log)
     {
-        var server = new SegmentServer(served, settings, Loggers);
+        await using var server = new SegmentServer(served, settings, Loggers);
         try
         {
-            try
-            {
-                server.StartAsync(CancellationToken.None).GetAwaiter().GetResult();
-            }
-            catch (IOException e)
-            {
-                throw new UserException($"cannot listen on {settings.Host}:{settings.Port}: {e.Message}");
-            }
-            foreach (var address in server.Addresses) Results.WriteLine($"serving {served.Description} on {address}");
-            Results.Flush();
-            log.LogInformation("max batch {MaxBatch}, wait {Wait} ms, queue {Queue}, timeout {Timeout} s, uploads up to {Mb} MiB and {Pixels} pixels; SIGTERM or Ctrl+C stops",
-                settings.MaxBatch, settings.MaxWaitMs, settings.Queue, settings.TimeoutSeconds, MaxUploadMb, settings.MaxPixels);
-            server.RunUntilShutdown();
-            log.LogInformation("stopped: requests in flight were answered");
-            return 0;
+            await server.StartAsync(CancellationToken.None);
         }
-        finally
+        catch (IOException e)
         {
-            server.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            throw new UserException($"cannot listen on {settings.Host}:{settings.Port}: {e.Message}");
         }
+        foreach (var address in server.Addresses) Results.WriteLine($"serving {served.Description} on {address}");
+        Results.Flush();
+        log.LogInformation("max batch {MaxBatch}, wait {Wait} ms, queue {Queue}, timeout {Timeout} s, uploads up to {Mb} MiB and {Pixels} pixels; SIGTERM or Ctrl+C stops",
+            settings.MaxBatch, settings.MaxWaitMs, settings.Queue, settings.TimeoutSeconds, MaxUploadMb, settings.MaxPixels);
+        await server.WaitForShutdownAsync();
+        log.LogInformation("stopped: requests in flight were answered");
+        return 0;
     }
 
     private ServeSettings Validate()
