@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using DeepLabTorch.Extensions;
 using DeepLabTorch.Inference;
+using DeepLabTorch.Runtime;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -34,7 +35,7 @@ public sealed class BlendBenchmark : IBenchmark
         }
         return new JsonObject
         {
-            ["cpu"] = CpuName(),
+            ["cpu"] = PlatformNatives.CpuDescription(),
             ["threads"] = get_num_threads(),
             ["runs"] = runs,
             ["seam_error"] = "mean over 4-neighbour pairs split by the alpha=0.5 outline and channels of |du - (a dfg plus (1-a) dbg)|, a the mean alpha of the pair",
@@ -84,8 +85,6 @@ public sealed class BlendBenchmark : IBenchmark
         times.Sort();
         return Math.Round(times[times.Count / 2], 1);
     }
-
-    private static string CpuName() => Runtime.CpuIdentity.Current?.Describe() ?? System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString();
 
     /// <summary>
     /// A synthetic frame [1,3,H,W] in [0,1]: a textured photo, a differently textured background 0.25 brighter

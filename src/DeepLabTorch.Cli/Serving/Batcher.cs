@@ -18,7 +18,12 @@ internal sealed class QueueFullException : Exception
 /// up to <c>maxBatch</c> more of the same image size that arrive within <c>maxWait</c>, runs them as one
 /// forward pass, and finishes each request's own output from its slice of the logits. Images of another size
 /// wait for the next batch (no padding, so a batched answer is the unbatched one). All libtorch work happens
-/// on that thread.
+/// on that thread: the one that calls <see cref="Run"/>, which `deeplab serve` makes its main thread. There glibc's
+/// malloc serves libtorch from its main arena, whose freed blocks NativeHeap keeps for reuse; a thread of its own
+/// gets another arena, which cannot hold a block above 64 MB and maps each one afresh, so a batch of eight 513²
+/// images (177 MB of logits) paid ~32,000 page faults per image, against ~2,500 in predict, and ran at 0.8-0.9 of
+/// predict's batched rate. The model now runs as predict's does, libgomp's spinning included: on a machine that
+/// other processes load, GOMP_SPINCOUNT=1000 (or OMP_WAIT_POLICY=PASSIVE) helps both (docs/performance.md, "Serving").
 /// </summary>
 internal sealed class Batcher : IDisposable
 {
@@ -43,7 +48,6 @@ internal sealed class Batcher : IDisposable
     private readonly TimeSpan _maxWait;
     private readonly ServerMetrics _metrics;
     private readonly ILogger _log;
-    private readonly Thread _thread;
     private Job? _carried;
 
     public Batcher(Predictor predictor, int maxBatch, TimeSpan maxWait, int queue, ServerMetrics metrics, ILogger log)
@@ -55,8 +59,6 @@ internal sealed class Batcher : IDisposable
         _metrics = metrics;
         _log = log;
         _queue = Channel.CreateBounded<Job>(new BoundedChannelOptions(queue) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
-        _thread = new Thread(Loop) { Name = "deeplab-inference", IsBackground = true };
-        _thread.Start();
     }
 
     /// <summary>Requests waiting, not counting the batch being run.</summary>
@@ -64,7 +66,7 @@ internal sealed class Batcher : IDisposable
 
     /// <summary>
     /// Queues an image and waits for its result: <paramref name="finish"/>(logits [1,C,H,W], image01 [1,3,H,W]) runs on
-    /// the inference thread inside a dispose scope and returns plain .NET data.
+    /// the inference thread (the caller of <see cref="Run"/>) inside a dispose scope and returns plain .NET data.
     /// </summary>
     /// <exception cref="QueueFullException">The queue is full.</exception>
     /// <exception cref="TimeoutException">The result did not come within the timeout.</exception>
@@ -87,7 +89,10 @@ internal sealed class Batcher : IDisposable
         }
     }
 
-    private void Loop()
+    /// <summary>
+    /// Runs batches on the calling thread until <see cref="Complete"/> has been called and the queue is empty.
+    /// </summary>
+    public void Run()
     {
         var reader = _queue.Reader;
         while (true)
@@ -174,10 +179,8 @@ internal sealed class Batcher : IDisposable
         _metrics.Batch(live.Count, clock.Elapsed.TotalSeconds);
     }
 
-    /// <summary>Stops taking requests, lets the inference thread finish those queued, and waits for it.</summary>
-    public void Dispose()
-    {
-        _queue.Writer.TryComplete();
-        _thread.Join(TimeSpan.FromSeconds(30));
-    }
+    /// <summary>Stops taking requests; <see cref="Run"/> finishes those queued and returns.</summary>
+    public void Complete() => _queue.Writer.TryComplete();
+
+    public void Dispose() => Complete();
 }

@@ -66,8 +66,18 @@ internal sealed class SegmentServer : IAsyncDisposable
 
     public Task StartAsync(CancellationToken ct) => _app.StartAsync(ct);
 
-    /// <summary>Runs until the host stops (SIGTERM or Ctrl+C): new connections are refused, requests in flight finish.</summary>
-    public Task WaitForShutdownAsync() => _app.WaitForShutdownAsync();
+    /// <summary>
+    /// Runs the model on the calling thread (see <see cref="Batcher"/>) until the host stops (SIGTERM or Ctrl+C): new
+    /// connections are refused, requests in flight finish, then the queue closes and this returns.
+    /// </summary>
+    public void RunUntilShutdown()
+    {
+        var shutdown = _app.WaitForShutdownAsync();
+        var closing = shutdown.ContinueWith(_ => _batcher.Complete(), TaskScheduler.Default);
+        _batcher.Run();
+        closing.GetAwaiter().GetResult();
+        shutdown.GetAwaiter().GetResult();
+    }
 
     public async ValueTask DisposeAsync()
     {

@@ -44,27 +44,35 @@ public sealed class ServeVerb : ModelRunOptions
         var predictor = new Predictor(model.Engine, new PredictOptions { ResizeShort = Resize }.Validate());
         var served = new ServedModel(predictor, model.ClassNames, ModelLoader.PaletteFor(model.ClassNames), model.Backbone, model.OutputStride,
             model.Precision, model.EngineName, model.Description);
-        return RunServer(served, settings, log).GetAwaiter().GetResult();
+        return RunServer(served, settings, log);
     }
 
-    private async Task<int> RunServer(ServedModel served, ServeSettings settings, ILogger log)
+    /// <summary>Kestrel on the thread pool; the model on this (the main) thread, as Batcher explains.</summary>
+    private int RunServer(ServedModel served, ServeSettings settings, ILogger log)
     {
-        await using var server = new SegmentServer(served, settings, Loggers);
+        var server = new SegmentServer(served, settings, Loggers);
         try
         {
-            await server.StartAsync(CancellationToken.None);
+            try
+            {
+                server.StartAsync(CancellationToken.None).GetAwaiter().GetResult();
+            }
+            catch (IOException e)
+            {
+                throw new UserException($"cannot listen on {settings.Host}:{settings.Port}: {e.Message}");
+            }
+            foreach (var address in server.Addresses) Results.WriteLine($"serving {served.Description} on {address}");
+            Results.Flush();
+            log.LogInformation("max batch {MaxBatch}, wait {Wait} ms, queue {Queue}, timeout {Timeout} s, uploads up to {Mb} MiB and {Pixels} pixels; SIGTERM or Ctrl+C stops",
+                settings.MaxBatch, settings.MaxWaitMs, settings.Queue, settings.TimeoutSeconds, MaxUploadMb, settings.MaxPixels);
+            server.RunUntilShutdown();
+            log.LogInformation("stopped: requests in flight were answered");
+            return 0;
         }
-        catch (IOException e)
+        finally
         {
-            throw new UserException($"cannot listen on {settings.Host}:{settings.Port}: {e.Message}");
+            server.DisposeAsync().AsTask().GetAwaiter().GetResult();
         }
-        foreach (var address in server.Addresses) Results.WriteLine($"serving {served.Description} on {address}");
-        Results.Flush();
-        log.LogInformation("max batch {MaxBatch}, wait {Wait} ms, queue {Queue}, timeout {Timeout} s, uploads up to {Mb} MiB and {Pixels} pixels; SIGTERM or Ctrl+C stops",
-            settings.MaxBatch, settings.MaxWaitMs, settings.Queue, settings.TimeoutSeconds, MaxUploadMb, settings.MaxPixels);
-        await server.WaitForShutdownAsync();
-        log.LogInformation("stopped: requests in flight were answered");
-        return 0;
     }
 
     private ServeSettings Validate()

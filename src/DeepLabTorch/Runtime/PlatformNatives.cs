@@ -36,14 +36,54 @@ internal static class PlatformNatives
     [DllImport("libc")] private static extern int kill(int pid, int signal);
 
     /// <summary>This process's peak resident memory (VmHWM) in MiB on Linux; -1 elsewhere.</summary>
-    public static double PeakRssMb()
+    public static double PeakRssMb() => StatusMb("/proc/self/status", "VmHWM:");
+
+    /// <summary>
+    /// Another process's resident memory now (VmRSS of /proc/PID/status) in MiB on Linux; -1 elsewhere, or when the
+    /// process is gone.
+    /// </summary>
+    public static double ProcessRssMb(int pid) => StatusMb($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/status", "VmRSS:");
+
+    /// <summary>A "kB" field of a /proc status file in MiB (one decimal), or -1 off Linux or when it cannot be read.</summary>
+    private static double StatusMb(string path, string field)
     {
-        const string path = "/proc/self/status";
-        if (!OperatingSystem.IsLinux() || !File.Exists(path)) return -1;
-        foreach (var line in File.ReadLines(path))
-            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                return Math.Round(long.Parse(line[6..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) / 1024.0, 1);
+        if (!OperatingSystem.IsLinux()) return -1;
+        try
+        {
+            foreach (var line in File.ReadLines(path))
+                if (line.StartsWith(field, StringComparison.Ordinal))
+                    return Math.Round(long.Parse(line[field.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) / 1024.0, 1);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         return -1;
+    }
+
+    /// <summary>The 1-, 5- and 15-minute load averages (/proc/loadavg) on Linux; null elsewhere.</summary>
+    public static double[]? LoadAverage()
+    {
+        if (!OperatingSystem.IsLinux()) return null;
+        try
+        {
+            var fields = File.ReadAllText("/proc/loadavg").Split(' ');
+            return fields.Take(3).Select(f => double.Parse(f, CultureInfo.InvariantCulture)).ToArray();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { return null; }
+    }
+
+    /// <summary>
+    /// The processor as /proc/cpuinfo names it, "MODEL NAME (cpu family N)" (what `grep -m1 'model name' /proc/cpuinfo`
+    /// prints) on Linux; elsewhere CPUID's brand string and family, or "unknown".
+    /// </summary>
+    public static string CpuDescription()
+    {
+        const string path = "/proc/cpuinfo";
+        if (OperatingSystem.IsLinux() && File.Exists(path))
+        {
+            var lines = File.ReadLines(path).Take(64).ToList();
+            string Field(string key) => lines.FirstOrDefault(l => l.StartsWith(key, StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "?";
+            return $"{Field("model name")} (cpu family {Field("cpu family")})";
+        }
+        return CpuIdentity.Current is { } id ? $"{id.Brand.Trim()} (cpu family {id.Family.ToString(CultureInfo.InvariantCulture)})" : "unknown";
     }
 
     /// <summary>
