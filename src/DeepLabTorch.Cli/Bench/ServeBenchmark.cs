@@ -20,7 +20,7 @@ namespace DeepLabTorch.Cli.Bench;
 /// `deeplab predict --batch-size B` on the same images, as the batched rate the server is measured against; rounds
 /// alternate the two, so that a shared machine's load falls on both alike.
 /// </summary>
-public sealed partial class ServeBenchmark : IBenchmark
+public sealed class ServeBenchmark : IBenchmark
 {
     public string Name => "serve";
     public string Description => "deeplab serve under load on loopback vs predict --batch-size 8 (images=DIR count=48 weights=FILE, or url=URL pid=PID for a running server; " +
@@ -299,10 +299,10 @@ public sealed partial class ServeBenchmark : IBenchmark
 
     /// <summary>The server's own time in ms from its Server-Timing header ("total;dur=12.5"), or null.</summary>
     internal static double? ServerTotal(string? header) =>
-        header is not null && ServerTiming().Match(header) is { Success: true } m ? double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : null;
+        header is not null && ServerTimingPattern.Match(header) is { Success: true } m ? double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : null;
 
-    [GeneratedRegex(@"total;dur=([0-9.]+)")]
-    private static partial Regex ServerTiming();
+    // Plain Regex objects, not [GeneratedRegex]: the source scans in the tests compile without source generators.
+    private static readonly Regex ServerTimingPattern = new(@"total;dur=([0-9.]+)", RegexOptions.CultureInvariant);
 
     /// <summary>
     /// Batches and images the server has run so far and the seconds its inference thread spent on them, from its
@@ -331,7 +331,7 @@ public sealed partial class ServeBenchmark : IBenchmark
             var err = p.StandardError.ReadToEndAsync();
             var stdout = p.StandardOutput.ReadToEnd();
             p.WaitForExit();
-            var m = PredictLine().Match(stdout);
+            var m = PredictLinePattern.Match(stdout);
             if (p.ExitCode != 0 || !m.Success)
                 throw new UserException($"bench serve: predict failed (exit {p.ExitCode}): {stdout.Trim()} {err.Result.Trim()}");
             int n = int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
@@ -344,8 +344,7 @@ public sealed partial class ServeBenchmark : IBenchmark
         }
     }
 
-    [GeneratedRegex(@"predict: (\d+) image\(s\) in [0-9.]+ s \(([0-9.]+) images/s\); 0 failed")]
-    private static partial Regex PredictLine();
+    private static readonly Regex PredictLinePattern = new(@"predict: (\d+) image\(s\) in [0-9.]+ s \(([0-9.]+) images/s\); 0 failed", RegexOptions.CultureInvariant);
 
     /// <summary>This program (`dotnet deeplab.dll` or the apphost) as a child process with its output read.</summary>
     private static ProcessStartInfo SelfCommand()
@@ -357,7 +356,7 @@ public sealed partial class ServeBenchmark : IBenchmark
     }
 
     /// <summary>The server: a `deeplab serve --port 0` child (stopped with SIGTERM), or one given by its address.</summary>
-    private sealed partial class ServerChild : IDisposable
+    private sealed class ServerChild : IDisposable
     {
         private readonly Process? _process;
         private readonly StringBuilder _stderr = new();
@@ -417,7 +416,7 @@ public sealed partial class ServeBenchmark : IBenchmark
             {
                 string? line;
                 while ((line = p.StandardOutput.ReadLine()) != null)
-                    if (Address().Match(line) is { Success: true } m) return m.Value;
+                    if (AddressPattern.Match(line) is { Success: true } m) return m.Value;
                 return null;
             });
             if (!read.Wait(TimeSpan.FromMinutes(3)) || read.Result is null)
@@ -463,7 +462,6 @@ public sealed partial class ServeBenchmark : IBenchmark
             _process.Dispose();
         }
 
-        [GeneratedRegex(@"http://[0-9.\[\]:]+")]
-        private static partial Regex Address();
+        private static readonly Regex AddressPattern = new(@"http://[0-9.\[\]:]+", RegexOptions.CultureInvariant);
     }
 }
