@@ -12,6 +12,14 @@ using static TorchSharp.torch;
 namespace DeepLabTorch.Tests.Export;
 
 /// <summary>`export --quantize int8 | fp16`: the QDQ graph, its arithmetic against hand values, its accuracy, calibration.</summary>
+/// <summary>Runs alone: its models come from the global generator (manual_seed), which classes running beside it would advance.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class QuantizedExportCollection
+{
+    public const string Name = "quantized-export-serial";
+}
+
+[Collection(QuantizedExportCollection.Name)]
 public class QuantizedExportTests(ITestOutputHelper output)
 {
     private const int Classes = 3;
