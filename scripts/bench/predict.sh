@@ -11,17 +11,7 @@ size="${1:-513}"; n="${2:-6}"; rounds="${3:-3}"; threads="${4:-2}"; precisions="
 deeplab=(dotnet "$root/src/DeepLabTorch.Cli/bin/Release/net10.0/deeplab.dll")
 work="$root/build/bench/predict"
 mkdir -p "$work"
-weights="$work/weights.safetensors"
-if [ ! -f "$weights" ]; then
-  data="$root/build/bench/learn-voc"
-  [ -f "$data/VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt" ] || "${deeplab[@]}" data synth --out "$data" --count 300 --seed 1 >&2
-  echo "predict: training the benchmark's weights (60 iterations at crop 129) ..." >&2
-  rm -rf "$work/train"
-  "${deeplab[@]}" train --dataset synthetic --data-root "$data" --backbone mobilenet --lr 0.01 --crop-size 129 --base-size 160 \
-    --batch-size 8 --workers 2 --threads "$threads" --max-iters 60 --no-val --output "$work/train" > "$work/train.log" 2>&1 \
-    || { tail -5 "$work/train.log" >&2; exit 1; }
-  cp "$work/train/last.safetensors" "$weights"
-fi
+weights=$("$root/scripts/bench/predict_weights.sh" "$threads")
 images="$work/images-$size"
 if [ ! -d "$images/VOCdevkit" ] || [ "$(ls "$images/VOCdevkit/VOC2012/JPEGImages" | wc -l)" -lt $((3 * n)) ]; then
   rm -rf "$images"

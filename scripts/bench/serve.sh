@@ -32,18 +32,7 @@ while [ $# -gt 0 ]; do
 done
 deeplab=(dotnet "$root/src/DeepLabTorch.Cli/bin/Release/net10.0/deeplab.dll")
 # The weights predict.sh times (the same recipe and file, made once for both).
-weights="$root/build/bench/predict/weights.safetensors"
-if [ ! -f "$weights" ]; then
-  work="$root/build/bench/predict"; mkdir -p "$work"
-  data="$root/build/bench/learn-voc"
-  [ -f "$data/VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt" ] || "${deeplab[@]}" data synth --out "$data" --count 300 --seed 1 >&2
-  echo "serve: training the benchmark's weights (60 iterations at crop 129, as predict.sh) ..." >&2
-  rm -rf "$work/train"
-  "${deeplab[@]}" train --dataset synthetic --data-root "$data" --backbone mobilenet --lr 0.01 --crop-size 129 --base-size 160 \
-    --batch-size 8 --workers 2 --threads "$threads" --max-iters 60 --no-val --output "$work/train" > "$work/train.log" 2>&1 \
-    || { tail -5 "$work/train.log" >&2; exit 1; }
-  cp "$work/train/last.safetensors" "$weights"
-fi
+weights=$("$root/scripts/bench/predict_weights.sh" "$threads")
 images="$root/build/bench/serve/images-$size"
 jpegs="$images/VOCdevkit/VOC2012/JPEGImages"
 if [ ! -d "$jpegs" ] || [ "$(ls "$jpegs" | wc -l)" -lt "$count" ]; then
