@@ -35,7 +35,7 @@ public sealed class BlendBenchmark : IBenchmark
         }
         return new JsonObject
         {
-            ["cpu"] = PlatformNatives.CpuDescription(),
+            ["cpu"] = CpuIdentity.Current?.Describe() ?? "not x86",
             ["threads"] = get_num_threads(),
             ["runs"] = runs,
             ["seam_error"] = "mean over 4-neighbour pairs split by the alpha=0.5 outline and channels of |du - (a dfg plus (1-a) dbg)|, a the mean alpha of the pair",

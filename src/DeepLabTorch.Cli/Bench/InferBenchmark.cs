@@ -88,7 +88,7 @@ public sealed class InferBenchmark : IBenchmark
         var faults2 = NativeHeap.MinorPageFaults();
         var tb = Time(predictor, xb, itersB, device);
         var faults3 = NativeHeap.MinorPageFaults();
-        double median1 = Median(t1), medianB = Median(tb);
+        double median1 = Percentiles.Of(t1, 50), medianB = Percentiles.Of(tb, 50);
         if (onnxPath is not null) File.Delete(onnxPath);
         return new JsonObject
         {
@@ -163,11 +163,5 @@ public sealed class InferBenchmark : IBenchmark
             times[i] = sw.Elapsed.TotalMilliseconds;
         }
         return times;
-    }
-
-    private static double Median(double[] v)
-    {
-        var s = v.OrderBy(x => x).ToArray();
-        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
     }
 }

@@ -67,14 +67,14 @@ public sealed class ScalingBenchmark : IBenchmark
                     points.Add(new JsonObject
                     {
                         ["threads"] = t, ["crop"] = crop, ["batch"] = batch, ["pixels_x_batch"] = work, ["reps"] = n, ["warmed_up"] = !big,
-                        ["infer_ms_median"] = Math.Round(Median(infer), 1), ["infer_ms_min"] = Math.Round(infer.Min(), 1),
-                        ["train_step_ms_median"] = step is null ? null : Math.Round(Median(step), 1),
+                        ["infer_ms_median"] = Math.Round(Percentiles.Of(infer, 50), 1), ["infer_ms_min"] = Math.Round(infer.Min(), 1),
+                        ["train_step_ms_median"] = step is null ? null : Math.Round(Percentiles.Of(step, 50), 1),
                         ["train_step_ms_min"] = step is null ? null : Math.Round(step.Min(), 1),
                     });
                     if (step is null)
-                        log.LogInformation("scaling: threads {Threads} crop {Crop} batch {Batch}: infer {InferMs:F0} ms, train skipped", t, crop, batch, Median(infer));
+                        log.LogInformation("scaling: threads {Threads} crop {Crop} batch {Batch}: infer {InferMs:F0} ms, train skipped", t, crop, batch, Percentiles.Of(infer, 50));
                     else
-                        log.LogInformation("scaling: threads {Threads} crop {Crop} batch {Batch}: infer {InferMs:F0} ms, train {TrainMs:F0} ms", t, crop, batch, Median(infer), Median(step));
+                        log.LogInformation("scaling: threads {Threads} crop {Crop} batch {Batch}: infer {InferMs:F0} ms, train {TrainMs:F0} ms", t, crop, batch, Percentiles.Of(infer, 50), Percentiles.Of(step, 50));
                 }
         }
         return new JsonObject
@@ -120,11 +120,5 @@ public sealed class ScalingBenchmark : IBenchmark
         opt.zero_grad();
         loss.backward();
         opt.step();
-    }
-
-    private static double Median(double[] v)
-    {
-        var s = v.OrderBy(x => x).ToArray();
-        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
     }
 }

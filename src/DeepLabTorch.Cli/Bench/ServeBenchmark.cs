@@ -138,7 +138,7 @@ public sealed class ServeBenchmark : IBenchmark
             ["benchmark"] = "serve",
             ["machine"] = new JsonObject
             {
-                ["cpu"] = PlatformNatives.CpuDescription(),
+                ["cpu"] = CpuIdentity.Current?.Describe() ?? "not x86",
                 ["nproc"] = Environment.ProcessorCount,
                 ["load_average_before"] = Loads(loadBefore),
                 ["load_average_after"] = Loads(PlatformNatives.LoadAverage()),

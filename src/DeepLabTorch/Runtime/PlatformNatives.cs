@@ -71,22 +71,6 @@ internal static class PlatformNatives
     }
 
     /// <summary>
-    /// The processor as /proc/cpuinfo names it, "MODEL NAME (cpu family N)" (what `grep -m1 'model name' /proc/cpuinfo`
-    /// prints) on Linux; elsewhere CPUID's brand string and family, or "unknown".
-    /// </summary>
-    public static string CpuDescription()
-    {
-        const string path = "/proc/cpuinfo";
-        if (OperatingSystem.IsLinux() && File.Exists(path))
-        {
-            var lines = File.ReadLines(path).Take(64).ToList();
-            string Field(string key) => lines.FirstOrDefault(l => l.StartsWith(key, StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "?";
-            return $"{Field("model name")} (cpu family {Field("cpu family")})";
-        }
-        return CpuIdentity.Current is { } id ? $"{id.Brand.Trim()} (cpu family {id.Family.ToString(CultureInfo.InvariantCulture)})" : "unknown";
-    }
-
-    /// <summary>
     /// Open MPI's libmpi (Linux: libmpi.so.40, Debian's libopenmpi3; macOS: libmpi.40.dylib), or IntPtr.Zero with the
     /// reason in <paramref name="problem"/>. MPICH (libmpi.so.12) is recognised and refused by name; on Windows, where
     /// MS-MPI would stand in for Open MPI, the reason says that only one process is supported there.
